@@ -1,0 +1,184 @@
+"""The analyzer contract: what a plugin implements and what mirflow relies on.
+
+An analyzer is a small class with declarations (name, version, resource, audio it
+wants, parameters, outputs, requirements) and two methods: ``setup`` loads models
+once per worker process, ``analyze`` turns one chunk into outputs. Everything heavy
+(tensorflow, essentia, madmom, librosa) is imported inside those methods, never at
+module top, so that listing plugins and ``mirflow --help`` stay instant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+RESOURCES = ("cpu", "gpu")
+CHANNEL_LAYOUTS = ("mono", "all")
+
+# Output kinds, each with a default merge rule in mirflow.aggregate.
+SCALAR = "scalar"  # number, or {"value": x, "confidence": c}
+LABEL = "label"  # {"label": str, "confidence": c} (or a plain str)
+EVENTS = "events"  # [{"time": t, ...}] (or plain times)
+SEGMENTS = "segments"  # [{"start": s, "end": e, "label": str, "confidence": c}]
+CURVE = "curve"  # {"times": [...], "values": [...]}
+OUTPUT_KINDS = (SCALAR, LABEL, EVENTS, SEGMENTS, CURVE)
+
+
+class ParamError(ValueError):
+    """A parameter value that an analyzer does not accept."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter: default, type and the range or choices it accepts."""
+
+    default: Any
+    type: type = float
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    help: str = ""
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` converted to the declared type, or raise ParamError."""
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise ParamError(f"expected true or false, got {value!r}")
+            return value
+        if self.type in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParamError(f"expected a number, got {value!r}")
+            if self.type is int and float(value) != int(value):
+                raise ParamError(f"expected a whole number, got {value!r}")
+            value = self.type(value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ParamError(f"expected a finite number, got {value!r}")
+            if self.min is not None and value < self.min:
+                raise ParamError(f"{value!r} is below the minimum {self.min!r}")
+            if self.max is not None and value > self.max:
+                raise ParamError(f"{value!r} is above the maximum {self.max!r}")
+        elif self.type is list:
+            if not isinstance(value, list):
+                raise ParamError(f"expected a list, got {value!r}")
+            value = list(value)
+        elif not isinstance(value, self.type):
+            raise ParamError(f"expected {self.type.__name__}, got {value!r}")
+        if self.choices is not None:
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if item not in self.choices:
+                    allowed = ", ".join(map(str, self.choices))
+                    raise ParamError(f"{item!r} is not one of: {allowed}")
+        return value
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """An input an analyzer needs from another step's output (e.g. ``beats``).
+
+    The pipeline binds it to a step (``inputs: {slot: step_id}``), or mirflow picks
+    the only step that provides an output of that name.
+    """
+
+    output: str
+    optional: bool = False
+
+
+class Analyzer:
+    """Base class for every analyzer. Subclasses set the class attributes below.
+
+    Outputs returned by ``analyze`` use times in seconds from the start of the
+    chunk's audio; mirflow shifts them to track time before merging.
+    """
+
+    name: ClassVar[str] = ""  # dotted "plugin.analyzer"
+    version: ClassVar[str] = "1"  # part of every result (and of any cache key)
+    resource: ClassVar[str] = "cpu"  # "cpu" or "gpu": which lane runs it
+    sample_rate: ClassVar[int | None] = 44100  # None: the file's own rate
+    channels: ClassVar[str] = "mono"  # "mono" (mixed down) or "all" (channels, samples)
+    chunked: ClassVar[bool] = True  # False: always sees the whole track as one chunk
+    params: ClassVar[dict[str, Param]] = {}
+    outputs: ClassVar[dict[str, str]] = {}  # output name -> kind
+    requires: ClassVar[dict[str, Requirement]] = {}  # input slot -> requirement
+    libraries: ClassVar[tuple[str, ...]] = ()  # import names it needs (for `mirflow plugins`)
+
+    def __init__(self, **config: Any) -> None:
+        self.config = self.validate_params(config)
+        self.device = "cpu"
+
+    @classmethod
+    def validate_params(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in and every value checked; raises ParamError naming the key."""
+        unknown = sorted(set(config) - set(cls.params))
+        if unknown:
+            raise ParamError(f"unknown parameter {unknown[0]!r}")
+        values = {}
+        for key, spec in cls.params.items():
+            try:
+                values[key] = spec.validate(config.get(key, spec.default))
+            except ParamError as err:
+                raise ParamError(f"parameter {key!r}: {err}") from None
+        cls.check_params(values)
+        return values
+
+    @classmethod
+    def check_params(cls, values: dict[str, Any]) -> None:
+        """Cross-parameter checks (e.g. min_bpm < max_bpm); raise ParamError."""
+
+    def setup(self, device: str) -> None:
+        """Load models once per worker process; set ``self.device`` to what really runs.
+
+        ``device`` is the pipeline's request (``auto``, ``cpu`` or ``gpu``). A ``gpu``
+        analyzer asked for ``gpu`` with no usable GPU must raise, saying why.
+        """
+        self.device = "cpu"
+
+    def analyze(self, chunk, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Return ``{output_name: value}`` for one chunk (a :class:`mirflow.audio.Chunk`).
+
+        ``inputs`` maps each requirement slot to the track-level output of the step
+        bound to it (or None for a missing optional input).
+        """
+        raise NotImplementedError
+
+    def analyze_batch(self, chunks: list, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Analyze many chunks in one call; ``gpu`` analyzers override it to batch."""
+        return [self.analyze(chunk, chunk_inputs) for chunk, chunk_inputs in zip(chunks, inputs)]
+
+    @classmethod
+    def describe(cls) -> str:
+        """First line of the docstring, for listings."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+@dataclass
+class AnalyzerError(Exception):
+    """A failure of one analyzer on one file, kept in that file's result."""
+
+    message: str
+    chunk: int | None = None
+    details: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def check_analyzer_class(cls: type) -> None:
+    """Reject a malformed analyzer at registration, not in the middle of a run."""
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    if not (isinstance(cls, type) and issubclass(cls, Analyzer)):
+        raise TypeError(f"{where} is not a subclass of mirflow.Analyzer")
+    if not cls.name or cls.name.count(".") != 1:
+        raise TypeError(f"{where}.name must be 'plugin.analyzer', got {cls.name!r}")
+    if cls.resource not in RESOURCES:
+        raise TypeError(f"{where}.resource must be one of {RESOURCES}, got {cls.resource!r}")
+    if cls.channels not in CHANNEL_LAYOUTS:
+        raise TypeError(f"{where}.channels must be one of {CHANNEL_LAYOUTS}, got {cls.channels!r}")
+    for output, kind in cls.outputs.items():
+        if kind not in OUTPUT_KINDS:
+            raise TypeError(f"{where}.outputs[{output!r}] has unknown kind {kind!r}")
+    try:
+        cls.validate_params({})
+    except ParamError as err:
+        raise TypeError(f"{where}: defaults do not validate: {err}") from None

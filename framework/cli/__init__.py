@@ -1,0 +1,69 @@
+"""The ``mirflow`` command line. Each command group lives in its own module.
+
+Heavy work is imported inside commands, so ``mirflow --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import CliError, Context
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mirflow", prog_name="mirflow")
+@click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--disable-plugin", "disabled", multiple=True, metavar="NAME",
+              help="Do not load this plugin (repeatable). MIRFLOW_PLUGINS=a,b loads only those.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, disabled: tuple[str, ...]) -> None:
+    """mirflow: beats, downbeats, chords, key and tempo as one timeline per song."""
+    ctx.obj = Context(verbose=verbose, quiet=quiet, disabled=disabled)
+
+
+def _add_builtin_commands() -> None:
+    from . import info, run
+
+    cli.add_command(run.run)
+    cli.add_command(info.plugins)
+    cli.add_command(info.pipelines)
+    cli.add_command(info.validate)
+
+
+_add_builtin_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: plugin commands are added, then one-line errors, exit 2."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
+    try:
+        _add_plugin_commands(args)
+        cli.main(args=args, prog_name="mirflow", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("mirflow: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except CliError as err:
+        click.echo(f"mirflow: {err}", err=True)
+        sys.exit(err.exit_code)
+    except Exception as err:
+        if verbose:
+            raise
+        click.echo(f"mirflow: {type(err).__name__}: {err} (run with -v for the traceback)", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _add_plugin_commands(args: list[str]) -> None:
+    """Let plugins add commands (``register_commands``) — only when a command is named."""
+    if not args or args[0].startswith("-") or args[0] in cli.commands:
+        return
+    from ..plugin_manager import make_plugin_manager
+
+    make_plugin_manager().hook.register_commands(cli=cli)

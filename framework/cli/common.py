@@ -1,0 +1,96 @@
+"""What every command shares: options, plugin loading, pipeline lookup, error type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".m4a", ".wma", ".au")
+
+
+class CliError(Exception):
+    """An error to show as one line (``mirflow: ...``) with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Context:
+    verbose: int = 0
+    quiet: bool = False
+    disabled: tuple[str, ...] = ()
+    _loaded: tuple = field(default=(), repr=False)
+
+    def plugins(self):
+        """(plugin manager, analyzer registry), loaded once per command."""
+        if not self._loaded:
+            from ..plugin_manager import PluginError, collect_analyzers, make_plugin_manager
+
+            pm = make_plugin_manager(disabled=self.disabled)
+            try:
+                registry = collect_analyzers(pm)
+            except PluginError as err:
+                raise CliError(str(err)) from None
+            import click
+
+            for plugin, error in registry.load_errors.items():
+                click.echo(f"mirflow: warning: plugin {plugin!r} failed to load: {error}", err=True)
+            self._loaded = (pm, registry)
+        return self._loaded
+
+
+def bundled_pipelines() -> dict[str, Path]:
+    """Name -> path of the pipelines shipped in ``pipelines/``."""
+    from importlib.resources import files
+
+    folder = files("mirflow.bundled_pipelines")
+    return {Path(str(item)).stem: Path(str(item)) for item in folder.iterdir() if str(item).endswith(".yaml")}
+
+
+def resolve_pipeline(argument: str) -> Path:
+    """A pipeline file path, or the name of a bundled pipeline (``default``)."""
+    path = Path(argument)
+    if path.is_file():
+        return path
+    bundled = bundled_pipelines()
+    if argument in bundled:
+        return bundled[argument]
+    if path.suffix in (".yaml", ".yml") or "/" in argument:
+        raise CliError(f"{argument}: no such pipeline file")
+    names = ", ".join(sorted(bundled))
+    raise CliError(f"{argument}: no pipeline file or bundled pipeline of that name (bundled: {names})")
+
+
+def load_pipeline_or_fail(argument: str, registry):
+    from ..pipeline import PipelineError, load_pipeline
+
+    try:
+        return load_pipeline(resolve_pipeline(argument), registry)
+    except PipelineError as err:
+        raise CliError(str(err)) from None
+
+
+def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
+    """Files as given, directories searched recursively for audio, globs expanded."""
+    import glob
+
+    found: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            matches = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            if not matches:
+                raise CliError(f"{item}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            found.extend(matches)
+        elif path.is_file():
+            found.append(str(path))
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise CliError(f"{item}: pattern matches no files")
+            found.extend(matches)
+        else:
+            raise CliError(f"{item}: no such file or directory")
+    return list(dict.fromkeys(found))

@@ -1,0 +1,91 @@
+"""``mirflow plugins``, ``mirflow pipelines`` and ``mirflow validate``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import click
+
+from .common import CliError, bundled_pipelines, load_pipeline_or_fail
+
+
+def check_imports(libraries: set[str]) -> dict[str, str | None]:
+    """Import each library in its own fresh interpreter (in parallel): name -> error or None.
+
+    A separate process per library because importing some pairs in one process is
+    itself a failure (tensorflow before essentia aborts) and a crash must not take
+    this listing down.
+    """
+
+    def probe(name: str) -> str | None:
+        try:
+            done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            return "import timed out"
+        if done.returncode == 0:
+            return None
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        return lines[-1] if lines else f"exit code {done.returncode}"
+
+    names = sorted(libraries)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(names, pool.map(probe, names)))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-check", is_flag=True, help="Skip importing each analyzer's libraries.")
+@click.pass_obj
+def plugins(obj, as_json, no_check):
+    """List every analyzer: plugin, resource, version, and whether its libraries import."""
+    _, registry = obj.plugins()
+    libraries = {lib for cls in registry.analyzers.values() for lib in cls.libraries}
+    status = {} if no_check else check_imports(libraries)
+    rows = []
+    for name in registry.names():
+        cls = registry.get(name)
+        problems = {lib: status[lib] for lib in cls.libraries if status.get(lib)}
+        rows.append({
+            "analyzer": name, "plugin": registry.plugin_of[name], "resource": cls.resource,
+            "version": cls.version, "libraries": list(cls.libraries),
+            "libraries_ok": None if no_check else not problems, "problems": problems,
+            "description": cls.describe(),
+        })
+    if as_json:
+        click.echo(json.dumps({"analyzers": rows, "load_errors": registry.load_errors}, indent=1))
+        return
+    width = max([len(r["analyzer"]) for r in rows] + [8])
+    click.echo(f"{'ANALYZER'.ljust(width)}  {'PLUGIN':18} RES  VER  LIBRARIES")
+    for row in rows:
+        libs = ", ".join(row["libraries"]) or "-"
+        state = "" if row["libraries_ok"] is None else (" ok" if row["libraries_ok"] else " MISSING")
+        click.echo(f"{row['analyzer'].ljust(width)}  {row['plugin']:18} {row['resource']:4} {row['version']:4} {libs}{state}")
+        for lib, problem in row["problems"].items():
+            click.echo(f"{'':{width}}    {lib}: {problem}")
+    for plugin, error in registry.load_errors.items():
+        click.echo(f"plugin {plugin!r} failed to load: {error}", err=True)
+
+
+@click.command()
+def pipelines():
+    """List the bundled pipelines (use their names with ``mirflow run``)."""
+    import yaml
+
+    for name, path in sorted(bundled_pipelines().items()):
+        description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
+        click.echo(f"{name:10} {description}  ({path})")
+
+
+@click.command()
+@click.argument("pipeline")
+@click.pass_obj
+def validate(obj, pipeline):
+    """Check a pipeline (file or bundled name) without touching audio."""
+    _, registry = obj.plugins()
+    spec = load_pipeline_or_fail(pipeline, registry)
+    if not obj.quiet:
+        order = " -> ".join(step.id for step in spec.steps)
+        click.echo(f"{spec.path}: ok ({len(spec.steps)} steps: {order})")

@@ -1,0 +1,101 @@
+"""``mirflow run``: a pipeline over files, directories or globs."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from .common import CliError, expand_inputs, load_pipeline_or_fail
+
+
+@click.command()
+@click.argument("pipeline")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False), default=None,
+              help="Where results go (default: the pipeline's output.directory, else ./results).")
+@click.option("--format", "formats", default=None, metavar="LIST",
+              help="Comma-separated result formats: json, jams (default: the pipeline's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
+              help="Override the pipeline's resources.device.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="CPU worker processes.")
+@click.pass_obj
+def run(obj, pipeline, inputs, output_dir, formats, device, jobs):
+    """Run PIPELINE (a YAML file or a bundled name) over INPUTS (files, folders, globs)."""
+    from ..runner import SerialRunner
+
+    pm, registry = obj.plugins()
+    spec = load_pipeline_or_fail(pipeline, registry)
+    paths = expand_inputs(inputs)
+    chosen_formats = _parse_formats(formats) if formats else spec.formats
+    from .progress import ProgressLine
+
+    pm.register(ProgressLine(len(paths), live=None if not obj.quiet else False, log=obj.verbose > 0))
+    runner = SerialRunner(spec, registry, pm, device=device, output_dir=output_dir or spec.output_directory or "results",
+                          formats=chosen_formats, keep_tracebacks=obj.verbose > 0)
+    began = time.perf_counter()
+    outcomes = runner.run(paths)
+    elapsed = time.perf_counter() - began
+    if not obj.quiet:
+        for outcome in outcomes:
+            print_outcome(outcome)
+        audio = sum(o.duration for o in outcomes)
+        ok = sum(o.ok for o in outcomes)
+        speed = f", {audio / elapsed:.1f}x realtime" if elapsed > 0 and audio else ""
+        click.echo(f"{ok}/{len(outcomes)} files ok in {elapsed:.1f} s{speed}")
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in failed:
+        if outcome.error:
+            click.echo(f"mirflow: {outcome.error}", err=True)
+    if failed:
+        raise CliError(f"{len(failed)} of {len(outcomes)} files had errors (see the 'errors' in their results)", exit_code=1)
+
+
+def _parse_formats(text: str) -> tuple[str, ...]:
+    from ..pipeline.schema import FORMATS
+
+    chosen = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    for fmt in chosen:
+        if fmt not in FORMATS:
+            raise CliError(f"--format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    return chosen
+
+
+def print_outcome(outcome) -> None:
+    """A few readable lines about one file's result."""
+    import json
+
+    if not outcome.written:
+        click.echo(f"{outcome.path}: failed")
+        return
+    result_path = next((p for p in outcome.written if p.endswith(".json")), None)
+    if result_path is None:
+        click.echo(f"{outcome.path}: wrote {', '.join(outcome.written)}")
+        return
+    with open(result_path, encoding="utf-8") as handle:
+        result = json.load(handle)
+    click.echo(summary_text(result, outcome.written, outcome.seconds))
+
+
+def summary_text(result: dict, written: list[str], seconds: float) -> str:
+    summary, timeline, source = result["summary"], result["timeline"], result["source"]
+    lines = [f"{source['name']}  ({source['duration']:.1f} s, {len(result['chunks'])} chunk(s))"]
+    if "tempo" in summary:
+        lines.append(f"  tempo      {summary['tempo']['bpm']:.1f} BPM")
+    if "key" in summary:
+        lines.append(f"  key        {summary['key']['label']}  (confidence {summary['key']['confidence']:.2f})")
+    if "time_signature" in summary:
+        lines.append(f"  metre      {summary['time_signature']['label']}")
+    if timeline["beats"]:
+        lines.append(f"  beats      {len(timeline['beats'])}, downbeats {len(timeline['downbeats'])}")
+    if timeline["chords"]:
+        labels = [c["label"] for c in timeline["chords"]]
+        shown = " ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
+        lines.append(f"  chords     {shown}  ({len(labels)} segments)")
+    if len(timeline["keys"]) > 1:
+        lines.append("  key changes " + ", ".join(f"{k['start']:.0f}s {k['label']}" for k in timeline["keys"]))
+    for error in result["errors"]:
+        lines.append(f"  error      {error['step']}: {error['message']}")
+    speed = f", {source['duration'] / seconds:.1f}x realtime" if seconds else ""
+    lines.append(f"  wrote      {', '.join(written)}  ({seconds:.1f} s{speed})")
+    return "\n".join(lines)

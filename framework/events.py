@@ -1,0 +1,35 @@
+"""Progress events, sent through the ``progress`` hook to whoever listens."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Event kinds, in the order a file sees them.
+RUN_STARTED = "run_started"
+FILE_STARTED = "file_started"
+FILE_DECODED = "file_decoded"
+UNIT_STARTED = "unit_started"
+UNIT_FINISHED = "unit_finished"
+UNIT_FAILED = "unit_failed"
+FILE_FINISHED = "file_finished"
+FILE_FAILED = "file_failed"
+RUN_FINISHED = "run_finished"
+
+
+@dataclass
+class Event:
+    """One thing that happened; ``chunk`` is None for track-level units (aggregation)."""
+
+    kind: str
+    file: str | None = None
+    step: str | None = None
+    chunk: int | None = None
+    lane: str | None = None
+    seconds: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,50 @@
+"""The hooks a mirflow plugin can implement.
+
+The set is small on purpose: a plugin registers analyzers, may merge its own
+analyzers' per-chunk parts, may listen to progress, and may add CLI commands.
+Each docstring below is the reference for its hook.
+"""
+
+from pluggy import HookimplMarker, HookspecMarker
+
+hookspec = HookspecMarker("mirflow")
+hookimpl = HookimplMarker("mirflow")
+
+
+@hookspec
+def register_analyzers(register):
+    """Register analyzer classes by calling ``register(AnalyzerSubclass)``.
+
+    Called once per plugin manager. Not ``firstresult``: every plugin adds its own,
+    and the host rejects two analyzers with the same dotted name.
+    """
+
+
+@hookspec(firstresult=True)
+def aggregate(analyzer, parts, track):
+    """Merge one analyzer's per-chunk ``parts`` into its track-level output.
+
+    ``analyzer`` is the configured analyzer instance, ``parts`` a list of
+    :class:`mirflow.aggregate.Part` (chunk + that chunk's outputs, times already
+    absolute), ``track`` a :class:`mirflow.aggregate.Track` (duration, chunk plan).
+    Return a dict ``{output_name: value}`` to take over, or ``None`` to leave the
+    analyzer to the next implementation and finally to mirflow's default rules.
+
+    ``firstresult`` because exactly one implementation must own the merge (a plugin
+    that decodes stitched activations once, for example, answers for its own
+    analyzers only and returns ``None`` for the rest).
+    """
+
+
+@hookspec
+def progress(event):
+    """Receive a progress event (a :class:`mirflow.events.Event`).
+
+    Not ``firstresult``: the CLI's progress bar, a web server and a log file may
+    all listen at once. Implementations must be quick and must not raise.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands or groups to the ``mirflow`` CLI group ``cli``."""

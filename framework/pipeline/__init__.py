@@ -1,0 +1,6 @@
+"""Pipelines: YAML files naming steps, audio, chunking, resources and outputs."""
+
+from .errors import Issue, PipelineError
+from .schema import Chunking, Pipeline, Resources, Step, load_pipeline, parse_pipeline
+
+__all__ = ["Chunking", "Issue", "Pipeline", "PipelineError", "Resources", "Step", "load_pipeline", "parse_pipeline"]

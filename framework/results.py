@@ -1,0 +1,227 @@
+"""The result of one file: its JSON model, the JAMS export, names and atomic writes.
+
+Format (``schema_version`` 1): ``source``, ``pipeline``, ``chunks``, ``steps`` (per
+step: analyzer, version, params, status, device, seconds, outputs, error),
+``summary`` (tempo, key, time signature, other scalars and labels), ``timeline``
+(beats, downbeats, chords, keys, tempo) and ``errors``. docs/results.md has it all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .aggregate import vote_labels
+from .analyzer import LABEL, SCALAR
+
+SCHEMA_VERSION = 1
+
+
+def mirflow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mirflow")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_result(*, pipeline, path, decoded, content_hash, spans, records, registry) -> dict[str, Any]:
+    """Assemble the result dict for one file from its step records."""
+    outputs = {sid: r.outputs for sid, r in records.items() if r.status == "ok"}
+    summary, timeline = summarize(pipeline, outputs, registry)
+    errors = [
+        {"step": sid, "analyzer": r.analyzer, "file": path, **(r.error or {})}
+        for sid, r in records.items() if r.status != "ok"
+    ]
+    return to_jsonable({
+        "schema_version": SCHEMA_VERSION,
+        "mirflow_version": mirflow_version(),
+        "source": {
+            "path": str(Path(path).resolve()),
+            "name": Path(path).name,
+            "duration": decoded.duration,
+            "sample_rate": decoded.sample_rate,
+            "channels": decoded.channels,
+            "sha256": content_hash,
+        },
+        "pipeline": {"name": pipeline.name, "path": str(pipeline.path), "hash": pipeline.hash},
+        "chunks": [asdict(span) for span in spans],
+        "steps": {sid: asdict(r) for sid, r in records.items()},
+        "summary": summary,
+        "timeline": timeline,
+        "errors": errors,
+    })
+
+
+def summarize(pipeline, outputs: dict[str, dict], registry) -> tuple[dict, dict]:
+    """Fill ``summary`` and ``timeline`` from the steps the pipeline chose for each descriptor."""
+
+    def pick(descriptor):
+        spec = pipeline.timeline.get(descriptor)
+        if not spec:
+            return None
+        if "vote" in spec:
+            found = [outputs[s][o] for s, o in spec["vote"] if s in outputs and o in outputs[s]]
+            if not found:
+                return None
+            voted = vote_labels(found)
+            voted["timeline"] = found[0].get("timeline", [])
+            return voted
+        step_id, output = spec["from"]
+        return outputs.get(step_id, {}).get(output)
+
+    summary: dict[str, Any] = {}
+    timeline: dict[str, Any] = {"beats": [], "downbeats": [], "chords": [], "keys": [], "tempo": []}
+    tempo = pick("tempo")
+    if tempo and tempo.get("value") is not None:
+        extra = {k: v for k, v in tempo.items() if k not in ("value", "confidence")}
+        summary["tempo"] = {"bpm": tempo["value"], "confidence": tempo.get("confidence"), **extra}
+    key = pick("key")
+    if key and key.get("label"):
+        summary["key"] = {"label": key["label"], "confidence": key.get("confidence")}
+        timeline["keys"] = [{k: s[k] for k in ("start", "end", "label", "confidence") if k in s}
+                            for s in key.get("timeline", [])]
+    signature = pick("time_signature")
+    if signature and signature.get("label"):
+        summary["time_signature"] = {"label": signature["label"], "confidence": signature.get("confidence")}
+    if (keys := pick("keys")) is not None:
+        timeline["keys"] = keys
+    beats = pick("beats") or []
+    timeline["beats"] = [{"time": b["time"], "position": b.get("position")} for b in beats]
+    downbeats = pick("downbeats")
+    if downbeats is not None:
+        timeline["downbeats"] = [d["time"] for d in downbeats]
+    else:
+        timeline["downbeats"] = [b["time"] for b in beats if b.get("position") == 1]
+    timeline["chords"] = pick("chords") or []
+    curve = pick("tempo_curve")
+    if curve is not None:
+        timeline["tempo"] = [{"time": t, "bpm": v} for t, v in zip(curve["times"], curve["values"])]
+
+    # Every other scalar and label a step gives, named by output (step.output when shared).
+    chosen = {tuple(spec["from"]) for spec in pipeline.timeline.values() if "from" in spec}
+    extras = [(sid, name, value) for sid, outs in outputs.items() for name, value in outs.items()
+              if (sid, name) not in chosen
+              and registry.get(pipeline.step(sid).analyzer).outputs.get(name) in (SCALAR, LABEL)]
+    counts = Counter(name for _, name, _ in extras)
+    for sid, name, value in extras:
+        label = name if counts[name] == 1 and name not in summary else f"{sid}.{name}"
+        summary[label] = {k: v for k, v in value.items() if k != "timeline"}
+    return summary, timeline
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy arrays to lists, numpy scalars to numbers, NaN to null."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, float):  # 6 decimals: microseconds, and no 0.6000000000000001
+        return round(value, 6) if np.isfinite(value) else None
+    return value
+
+
+def output_names(paths: list[str]) -> dict[str, str]:
+    """Result base names: the input's stem, plus a short path hash where stems clash."""
+    stems = Counter(Path(p).stem for p in paths)
+    names = {}
+    for path in paths:
+        stem = Path(path).stem
+        if stems[stem] > 1:
+            digest = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:8]
+            stem = f"{stem}.{digest}"
+        names[path] = stem
+    return names
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, then rename: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(result: dict, directory: Path, name: str, formats) -> list[str]:
+    """Write the result in each format; return the paths written."""
+    written = []
+    for fmt in formats:
+        if fmt == "json":
+            target = directory / f"{name}.json"
+            write_atomic(target, json.dumps(result, indent=1, allow_nan=False) + "\n")
+        elif fmt == "jams":
+            target = directory / f"{name}.jams"
+            write_atomic(target, json.dumps(to_jams(result), indent=1, allow_nan=False) + "\n")
+        else:
+            raise ValueError(f"unknown output format {fmt!r}")
+        written.append(str(target))
+    return written
+
+
+# --- JAMS ------------------------------------------------------------------------
+
+
+def key_to_jams(label: str) -> str:
+    """'A minor' -> 'A:minor' (JAMS key_mode)."""
+    tonic, _, mode = label.partition(" ")
+    return f"{tonic}:{mode}" if mode else tonic
+
+
+def to_jams(result: dict) -> dict:
+    """The timeline as a JAMS document: namespaces beat, chord, key_mode, tempo."""
+    duration = result["source"]["duration"]
+    timeline, summary = result["timeline"], result["summary"]
+
+    def annotation(namespace, data):
+        return {
+            "annotation_metadata": {
+                "curator": {"name": "", "email": ""}, "annotator": {}, "version": result["mirflow_version"],
+                "corpus": "", "annotation_tools": "mirflow", "annotation_rules": "",
+                "validation": "", "data_source": f"mirflow pipeline {result['pipeline']['name']}",
+            },
+            "namespace": namespace, "data": data, "sandbox": {}, "time": 0, "duration": duration,
+        }
+
+    def obs(time, dur, value, confidence=None):
+        return {"time": time, "duration": dur, "value": value, "confidence": confidence}
+
+    annotations = []
+    if timeline["beats"]:
+        annotations.append(annotation("beat", [obs(b["time"], 0.0, b.get("position")) for b in timeline["beats"]]))
+    if timeline["chords"]:
+        annotations.append(annotation("chord", [obs(c["start"], c["end"] - c["start"], c["label"], c.get("confidence"))
+                                                for c in timeline["chords"]]))
+    if timeline["keys"]:
+        annotations.append(annotation("key_mode", [obs(k["start"], k["end"] - k["start"], key_to_jams(k["label"]), k.get("confidence"))
+                                                   for k in timeline["keys"]]))
+    elif "key" in summary:
+        annotations.append(annotation("key_mode", [obs(0.0, duration, key_to_jams(summary["key"]["label"]), summary["key"]["confidence"])]))
+    if "tempo" in summary:
+        confidence = min(1.0, max(0.0, summary["tempo"].get("confidence") or 0.0))
+        annotations.append(annotation("tempo", [obs(0.0, duration, summary["tempo"]["bpm"], confidence)]))
+    return {
+        "file_metadata": {"title": result["source"]["name"], "artist": "", "release": "", "duration": duration,
+                          "identifiers": {"sha256": result["source"]["sha256"]}, "jams_version": "0.3.4"},
+        "annotations": annotations,
+        "sandbox": {"mirflow": {"schema_version": result["schema_version"], "pipeline": result["pipeline"]}},
+    }

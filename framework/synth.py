@@ -1,0 +1,132 @@
+"""Synthesize songs whose beats, downbeats, chords and key are known exactly.
+
+Used by the tests, the benchmarks and ``examples/make_example.py``: drums (kick,
+snare, hi-hat), a bass on chord roots and sustained chords with harmonics, at a
+chosen tempo, metre and progression. Only numpy is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+QUALITIES = {"maj": (0, 4, 7), "min": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10)}
+
+
+@dataclass
+class Song:
+    """Audio (mono float32) and its exact annotations."""
+
+    samples: np.ndarray
+    sample_rate: int
+    beats: list[tuple[float, int]]  # (time, position in bar)
+    chords: list[tuple[float, float, str]]  # (start, end, Harte label)
+    key: str  # e.g. "A minor"
+    bpm: float
+    beats_per_bar: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def downbeats(self) -> list[float]:
+        return [t for t, position in self.beats if position == 1]
+
+
+def parse_chord(label: str) -> tuple[int, tuple[int, ...]]:
+    """'A:min' -> (9, (0, 3, 7))."""
+    root, _, quality = label.partition(":")
+    return PITCH_CLASSES.index(root), QUALITIES[quality or "maj"]
+
+
+def midi_hz(note: float) -> float:
+    return 440.0 * 2 ** ((note - 69) / 12)
+
+
+def _tone(freq: float, length: int, rate: int, harmonics: int, decay: float) -> np.ndarray:
+    t = np.arange(length) / rate
+    wave = sum(np.sin(2 * np.pi * freq * k * t) / k ** 1.5 for k in range(1, harmonics + 1) if freq * k < rate / 2)
+    return (wave * np.exp(-t / decay)).astype(np.float32)
+
+
+def _kick(rate: int) -> np.ndarray:
+    t = np.arange(int(0.25 * rate)) / rate
+    freq = 50 + 100 * np.exp(-t / 0.03)
+    return (np.sin(2 * np.pi * np.cumsum(freq) / rate) * np.exp(-t / 0.08)).astype(np.float32)
+
+
+def _noise_hit(rate: int, length: float, decay: float, rng, highpass: bool) -> np.ndarray:
+    noise = rng.standard_normal(int(length * rate))
+    if highpass:
+        noise = np.diff(noise, prepend=0.0)
+    t = np.arange(len(noise)) / rate
+    return (noise * np.exp(-t / decay) * 0.5).astype(np.float32)
+
+
+def _add(out: np.ndarray, sound: np.ndarray, at: int, gain: float) -> None:
+    end = min(len(out), at + len(sound))
+    if at < end:
+        out[at:end] += gain * sound[: end - at]
+
+
+def make_song(
+    progression: list[str],
+    *,
+    bpm: float = 120.0,
+    beats_per_bar: int = 4,
+    bars_per_chord: int = 1,
+    duration: float = 30.0,
+    key: str = "C major",
+    sample_rate: int = 44100,
+    drums: bool = True,
+    start: float = 0.5,
+    seed: int = 0,
+) -> Song:
+    """A song that loops ``progression`` (Harte labels), one chord per ``bars_per_chord`` bars.
+
+    Beats fall exactly every 60/bpm seconds from ``start``; the first beat is a downbeat.
+    """
+    rng = np.random.default_rng(seed)
+    total = int(duration * sample_rate)
+    out = np.zeros(total, dtype=np.float32)
+    period = 60.0 / bpm
+    beats: list[tuple[float, int]] = []
+    chords: list[tuple[float, float, str]] = []
+    kick, snare = _kick(sample_rate), None
+    beat, time = 0, start
+    while time < duration - 1e-9:
+        position = beat % beats_per_bar + 1
+        beats.append((time, position))
+        at = int(round(time * sample_rate))
+        bar = beat // beats_per_bar
+        label = progression[(bar // bars_per_chord) % len(progression)]
+        root, intervals = parse_chord(label)
+        if position == 1 and bar % bars_per_chord == 0:
+            chord_end = min(duration, time + period * beats_per_bar * bars_per_chord)
+            if chords and chords[-1][2] == label and abs(chords[-1][1] - time) < 1e-9:
+                chords[-1] = (chords[-1][0], chord_end, label)
+            else:
+                chords.append((time, chord_end, label))
+            length = int(period * beats_per_bar * bars_per_chord * sample_rate)
+            for interval in intervals:
+                note = 60 + (root + interval) % 12 if interval else 48 + root
+                _add(out, _tone(midi_hz(note), length, sample_rate, 6, decay=2.5), at, 0.12)
+        _add(out, _tone(midi_hz(36 + root), int(period * sample_rate), sample_rate, 4, decay=0.4), at, 0.25)
+        if drums:
+            if position == 1 or (beats_per_bar == 4 and position == 3):
+                _add(out, kick, at, 0.8)
+            if position in ((2, 4) if beats_per_bar == 4 else (2, 3)):
+                snare = _noise_hit(sample_rate, 0.2, 0.05, rng, highpass=False)
+                _add(out, snare, at, 0.45)
+            for half in (0, 1):
+                hat = _noise_hit(sample_rate, 0.05, 0.012, rng, highpass=True)
+                _add(out, hat, at + int(half * period / 2 * sample_rate), 0.25)
+        beat += 1
+        time = start + beat * period
+    if chords:
+        chords[-1] = (chords[-1][0], duration, chords[-1][2])
+    peak = float(np.max(np.abs(out))) or 1.0
+    out *= 0.9 / peak
+    if start > 0:
+        chords.insert(0, (0.0, start, "N"))
+    return Song(out, sample_rate, beats, chords, key, bpm, beats_per_bar)

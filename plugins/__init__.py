@@ -1,0 +1,1 @@
+"""mirflow's built-in plugins, registered through the ``mirflow`` entry-point group."""
