@@ -1,0 +1,119 @@
+"""Small analyzers for framework tests: deterministic, fast, answers known exactly."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+import mirflow
+
+
+class Clicks(mirflow.Analyzer):
+    """Every sample above 0.5 is an event; the count per second is a scalar."""
+
+    name = "fake.clicks"
+    version = "3"
+    sample_rate = 22050
+    params = {"threshold": mirflow.Param(0.5, float, min=0.0, max=1.0)}
+    outputs = {"clicks": mirflow.EVENTS, "rate": mirflow.SCALAR}
+
+    def analyze(self, chunk, inputs):
+        hits = np.flatnonzero(np.abs(chunk.samples) > self.config["threshold"]) / chunk.sample_rate
+        return {"clicks": [{"time": float(t)} for t in hits], "rate": len(hits) / chunk.duration}
+
+
+class Level(mirflow.Analyzer):
+    """A label per chunk, 'loud' or 'quiet', and the level curve at 10 frames/s."""
+
+    name = "fake.level"
+    sample_rate = 22050
+    outputs = {"level": mirflow.LABEL, "envelope": mirflow.CURVE, "tempo": mirflow.SCALAR}
+
+    def analyze(self, chunk, inputs):
+        hop = chunk.sample_rate // 10
+        frames = len(chunk.samples) // hop
+        envelope = np.abs(chunk.samples[: frames * hop]).reshape(frames, hop).max(axis=1)
+        label = "loud" if envelope.max(initial=0) > 0.5 else "quiet"
+        return {"level": {"label": label, "confidence": 0.8},
+                "envelope": {"times": np.arange(frames) / 10, "values": envelope},
+                "tempo": {"value": 120.0, "confidence": 0.5}}
+
+
+class Sections(mirflow.Analyzer):
+    """Segments of fixed 4 s sections in track time, labelled A/B alternately; needs clicks."""
+
+    name = "fake.sections"
+    sample_rate = 22050
+    outputs = {"chords": mirflow.SEGMENTS}
+    requires = {"clicks": mirflow.Requirement("clicks")}
+
+    def analyze(self, chunk, inputs):
+        assert inputs["clicks"] is not None and len(inputs["clicks"]) > 0
+        first = int(chunk.start // 4)
+        segments = []
+        for n in range(first, int((chunk.start + chunk.duration) // 4) + 1):
+            start, end = max(n * 4.0, chunk.start), min((n + 1) * 4.0, chunk.start + chunk.duration)
+            if end > start:
+                segments.append({"start": start - chunk.start, "end": end - chunk.start, "label": "C:maj" if n % 2 else "A:min"})
+        return {"chords": segments}
+
+
+class Broken(mirflow.Analyzer):
+    """Fails on files whose name contains 'bad', or always when asked."""
+
+    name = "fake.broken"
+    sample_rate = None
+    params = {"always": mirflow.Param(False, bool)}
+    outputs = {"value": mirflow.SCALAR}
+
+    def analyze(self, chunk, inputs):
+        if self.config["always"] or "bad" in os.path.basename(chunk.path):
+            raise RuntimeError("this analyzer fails on purpose")
+        return {"value": 1.0}
+
+
+class NeedsMissingLibrary(mirflow.Analyzer):
+    """Imports a library that is not installed."""
+
+    name = "fake.missing"
+    outputs = {"value": mirflow.SCALAR}
+    libraries = ("no_such_library_xyz",)
+    install_hint = "pip install no-such-library-xyz"
+
+    def setup(self, device):
+        import no_such_library_xyz  # noqa: F401
+
+    def analyze(self, chunk, inputs):
+        return {"value": 1.0}
+
+
+class GpuCounter(mirflow.Analyzer):
+    """A gpu-lane analyzer that counts setups and batch sizes (runs on the CPU here)."""
+
+    name = "fake.gpu"
+    resource = "gpu"
+    sample_rate = 22050
+    outputs = {"peak": mirflow.SCALAR}
+    setups = 0
+    batches: list[int] = []
+
+    def setup(self, device):
+        type(self).setups += 1
+        if device == "gpu":
+            raise RuntimeError("no GPU is visible to this fake backend")
+        self.device = "cpu"
+
+    def analyze_batch(self, chunks, inputs):
+        type(self).batches.append(len(chunks))
+        return [{"peak": float(np.abs(chunk.samples).max(initial=0))} for chunk in chunks]
+
+
+ALL = (Clicks, Level, Sections, Broken, NeedsMissingLibrary, GpuCounter)
+
+
+class FakePlugin:
+    @mirflow.hookimpl
+    def register_analyzers(self, register):
+        for cls in ALL:
+            register(cls)
