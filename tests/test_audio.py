@@ -1,0 +1,68 @@
+"""Decoding, mixing, resampling once per rate, and the chunk plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+from mirflow.audio import DecodeError, decode, plan_chunks
+
+from conftest import click_track
+
+
+def test_short_files_are_one_chunk_and_long_files_are_split_with_overlap():
+    assert len(plan_chunks(60.0)) == 1
+    assert len(plan_chunks(300.0, enabled=False)) == 1
+    spans = plan_chunks(300.0)  # 120 s chunks, 10 s overlap
+    assert [(s.start, s.end) for s in spans] == [(0, 120), (110, 230), (220, 300)]
+    assert [(s.core_start, s.core_end) for s in spans] == [(0, 115), (115, 225), (225, 300)]
+
+
+@pytest.mark.parametrize("duration", [61.0, 119.9, 120.0, 120.1, 230.0, 1234.5, 3600.0])
+def test_chunks_cover_the_track_and_cores_tile_it(duration):
+    spans = plan_chunks(duration, min_duration=60, length=120, overlap=10)
+    assert spans[0].start == 0 and spans[-1].end == duration
+    for a, b in zip(spans, spans[1:]):
+        assert b.start < a.end  # overlap, never a gap
+        assert a.core_end == b.core_start == (b.start + a.end) / 2
+    assert all(s.end - s.start <= 120 for s in spans)
+    assert spans[-1].end - spans[-1].start > 10  # the last chunk reaches past the overlap
+
+
+def test_decode_gives_float32_and_mixes_and_resamples_once_per_rate(tmp_path):
+    path = tmp_path / "six.wav"
+    samples = click_track(2.0, [0.5, 1.0], rate=48000, channels=6)
+    samples[:, 3] = 0.0  # one silent channel: the mix is the mean
+    soundfile.write(path, samples, 48000, subtype="PCM_16")
+    decoded = decode(path)
+    assert decoded.samples.dtype == np.float32 and decoded.channels == 6 and decoded.sample_rate == 48000
+    mono = decoded.audio(22050, "mono")
+    assert mono.dtype == np.float32 and mono.ndim == 1 and len(mono) == 44100
+    assert decoded.audio(22050, "mono") is mono  # shared, not recomputed
+    assert decoded.audio(48000, "all").shape == (6, 96000)
+    assert np.max(decoded.audio(48000, "mono")) == pytest.approx(0.9 * 5 / 6, abs=1e-3)
+    chunk = decoded.chunk(plan_chunks(2.0)[0], 22050, "mono")
+    assert np.shares_memory(chunk.samples, mono)  # a view, not a copy
+
+
+def test_undecodable_inputs_give_one_line_errors_naming_the_file(tmp_path):
+    garbage = tmp_path / "notes.mp3"
+    garbage.write_bytes(b"this is not audio at all" * 100)
+    with pytest.raises(DecodeError) as caught:
+        decode(garbage)
+    assert str(caught.value).startswith(f"{garbage}: cannot decode audio")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(DecodeError, match="no such file"):
+        decode(tmp_path / "missing.wav")
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros((0, 1), dtype=np.float32), 22050)
+    with pytest.raises(DecodeError, match="contains no audio"):
+        decode(empty)
+
+
+def test_compressed_formats_decode(tmp_path):
+    for fmt, name in (("FLAC", "a.flac"), ("OGG", "a.ogg")):
+        path = tmp_path / name
+        soundfile.write(path, click_track(1.0, [0.5]), 22050, format=fmt)
+        assert abs(decode(path).duration - 1.0) < 0.01

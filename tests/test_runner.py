@@ -1,0 +1,189 @@
+"""The runner and result files: chunked == whole, failure isolation, batching, JSON, JAMS, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fakes
+import mirflow
+from mirflow.pipeline import load_pipeline
+from mirflow.plugin_manager import collect_analyzers
+from mirflow.results import SCHEMA_VERSION, output_names, write_atomic
+from mirflow.runner import SerialRunner
+
+PIPELINE = """
+name: fakes
+chunking: {min_duration: 0, length: 20, overlap: 4}
+steps:
+  - fake.clicks
+  - fake.sections
+  - fake.level
+timeline:
+  beats: clicks.clicks
+"""
+
+
+def run(pm, registry, pipeline_path, paths, out, **options):
+    pipeline = load_pipeline(pipeline_path, registry)
+    outcomes = SerialRunner(pipeline, registry, pm, output_dir=out, **options).run([str(p) for p in paths])
+    return outcomes, [json.loads((out / f"{os.path.basename(o.written[0])}").read_text()) if o.written else None
+                      for o in outcomes]
+
+
+def test_chunked_run_equals_whole_file_run_and_truth(pm, registry, write_pipeline, write_clicks, tmp_path):
+    audio, truth = write_clicks(70.0, period=0.37)
+    _, (chunked,) = run(pm, registry, write_pipeline(PIPELINE), [audio], tmp_path / "a")
+    _, (whole,) = run(pm, registry, write_pipeline(PIPELINE.replace("chunking: {", "chunking: {enabled: false, "), "w.yaml"),
+                      [audio], tmp_path / "b")
+    assert len(chunked["chunks"]) == 5 and len(whole["chunks"]) == 1
+    times = [b["time"] for b in chunked["timeline"]["beats"]]
+    assert times == pytest.approx([b["time"] for b in whole["timeline"]["beats"]], abs=1e-6)
+    assert times == pytest.approx(list(truth), abs=1 / 22050)
+    assert chunked["timeline"]["chords"] == whole["timeline"]["chords"]
+    assert [c["start"] for c in chunked["timeline"]["chords"]] == list(np.arange(0, 70, 4.0))
+    envelope_a, envelope_b = chunked["steps"]["level"]["outputs"]["envelope"], whole["steps"]["level"]["outputs"]["envelope"]
+    assert envelope_a["times"] == pytest.approx(envelope_b["times"])
+    assert envelope_a["values"] == pytest.approx(envelope_b["values"], abs=1e-6)
+
+
+def test_result_format(pm, registry, write_pipeline, write_clicks, tmp_path):
+    audio, truth = write_clicks(30.0)
+    outcomes, (result,) = run(pm, registry, write_pipeline(PIPELINE), [audio], tmp_path / "out")
+    assert outcomes[0].ok and outcomes[0].written == [str(tmp_path / "out" / "clicks.json")]
+    assert result["schema_version"] == SCHEMA_VERSION
+    source = result["source"]
+    assert (source["name"], source["duration"], source["sample_rate"], source["channels"]) == ("clicks.wav", 30.0, 22050, 1)
+    assert len(source["sha256"]) == 64
+    assert result["pipeline"]["name"] == "fakes" and len(result["pipeline"]["hash"]) == 16
+    clicks = result["steps"]["clicks"]
+    assert (clicks["analyzer"], clicks["version"], clicks["status"], clicks["device"]) == ("fake.clicks", "3", "ok", "cpu")
+    assert clicks["seconds"] >= 0 and clicks["params"] == {"threshold": 0.5}
+    assert result["summary"]["tempo"]["bpm"] == 120.0
+    assert result["summary"]["level"]["label"] == "loud"  # other labels and scalars are kept, by name
+    assert result["summary"]["rate"]["value"] == pytest.approx(len(truth) / 30.0, rel=0.05)
+    assert set(result["timeline"]) == {"beats", "downbeats", "chords", "keys", "tempo"}
+    assert result["timeline"]["chords"][0] == {"start": 0.0, "end": 4.0, "label": "A:min", "confidence": 1.0}
+    assert result["errors"] == []
+
+
+def test_one_failing_analyzer_on_one_file_is_isolated(pm, registry, write_pipeline, write_clicks, tmp_path):
+    good, _ = write_clicks(5.0, name="good.wav")
+    bad, _ = write_clicks(5.0, name="bad.wav")
+    pipeline = write_pipeline("steps: [fake.broken, fake.clicks]\n")
+    outcomes, (good_result, bad_result) = run(pm, registry, pipeline, [good, bad], tmp_path / "out")
+    assert [o.ok for o in outcomes] == [True, False]
+    assert good_result["steps"]["broken"]["status"] == "ok"
+    assert bad_result["steps"]["broken"]["status"] == "failed"
+    assert bad_result["steps"]["clicks"]["status"] == "ok"  # the other analyzer went on
+    (error,) = bad_result["errors"]
+    assert error["step"] == "broken" and error["analyzer"] == "fake.broken" and error["file"] == str(bad)
+    assert error["message"] == "RuntimeError: this analyzer fails on purpose" and error["chunk"] == 0
+
+
+def test_steps_that_need_a_failed_step_are_skipped_with_a_reason(pm, write_pipeline, write_clicks, tmp_path):
+    class FailingClicks(mirflow.Analyzer):
+        name = "fake.failing_clicks"
+        outputs = {"clicks": mirflow.EVENTS}
+
+        def analyze(self, chunk, inputs):
+            raise ValueError("no clicks today")
+
+    class Plugin:
+        @mirflow.hookimpl
+        def register_analyzers(self, register):
+            register(FailingClicks)
+
+    pm.register(Plugin())
+    registry = collect_analyzers(pm)
+    audio, _ = write_clicks(5.0)
+    pipeline = write_pipeline("steps: [fake.failing_clicks, fake.sections, fake.level]\n")
+    outcomes, (result,) = run(pm, registry, pipeline, [audio], tmp_path / "out")
+    assert not outcomes[0].ok
+    assert result["steps"]["failing_clicks"]["status"] == "failed"
+    assert result["steps"]["sections"]["status"] == "skipped"
+    assert result["steps"]["sections"]["error"]["message"] == "skipped: its input step 'failing_clicks' did not succeed"
+    assert result["steps"]["level"]["status"] == "ok"
+    assert [e["step"] for e in result["errors"]] == ["failing_clicks", "sections"]
+
+
+def test_missing_library_fails_only_its_analyzer_and_says_what_to_install(pm, registry, write_pipeline, write_clicks, tmp_path):
+    audio, _ = write_clicks(3.0)
+    outcomes, (result,) = run(pm, registry, write_pipeline("steps: [fake.missing, fake.clicks]\n"), [audio], tmp_path / "o")
+    assert result["steps"]["clicks"]["status"] == "ok"
+    message = result["steps"]["missing"]["error"]["message"]
+    assert "no_such_library_xyz" in message and "pip install no-such-library-xyz" in message
+
+
+def test_gpu_steps_get_batches_and_set_up_once(pm, registry, write_pipeline, write_clicks, tmp_path):
+    fakes.GpuCounter.setups, fakes.GpuCounter.batches = 0, []
+    one, _ = write_clicks(50.0, name="one.wav")
+    two, _ = write_clicks(50.0, name="two.wav")
+    pipeline = write_pipeline("chunking: {min_duration: 0, length: 10, overlap: 2}\n"
+                              "resources: {gpu: {batch_size: 4}}\nsteps: [fake.gpu]\n")
+    outcomes, results = run(pm, registry, pipeline, [one, two], tmp_path / "o")
+    assert all(o.ok for o in outcomes)
+    assert fakes.GpuCounter.setups == 1
+    assert fakes.GpuCounter.batches == [4, 2, 4, 2]  # 6 chunks per file
+    assert results[0]["steps"]["gpu"]["device"] == "cpu"  # what really ran, not what was asked
+
+
+def test_device_gpu_without_a_gpu_is_a_clear_error(pm, registry, write_pipeline, write_clicks, tmp_path):
+    audio, _ = write_clicks(3.0)
+    outcomes, (result,) = run(pm, registry, write_pipeline("steps: [fake.gpu]\n"), [audio], tmp_path / "o", device="gpu")
+    assert not outcomes[0].ok
+    assert "no GPU is visible" in result["steps"]["gpu"]["error"]["message"]
+
+
+def test_progress_events_reach_listeners(pm, registry, write_pipeline, write_clicks, tmp_path):
+    seen = []
+
+    class Listener:
+        @mirflow.hookimpl
+        def progress(self, event):
+            seen.append((event.kind, event.step, event.chunk))
+
+    pm.register(Listener())
+    audio, _ = write_clicks(70.0)
+    run(pm, registry, write_pipeline(PIPELINE), [audio], tmp_path / "o")
+    kinds = [kind for kind, _, _ in seen]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert kinds.index("file_decoded") < kinds.index("unit_started") < kinds.index("file_finished")
+    assert sorted(c for k, s, c in seen if k == "unit_finished" and s == "clicks") == [0, 1, 2, 3, 4]
+
+
+def test_jams_export_reads_back_with_jams(pm, registry, write_pipeline, write_clicks, tmp_path):
+    jams = pytest.importorskip("jams")
+    audio, truth = write_clicks(30.0)
+    pipeline = load_pipeline(write_pipeline(PIPELINE), registry)
+    (outcome,) = SerialRunner(pipeline, registry, pm, output_dir=tmp_path, formats=("json", "jams")).run([str(audio)])
+    document = jams.load(str(tmp_path / "clicks.jams"), validate=True)
+    beats = document.search(namespace="beat")[0]
+    assert [o.time for o in beats.data] == pytest.approx(list(truth), abs=1e-4)
+    chords = document.search(namespace="chord")[0]
+    assert [o.value for o in chords.data][:3] == ["A:min", "C:maj", "A:min"]
+    assert document.search(namespace="tempo")[0].data[0].value == 120.0
+
+
+def test_results_are_written_atomically(tmp_path, monkeypatch):
+    target = tmp_path / "song.json"
+    write_atomic(target, "first")
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError):
+        write_atomic(target, "second, never complete")
+    assert target.read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.json"]  # no temp file left
+
+
+def test_result_names_follow_inputs_without_clashes(tmp_path):
+    names = output_names(["a/song.mp3", "b/song.mp3", "c/other.wav", "d/song.flac"])
+    assert names["c/other.wav"] == "other"
+    clashing = [names["a/song.mp3"], names["b/song.mp3"], names["d/song.flac"]]
+    assert len(set(clashing)) == 3 and all(n.startswith("song.") for n in clashing)
