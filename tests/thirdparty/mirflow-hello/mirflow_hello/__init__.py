@@ -19,3 +19,13 @@ class Loudness(mirflow.Analyzer):
 @mirflow.hookimpl
 def register_analyzers(register):
     register(Loudness)
+
+
+@mirflow.hookimpl
+def register_commands(cli):
+    import click
+
+    @cli.command()
+    def hello():
+        """Say hello from a third-party plugin."""
+        click.echo("hello from mirflow-hello")

@@ -1,0 +1,120 @@
+"""The default pipeline's built-in analyzers on synthesized songs with exact answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+import pytest
+import soundfile
+
+from mirflow.pipeline import load_pipeline
+from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
+from mirflow.runner import SerialRunner
+from mirflow.synth import make_song
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def builtins():
+    pm = make_plugin_manager()
+    return pm, collect_analyzers(pm)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """100 s at 128 BPM in E minor: long enough for three 40 s chunks."""
+    song = make_song(["E:min", "C:maj", "A:min", "B:maj"], bpm=128, duration=100.0, key="E minor", seed=3)
+    path = tmp_path_factory.mktemp("song") / "song.flac"
+    soundfile.write(path, song.samples, song.sample_rate)
+    return song, path
+
+
+def analyze(builtins, path, out, chunking):
+    pm, registry = builtins
+    text = (ROOT / "pipelines" / "default.yaml").read_text()
+    pipeline_path = out / "pipeline.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    pipeline_path.write_text(_with_chunking(text, chunking))
+    pipeline = load_pipeline(pipeline_path, registry)
+    (outcome,) = SerialRunner(pipeline, registry, pm, output_dir=out).run([str(path)])
+    assert outcome.ok, outcome
+    return json.loads((out / f"{Path(path).stem}.json").read_text())
+
+
+def _with_chunking(text: str, chunking: str) -> str:
+    """The default pipeline with its chunking section replaced."""
+    lines, kept, skipping = text.splitlines(), [], False
+    for line in lines:
+        if line.startswith("chunking:"):
+            kept.append(f"chunking: {chunking}")
+            skipping = True
+            continue
+        if skipping and line.startswith(" "):
+            continue
+        skipping = False
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+@pytest.fixture(scope="module")
+def results(builtins, song, tmp_path_factory):
+    _, path = song
+    chunked = analyze(builtins, path, tmp_path_factory.mktemp("chunked"), "{min_duration: 30, length: 40, overlap: 10}")
+    whole = analyze(builtins, path, tmp_path_factory.mktemp("whole"), "off")
+    return chunked, whole
+
+
+def test_beats_tempo_chords_and_key_match_the_truth(song, results):
+    truth, _ = song
+    chunked, _ = results
+    assert len(chunked["chunks"]) == 3
+    estimated = np.array([b["time"] for b in chunked["timeline"]["beats"]])
+    reference = np.array([t for t, _ in truth.beats])
+    assert mir_eval.beat.f_measure(reference, estimated) >= 0.95
+    assert chunked["summary"]["tempo"]["bpm"] == pytest.approx(128, rel=0.02)
+    assert chunked["summary"]["key"]["label"] == "E minor"
+    ref_intervals = np.array([[s, e] for s, e, _ in truth.chords])
+    est = chunked["timeline"]["chords"]
+    est_intervals = np.array([[c["start"], c["end"]] for c in est])
+    est_intervals, est_labels = mir_eval.util.adjust_intervals(
+        est_intervals, [c["label"] for c in est], ref_intervals.min(), ref_intervals.max(), "N", "N")
+    merged = mir_eval.util.merge_labeled_intervals(ref_intervals, [c for _, _, c in truth.chords], est_intervals, est_labels)
+    intervals, ref_labels, est_labels = merged
+    scores = mir_eval.chord.majmin(ref_labels, est_labels)
+    assert mir_eval.chord.weighted_accuracy(scores, mir_eval.util.intervals_to_durations(intervals)) >= 0.85
+    for step in chunked["steps"].values():
+        assert step["status"] == "ok" and step["device"] == "cpu"
+
+
+def test_chunked_and_whole_file_timelines_agree(results):
+    chunked, whole = results
+    a = np.array([b["time"] for b in chunked["timeline"]["beats"]])
+    b = np.array([b["time"] for b in whole["timeline"]["beats"]])
+    assert len(a) == len(b) and np.max(np.abs(a - b)) <= 0.010  # same beats within 10 ms
+    labels_a = [c["label"] for c in chunked["timeline"]["chords"]]
+    labels_b = [c["label"] for c in whole["timeline"]["chords"]]
+    assert labels_a == labels_b  # no extra segment at a seam
+
+
+def test_silence_gives_no_beats_no_key_and_no_chord(builtins, tmp_path):
+    path = tmp_path / "silence.wav"
+    soundfile.write(path, np.zeros(10 * 44100, dtype=np.float32), 44100)
+    result = analyze(builtins, path, tmp_path / "out", "off")
+    assert result["timeline"]["beats"] == [] and "tempo" not in result["summary"] and "key" not in result["summary"]
+    assert [c["label"] for c in result["timeline"]["chords"]] == ["N"]
+    assert result["errors"] == []
+
+
+def test_the_readme_example_runs_and_prints_a_summary(tmp_path):
+    mirflow = str(Path(sys.executable).with_name("mirflow"))
+    done = subprocess.run([mirflow, "run", "default", str(ROOT / "examples" / "example.ogg"), "-o", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "A minor" in done.stdout and "100.0 BPM" in done.stdout
+    assert (tmp_path / "example.json").exists() and (tmp_path / "example.jams").exists()

@@ -1,0 +1,75 @@
+"""The command line as a user meets it: instant help, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
+HEAVY = ("tensorflow", "essentia", "madmom", "librosa", "numba", "onnxruntime", "numpy")
+
+
+def mirflow(*args, **kwargs):
+    return subprocess.run([MIRFLOW, *map(str, args)], capture_output=True, text=True, **kwargs)
+
+
+def test_importing_mirflow_and_its_cli_loads_no_heavy_library():
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import mirflow, mirflow.cli"],
+                          capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
+    assert not imported & set(HEAVY), imported & set(HEAVY)
+
+
+def test_help_and_version():
+    done = mirflow("--help")
+    assert done.returncode == 0
+    for command in ("run", "plugins", "pipelines", "validate"):
+        assert command in done.stdout
+    version = mirflow("--version")
+    assert version.returncode == 0 and version.stdout.startswith("mirflow, version ")
+
+
+def test_validate_reports_errors_with_locations_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps:\n  - analyzer: madmom.beat\n")
+    done = mirflow("validate", bad)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("mirflow: bad.yaml:2:15 steps[0].analyzer: unknown analyzer 'madmom.beat' "
+                                   "(did you mean 'madmom_fast.beats'?)")
+    assert "Traceback" not in done.stderr
+    good = mirflow("validate", "default")
+    assert good.returncode == 0 and "ok" in good.stdout
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    missing = mirflow("run", "default", tmp_path / "nope.wav")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"mirflow: {tmp_path / 'nope.wav'}: no such file or directory"
+    nopipe = mirflow("run", "nosuch", tmp_path)
+    assert nopipe.returncode == 2 and "nosuch: no pipeline file or bundled pipeline of that name" in nopipe.stderr
+
+
+def test_an_undecodable_file_fails_that_file_only(tmp_path, write_clicks):
+    good, _ = write_clicks(3.0, name="good.wav")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF....WAVEfmt garbage")
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("steps: [hello_free.none]\n".replace("hello_free.none", "chords.cnn_crf"))
+    done = mirflow("-q", "run", pipeline, good, corrupt, "-o", tmp_path / "out")
+    assert done.returncode == 1
+    assert f"mirflow: {corrupt}: cannot decode audio" in done.stderr
+    assert (tmp_path / "out" / "good.json").exists() and not (tmp_path / "out" / "corrupt.json").exists()
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_pipelines_lists_the_bundled_ones():
+    done = mirflow("pipelines")
+    assert done.returncode == 0 and done.stdout.startswith("default")
+
+
+def test_plugins_checks_that_libraries_import():
+    done = mirflow("plugins")
+    assert done.returncode == 0
+    line = next(line for line in done.stdout.splitlines() if line.startswith("madmom_fast.beats"))
+    assert line.split()[1:4] == ["madmom_fast", "cpu", "1"] and line.endswith("madmom ok")
