@@ -144,7 +144,7 @@ def merge_segments(parts: list[Part], name: str) -> list[dict[str, Any]]:
     merged: list[dict[str, Any]] = []
     for part in parts:
         core_start, core_end = part.span.core_start, part.span.core_end
-        for position, segment in enumerate(sorted(part.outputs[name], key=lambda s: s["start"])):
+        for segment in sorted(part.outputs[name], key=lambda s: s["start"]):
             start, end = max(segment["start"], core_start), min(segment["end"], core_end)
             if end - start <= SEAM_TOLERANCE:
                 continue

@@ -9,17 +9,19 @@ its CPU and GPU lanes. ``gpu`` steps get their chunks in batches of the pipeline
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import events
 from .aggregate import Part, Track, default_aggregate, normalize
 from .analyzer import Analyzer, AnalyzerError
 from .audio import ChunkSpan, Decoded, DecodeError, decode, file_sha256, plan_chunks
 from .events import Event
+from .hookspecs import hookimpl
 from .pipeline import Pipeline
 from .results import build_result, output_names, write_outputs
 
@@ -207,3 +209,73 @@ class SerialRunner:
             self.emit(events.UNIT_FAILED, file=track.path, step=step.id, chunk=chunk_index, lane=lane,
                       data={"message": message})
         record.seconds = time.perf_counter() - began
+
+
+# --- several files at once: one SerialRunner per spawned worker process ---------------
+
+_worker: SerialRunner | None = None  # set in each worker process by _start_worker
+
+
+class _Forward:
+    """Sends a worker's progress events to the coordinating process."""
+
+    def __init__(self, queue):
+        self.queue = queue
+
+    @hookimpl
+    def progress(self, event):
+        event.data.setdefault("pid", os.getpid())
+        self.queue.put(event)
+
+
+def _start_worker(pipeline_path: str, disabled: tuple[str, ...], options: dict, queue) -> None:
+    global _worker
+    from .pipeline import load_pipeline
+    from .plugin_manager import collect_analyzers, make_plugin_manager
+
+    pm = make_plugin_manager(disabled=disabled)
+    registry = collect_analyzers(pm)
+    pm.register(_Forward(queue))
+    _worker = SerialRunner(load_pipeline(pipeline_path, registry), registry, pm, **options)
+
+
+def _run_in_worker(path: str, name: str) -> FileOutcome:
+    return _worker.run_file(path, name)
+
+
+def run_files(pipeline: Pipeline, registry, pm, paths: list[str], *, jobs: int = 1,
+              disabled: tuple[str, ...] = (), **options) -> list[FileOutcome]:
+    """Run ``paths`` with up to ``jobs`` worker processes, one file per worker at a time.
+
+    Workers are spawned (never forked: a forked child of a process that touched CUDA or
+    TensorFlow can deadlock), load the plugins and set analyzers up once, and send
+    their progress events back to ``pm``'s listeners. One job runs in this process.
+    """
+    workers = max(1, min(jobs, len(paths)))
+    if workers == 1:
+        return SerialRunner(pipeline, registry, pm, **options).run(paths)
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    names = output_names(paths)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+
+    def forward() -> None:
+        while (event := queue.get()) is not None:
+            pm.hook.progress(event=event)
+
+    forwarder = threading.Thread(target=forward, daemon=True)
+    forwarder.start()
+    pm.hook.progress(event=Event(events.RUN_STARTED, data={"files": len(paths), "pipeline": pipeline.name}))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(str(pipeline.path), tuple(disabled), options, queue)) as pool:
+            futures = [pool.submit(_run_in_worker, path, names[path]) for path in paths]
+            outcomes = [future.result() for future in futures]
+    finally:
+        queue.put(None)
+        forwarder.join()
+    pm.hook.progress(event=Event(events.RUN_FINISHED, data={"files": len(paths), "failed": sum(not o.ok for o in outcomes)}))
+    return outcomes

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from mirflow.aggregate import (Part, default_aggregate, merge_curve, merge_events, merge_label,
                                merge_scalar, merge_segments, normalize, vote_labels)
 from mirflow.analyzer import CURVE, EVENTS, LABEL, SCALAR, SEGMENTS
-from mirflow.audio import ChunkSpan, plan_chunks
+from mirflow.audio import plan_chunks
 
 
 def parts_for(spans, name, values):

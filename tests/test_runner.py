@@ -187,3 +187,57 @@ def test_result_names_follow_inputs_without_clashes(tmp_path):
     assert names["c/other.wav"] == "other"
     clashing = [names["a/song.mp3"], names["b/song.mp3"], names["d/song.flac"]]
     assert len(set(clashing)) == 3 and all(n.startswith("song.") for n in clashing)
+
+
+def test_several_files_run_in_spawned_workers_with_events_forwarded(tmp_path):
+    import soundfile
+
+    from mirflow.plugin_manager import make_plugin_manager
+    from mirflow.runner import run_files
+    from mirflow.synth import make_song
+
+    song = make_song(["C:maj", "A:min"], bpm=90, duration=8.0)
+    paths = []
+    for n in range(3):
+        paths.append(str(tmp_path / f"song{n}.wav"))
+        soundfile.write(paths[-1], song.samples, song.sample_rate)
+    pm = make_plugin_manager()
+    pids = []
+
+    class Listener:
+        @mirflow.hookimpl
+        def progress(self, event):
+            if event.kind == "file_finished":
+                pids.append(event.data["pid"])
+
+    pm.register(Listener())
+    registry = collect_analyzers(pm)
+    pipeline_path = tmp_path / "chords.yaml"
+    pipeline_path.write_text("steps: [chords.cnn_crf]\n")
+    pipeline = load_pipeline(pipeline_path, registry)
+    outcomes = run_files(pipeline, registry, pm, paths, jobs=2, output_dir=tmp_path / "out")
+    assert [o.ok for o in outcomes] == [True, True, True]
+    assert len(pids) == 3 and 1 <= len(set(pids)) <= 2 and os.getpid() not in pids  # which worker takes which file is a race
+    timelines = [json.loads((tmp_path / "out" / f"song{n}.json").read_text())["timeline"]["chords"] for n in range(3)]
+    assert timelines[0] == timelines[1] == timelines[2] and timelines[0][1]["label"] == "C:maj"
+
+
+def test_a_plugin_can_take_over_aggregation_of_its_own_analyzer(pm, registry, write_pipeline, write_clicks, tmp_path):
+    seen = []
+
+    class Aggregator:
+        @mirflow.hookimpl
+        def aggregate(self, analyzer, parts, track):
+            if analyzer.name != "fake.clicks":
+                return None  # leave the others to the default rules
+            seen.append([p.span.index for p in parts])
+            times = [e["time"] for p in parts for e in p.outputs["clicks"]]  # keep overlap doubles
+            return {"clicks": [{"time": t} for t in sorted(times)], "rate": {"value": -1.0, "confidence": 1.0}}
+
+    pm.register(Aggregator())
+    audio, truth = write_clicks(70.0, period=0.5)
+    _, (result,) = run(pm, registry, write_pipeline(PIPELINE), [audio], tmp_path / "o")
+    assert seen == [[0, 1, 2, 3, 4]]
+    assert result["summary"]["rate"]["value"] == -1.0
+    assert len(result["timeline"]["beats"]) > len(truth)  # its own rule (no dedup) was used
+    assert result["steps"]["sections"]["outputs"]["chords"][0]["label"] == "A:min"  # defaults for the rest

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import click
 
-from .common import CliError, bundled_pipelines, load_pipeline_or_fail
+from .common import bundled_pipelines, load_pipeline_or_fail
 
 
 def check_imports(libraries: set[str]) -> dict[str, str | None]:

@@ -18,11 +18,14 @@ from .common import CliError, expand_inputs, load_pipeline_or_fail
               help="Comma-separated result formats: json, jams (default: the pipeline's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Override the pipeline's resources.device.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="CPU worker processes.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes, one file each at a time (default: resources.cpu.workers, else one per core).")
 @click.pass_obj
 def run(obj, pipeline, inputs, output_dir, formats, device, jobs):
     """Run PIPELINE (a YAML file or a bundled name) over INPUTS (files, folders, globs)."""
-    from ..runner import SerialRunner
+    import os
+
+    from ..runner import run_files
 
     pm, registry = obj.plugins()
     spec = load_pipeline_or_fail(pipeline, registry)
@@ -31,10 +34,10 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs):
     from .progress import ProgressLine
 
     pm.register(ProgressLine(len(paths), live=None if not obj.quiet else False, log=obj.verbose > 0))
-    runner = SerialRunner(spec, registry, pm, device=device, output_dir=output_dir or spec.output_directory or "results",
-                          formats=chosen_formats, keep_tracebacks=obj.verbose > 0)
     began = time.perf_counter()
-    outcomes = runner.run(paths)
+    outcomes = run_files(spec, registry, pm, paths, jobs=jobs or spec.resources.cpu_workers or os.cpu_count() or 1,
+                         disabled=obj.disabled, device=device, formats=chosen_formats,
+                         output_dir=output_dir or spec.output_directory or "results", keep_tracebacks=obj.verbose > 0)
     elapsed = time.perf_counter() - began
     if not obj.quiet:
         for outcome in outcomes:
@@ -87,7 +90,8 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
     if "time_signature" in summary:
         lines.append(f"  metre      {summary['time_signature']['label']}")
     if timeline["beats"]:
-        lines.append(f"  beats      {len(timeline['beats'])}, downbeats {len(timeline['downbeats'])}")
+        downbeats = f", downbeats {len(timeline['downbeats'])}" if timeline["downbeats"] else ""
+        lines.append(f"  beats      {len(timeline['beats'])}{downbeats}")
     if timeline["chords"]:
         labels = [c["label"] for c in timeline["chords"]]
         shown = " ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")

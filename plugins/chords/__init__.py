@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 import mirflow
+from mirflow.plugins._onnx import quiet_onnxruntime
 
 
 class CnnCrf(mirflow.Analyzer):
@@ -24,6 +25,8 @@ class CnnCrf(mirflow.Analyzer):
 
     def setup(self, device):
         from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
+
+        quiet_onnxruntime()
 
         self.features = CNNChordFeatureProcessor()
         self.decoder = CRFChordRecognitionProcessor()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 import mirflow
+from mirflow.plugins._onnx import quiet_onnxruntime
 from mirflow.aggregate import merge_curve
 
 FPS = 100  # madmom's beat networks are trained at 100 frames per second
@@ -40,6 +41,8 @@ class Beats(mirflow.Analyzer):
 
     def setup(self, device):
         from madmom.features.beats import RNNBeatProcessor
+
+        quiet_onnxruntime()
 
         self.network = RNNBeatProcessor()
         self.device = "cpu"
