@@ -1,4 +1,4 @@
-"""The result of one file: its JSON model, the JAMS export, names and atomic writes.
+"""The result of one file: its JSON model, file names and atomic writes (formats: exports.py).
 
 Format (``schema_version`` 1): ``source``, ``pipeline``, ``chunks``, ``steps`` (per
 step: analyzer, version, params, status, device, seconds, outputs, error),
@@ -9,7 +9,6 @@ step: analyzer, version, params, status, device, seconds, outputs, error),
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from collections import Counter
@@ -147,81 +146,36 @@ def output_names(paths: list[str]) -> dict[str, str]:
     return names
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename: never half-written."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write to a temp file beside ``path``, then rename: never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(handle, "wb") as out:
+            out.write(content.encode("utf-8") if isinstance(content, str) else content)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_outputs(result: dict, directory: Path, name: str, formats) -> list[str]:
-    """Write the result in each format; return the paths written."""
+    """Write the result in each format (each file atomically); return the paths written."""
+    from .exports import EXPORTERS
+
     written = []
     for fmt in formats:
-        if fmt == "json":
-            target = directory / f"{name}.json"
-            write_atomic(target, json.dumps(result, indent=1, allow_nan=False) + "\n")
-        elif fmt == "jams":
-            target = directory / f"{name}.jams"
-            write_atomic(target, json.dumps(to_jams(result), indent=1, allow_nan=False) + "\n")
-        else:
-            raise ValueError(f"unknown output format {fmt!r}")
-        written.append(str(target))
+        for suffix, text in EXPORTERS[fmt](result):
+            target = directory / f"{name}{suffix}"
+            write_atomic(target, text)
+            written.append(str(target))
     return written
-
-
-# --- JAMS ------------------------------------------------------------------------
-
-
-def key_to_jams(label: str) -> str:
-    """'A minor' -> 'A:minor' (JAMS key_mode)."""
-    tonic, _, mode = label.partition(" ")
-    return f"{tonic}:{mode}" if mode else tonic
-
-
-def to_jams(result: dict) -> dict:
-    """The timeline as a JAMS document: namespaces beat, chord, key_mode, tempo."""
-    duration = result["source"]["duration"]
-    timeline, summary = result["timeline"], result["summary"]
-
-    def annotation(namespace, data):
-        return {
-            "annotation_metadata": {
-                "curator": {"name": "", "email": ""}, "annotator": {}, "version": result["mirflow_version"],
-                "corpus": "", "annotation_tools": "mirflow", "annotation_rules": "",
-                "validation": "", "data_source": f"mirflow pipeline {result['pipeline']['name']}",
-            },
-            "namespace": namespace, "data": data, "sandbox": {}, "time": 0, "duration": duration,
-        }
-
-    def obs(time, dur, value, confidence=None):
-        return {"time": time, "duration": dur, "value": value, "confidence": confidence}
-
-    annotations = []
-    if timeline["beats"]:
-        annotations.append(annotation("beat", [obs(b["time"], 0.0, b.get("position")) for b in timeline["beats"]]))
-    if timeline["chords"]:
-        annotations.append(annotation("chord", [obs(c["start"], c["end"] - c["start"], c["label"], c.get("confidence"))
-                                                for c in timeline["chords"]]))
-    if timeline["keys"]:
-        annotations.append(annotation("key_mode", [obs(k["start"], k["end"] - k["start"], key_to_jams(k["label"]), k.get("confidence"))
-                                                   for k in timeline["keys"]]))
-    elif "key" in summary:
-        annotations.append(annotation("key_mode", [obs(0.0, duration, key_to_jams(summary["key"]["label"]), summary["key"]["confidence"])]))
-    if "tempo" in summary:
-        confidence = min(1.0, max(0.0, summary["tempo"].get("confidence") or 0.0))
-        annotations.append(annotation("tempo", [obs(0.0, duration, summary["tempo"]["bpm"], confidence)]))
-    return {
-        "file_metadata": {"title": result["source"]["name"], "artist": "", "release": "", "duration": duration,
-                          "identifiers": {"sha256": result["source"]["sha256"]}, "jams_version": "0.3.4"},
-        "annotations": annotations,
-        "sandbox": {"mirflow": {"schema_version": result["schema_version"], "pipeline": result["pipeline"]}},
-    }

@@ -110,7 +110,7 @@ class SerialRunner:
 
     def __init__(self, pipeline: Pipeline, registry, pm, *, device: str | None = None,
                  output_dir: str | Path = "results", formats: tuple[str, ...] | None = None,
-                 keep_tracebacks: bool = False):
+                 keep_tracebacks: bool = False, plot: bool = False):
         self.pipeline = pipeline
         self.registry = registry
         self.pm = pm
@@ -118,6 +118,7 @@ class SerialRunner:
         self.output_dir = Path(output_dir)
         self.formats = formats or pipeline.formats
         self.keep_tracebacks = keep_tracebacks
+        self.plot = plot
         self._analyzers: dict[str, Analyzer | SetupFailure] = {}
 
     def emit(self, kind: str, **fields) -> None:
@@ -163,6 +164,10 @@ class SerialRunner:
             spans=spans, records=records, registry=self.registry,
         )
         written = write_outputs(result, self.output_dir, name, self.formats)
+        if self.plot:
+            from .plot import plot_result
+
+            written.append(str(plot_result(result, self.output_dir / f"{name}.png")))
         ok = all(r.status == "ok" or (r.status == "skipped" and self.pipeline.step(sid).optional)
                  for sid, r in records.items())
         seconds = time.perf_counter() - began

@@ -59,6 +59,18 @@ class Sections(mirflow.Analyzer):
         return {"chords": segments}
 
 
+class Tonic(mirflow.Analyzer):
+    """A key per chunk: 'A minor' for the first 20 s of the track, 'C major' after."""
+
+    name = "fake.tonic"
+    sample_rate = 22050
+    outputs = {"key": mirflow.LABEL}
+
+    def analyze(self, chunk, inputs):
+        middle = (chunk.core_start + chunk.core_end) / 2
+        return {"key": {"label": "A minor" if middle < 20 else "C major", "confidence": 0.9}}
+
+
 class Broken(mirflow.Analyzer):
     """Fails on files whose name contains 'bad', or always when asked."""
 
@@ -109,7 +121,7 @@ class GpuCounter(mirflow.Analyzer):
         return [{"peak": float(np.abs(chunk.samples).max(initial=0))} for chunk in chunks]
 
 
-ALL = (Clicks, Level, Sections, Broken, NeedsMissingLibrary, GpuCounter)
+ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, GpuCounter)
 
 
 class FakePlugin:

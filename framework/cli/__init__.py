@@ -25,12 +25,13 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, disabled: tuple[str, ...]
 
 
 def _add_builtin_commands() -> None:
-    from . import info, run
+    from . import info, plot, run
 
     cli.add_command(run.run)
     cli.add_command(info.plugins)
     cli.add_command(info.pipelines)
     cli.add_command(info.validate)
+    cli.add_command(plot.plot)
 
 
 _add_builtin_commands()

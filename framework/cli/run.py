@@ -15,13 +15,14 @@ from .common import CliError, expand_inputs, load_pipeline_or_fail
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False), default=None,
               help="Where results go (default: the pipeline's output.directory, else ./results).")
 @click.option("--format", "formats", default=None, metavar="LIST",
-              help="Comma-separated result formats: json, jams (default: the pipeline's).")
+              help="Comma-separated result formats: json, jams, lab, csv (default: the pipeline's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Override the pipeline's resources.device.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes, one file each at a time (default: resources.cpu.workers, else one per core).")
+@click.option("--plot", is_flag=True, help="Also write a PNG of each timeline (needs mirflow[plot]).")
 @click.pass_obj
-def run(obj, pipeline, inputs, output_dir, formats, device, jobs):
+def run(obj, pipeline, inputs, output_dir, formats, device, jobs, plot):
     """Run PIPELINE (a YAML file or a bundled name) over INPUTS (files, folders, globs)."""
     import os
 
@@ -30,6 +31,10 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs):
     pm, registry = obj.plugins()
     spec = load_pipeline_or_fail(pipeline, registry)
     paths = expand_inputs(inputs)
+    if plot:
+        from .plot import require_matplotlib
+
+        require_matplotlib()
     chosen_formats = _parse_formats(formats) if formats else spec.formats
     from .progress import ProgressLine
 
@@ -37,7 +42,8 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs):
     began = time.perf_counter()
     outcomes = run_files(spec, registry, pm, paths, jobs=jobs or spec.resources.cpu_workers or os.cpu_count() or 1,
                          disabled=obj.disabled, device=device, formats=chosen_formats,
-                         output_dir=output_dir or spec.output_directory or "results", keep_tracebacks=obj.verbose > 0)
+                         output_dir=output_dir or spec.output_directory or "results", keep_tracebacks=obj.verbose > 0,
+                         plot=plot)
     elapsed = time.perf_counter() - began
     if not obj.quiet:
         for outcome in outcomes:

@@ -30,7 +30,7 @@ DESCRIPTORS = {
     "time_signature": LABEL,
 }
 DEVICES = ("auto", "cpu", "gpu")
-FORMATS = ("json", "jams")
+FORMATS = ("json", "jams", "lab", "csv")
 QUALITIES = ("VHQ", "HQ", "MQ", "LQ", "QQ")
 TOP_KEYS = ("name", "description", "audio", "chunking", "resources", "steps", "timeline", "output")
 

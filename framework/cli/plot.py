@@ -1,0 +1,56 @@
+"""``mirflow plot``: a PNG of a result's timeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import CliError
+
+
+def require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CliError("plotting needs matplotlib: pip install 'mirflow[plot]'") from None
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise CliError(f"--size: expected WIDTHxHEIGHT in pixels such as 1600x900, got {text!r}") from None
+    if not (100 <= width <= 20000 and 100 <= height <= 20000):
+        raise CliError(f"--size: {width}x{height} is outside 100..20000 pixels")
+    return width, height
+
+
+@click.command()
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default=None, help="PNG to write (default: beside RESULT, .png).")
+@click.option("--start", type=float, default=None, help="First second to show.")
+@click.option("--end", type=float, default=None, help="Last second to show.")
+@click.option("--size", default="1600x900", show_default=True, help="Picture size in pixels.")
+@click.pass_obj
+def plot(obj, result, output, start, end, size):
+    """Draw RESULT (a mirflow JSON result): waveform, beats, chords, keys, tempo, chunk seams."""
+    require_matplotlib()
+    from ..plot import PlotError, plot_result
+
+    width, height = parse_size(size)
+    try:
+        data = json.loads(Path(result).read_text(encoding="utf-8"))
+        data["timeline"], data["source"]["duration"]  # noqa: B018  (a mirflow result has both)
+    except OSError as err:
+        raise CliError(f"{result}: cannot read ({err.strerror})") from None
+    except (ValueError, KeyError, TypeError):
+        raise CliError(f"{result}: not a mirflow result (JSON with 'source' and 'timeline')") from None
+    target = Path(output) if output else Path(result).with_suffix(".png")
+    try:
+        plot_result(data, target, start=start, end=end, width=width, height=height)
+    except PlotError as err:
+        raise CliError(f"{result}: {err}") from None
+    if not obj.quiet:
+        click.echo(f"wrote {target}")

@@ -1,0 +1,134 @@
+"""Export formats beside the JSON result, each one read back by a real reader in the tests.
+
+- ``json``: the result itself (docs/results.md);
+- ``jams``: namespaces beat, chord, key_mode, tempo (``jams.load``, mir_eval);
+- ``lab``: one ``start<TAB>end<TAB>label`` file per segment timeline (chords, keys and any
+  other segment output), as mir_eval and Sonic Visualiser read them;
+- ``csv``: beats with bar positions, the tempo curve and every curve output, with a
+  header row, for spreadsheets and Sonic Visualiser's layer import.
+
+Each exporter returns ``[(suffix, text)]``; the caller writes them atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Callable
+
+
+def export_json(result: dict) -> list[tuple[str, str]]:
+    return [(".json", json.dumps(result, indent=1, allow_nan=False) + "\n")]
+
+
+def export_jams(result: dict) -> list[tuple[str, str]]:
+    return [(".jams", json.dumps(to_jams(result), indent=1, allow_nan=False) + "\n")]
+
+
+def export_lab(result: dict) -> list[tuple[str, str]]:
+    """``.chords.lab``, ``.keys.lab`` and ``.<step>.<output>.lab`` for other segment outputs."""
+    files = []
+    timeline = result["timeline"]
+    for name in ("chords", "keys"):
+        if timeline[name]:
+            files.append((f".{name}.lab", _lab(timeline[name])))
+    for step_id, step in result["steps"].items():
+        for output, value in (step.get("outputs") or {}).items():
+            if _is_segments(value) and value not in (timeline["chords"], timeline["keys"]):
+                files.append((f".{step_id}.{output}.lab", _lab(value)))
+    return files
+
+
+def export_csv(result: dict) -> list[tuple[str, str]]:
+    """``.beats.csv`` (time, position, downbeat), ``.tempo.csv`` and one file per curve output."""
+    files = []
+    timeline = result["timeline"]
+    if timeline["beats"]:
+        downbeats = set(timeline["downbeats"])
+        rows = [(b["time"], "" if b.get("position") is None else b["position"], int(b["time"] in downbeats))
+                for b in timeline["beats"]]
+        files.append((".beats.csv", _csv(("time", "position", "downbeat"), rows)))
+    if timeline["tempo"]:
+        files.append((".tempo.csv", _csv(("time", "bpm"), [(t["time"], t["bpm"]) for t in timeline["tempo"]])))
+    for step_id, step in result["steps"].items():
+        for output, value in (step.get("outputs") or {}).items():
+            if isinstance(value, dict) and set(value) >= {"times", "values"}:
+                columns = _curve_columns(value["values"])
+                rows = [(t, *(v if isinstance(v, list) else [v])) for t, v in zip(value["times"], value["values"])]
+                files.append((f".{step_id}.{output}.csv", _csv(("time", *columns), rows)))
+    return files
+
+
+def _is_segments(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(s, dict) and {"start", "end", "label"} <= set(s) for s in value)
+
+
+def _lab(segments) -> str:
+    return "".join(f"{s['start']:.6f}\t{s['end']:.6f}\t{s['label']}\n" for s in segments)
+
+
+def _csv(header, rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _curve_columns(values) -> tuple[str, ...]:
+    if values and isinstance(values[0], list):
+        return tuple(f"value{i}" for i in range(len(values[0])))
+    return ("value",)
+
+
+def key_to_jams(label: str) -> str:
+    """'A minor' -> 'A:minor' (JAMS key_mode)."""
+    tonic, _, mode = label.partition(" ")
+    return f"{tonic}:{mode}" if mode else tonic
+
+
+def to_jams(result: dict) -> dict:
+    """The timeline as a JAMS document: namespaces beat, chord, key_mode, tempo."""
+    duration = result["source"]["duration"]
+    timeline, summary = result["timeline"], result["summary"]
+
+    def annotation(namespace, data):
+        return {
+            "annotation_metadata": {
+                "curator": {"name": "", "email": ""}, "annotator": {}, "version": result["mirflow_version"],
+                "corpus": "", "annotation_tools": "mirflow", "annotation_rules": "",
+                "validation": "", "data_source": f"mirflow pipeline {result['pipeline']['name']}",
+            },
+            "namespace": namespace, "data": data, "sandbox": {}, "time": 0, "duration": duration,
+        }
+
+    def obs(time, dur, value, confidence=None):
+        return {"time": time, "duration": dur, "value": value, "confidence": confidence}
+
+    annotations = []
+    if timeline["beats"]:
+        annotations.append(annotation("beat", [obs(b["time"], 0.0, b.get("position")) for b in timeline["beats"]]))
+    if timeline["chords"]:
+        annotations.append(annotation("chord", [obs(c["start"], c["end"] - c["start"], c["label"], c.get("confidence"))
+                                                for c in timeline["chords"]]))
+    if timeline["keys"]:
+        annotations.append(annotation("key_mode", [obs(k["start"], k["end"] - k["start"], key_to_jams(k["label"]), k.get("confidence"))
+                                                   for k in timeline["keys"]]))
+    elif "key" in summary:
+        annotations.append(annotation("key_mode", [obs(0.0, duration, key_to_jams(summary["key"]["label"]), summary["key"]["confidence"])]))
+    if "tempo" in summary:
+        confidence = min(1.0, max(0.0, summary["tempo"].get("confidence") or 0.0))
+        annotations.append(annotation("tempo", [obs(0.0, duration, summary["tempo"]["bpm"], confidence)]))
+    return {
+        "file_metadata": {"title": result["source"]["name"], "artist": "", "release": "", "duration": duration,
+                          "identifiers": {"sha256": result["source"]["sha256"]}, "jams_version": "0.3.4"},
+        "annotations": annotations,
+        "sandbox": {"mirflow": {"schema_version": result["schema_version"], "pipeline": result["pipeline"]}},
+    }
+
+
+EXPORTERS: dict[str, Callable[[dict], list[tuple[str, str]]]] = {
+    "json": export_json, "jams": export_jams, "lab": export_lab, "csv": export_csv,
+}

@@ -1,0 +1,107 @@
+"""Exports read back with real readers match the JSON; plots are real PNGs of what was asked."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+import pytest
+
+from mirflow.pipeline import load_pipeline
+from mirflow.runner import SerialRunner
+
+MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
+PIPELINE = """
+chunking: {min_duration: 0, length: 20, overlap: 4}
+steps: [fake.clicks, fake.sections, fake.level, fake.tonic]
+timeline: {beats: clicks.clicks}
+output: {formats: [json, jams, lab, csv]}
+"""
+
+
+@pytest.fixture
+def exported(pm, registry, write_pipeline, write_clicks, tmp_path):
+    audio, _ = write_clicks(45.0, period=0.5)
+    pipeline = load_pipeline(write_pipeline(PIPELINE), registry)
+    (outcome,) = SerialRunner(pipeline, registry, pm, output_dir=tmp_path / "out").run([str(audio)])
+    out = tmp_path / "out"
+    return json.loads((out / "clicks.json").read_text()), out, outcome
+
+
+def test_lab_files_read_back_with_mir_eval(exported):
+    result, out, outcome = exported
+    intervals, labels = mir_eval.io.load_labeled_intervals(str(out / "clicks.chords.lab"))
+    chords = result["timeline"]["chords"]
+    assert labels == [c["label"] for c in chords]
+    np.testing.assert_allclose(intervals, [[c["start"], c["end"]] for c in chords], atol=1e-6)
+    intervals, labels = mir_eval.io.load_labeled_intervals(str(out / "clicks.keys.lab"))
+    keys = result["timeline"]["keys"]
+    assert labels == [k["label"] for k in keys] == ["A minor", "C major"]
+    np.testing.assert_allclose(intervals, [[k["start"], k["end"]] for k in keys], atol=1e-6)
+    assert not list(out.glob("*.level.*.lab"))  # labels are not segments: no stray file
+
+
+def test_csv_files_read_back_with_the_csv_module(exported):
+    result, out, _ = exported
+    with open(out / "clicks.beats.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["time"]) for r in rows] == pytest.approx([b["time"] for b in result["timeline"]["beats"]])
+    assert set(rows[0]) == {"time", "position", "downbeat"}
+    with open(out / "clicks.level.envelope.csv", newline="") as handle:
+        curve = list(csv.DictReader(handle))
+    envelope = result["steps"]["level"]["outputs"]["envelope"]
+    assert [float(r["time"]) for r in curve] == pytest.approx(envelope["times"])
+    assert [float(r["value"]) for r in curve] == pytest.approx(envelope["values"])
+
+
+def test_every_written_file_is_listed_and_jams_agrees(exported):
+    jams = pytest.importorskip("jams")
+    result, out, outcome = exported
+    assert sorted(Path(p).name for p in outcome.written) == sorted(p.name for p in out.iterdir())
+    document = jams.load(str(out / "clicks.jams"))
+    chords = document.search(namespace="chord")[0].data
+    assert [o.value for o in chords] == [c["label"] for c in result["timeline"]["chords"]]
+    keys = document.search(namespace="key_mode")[0].data
+    assert [(o.time, o.value) for o in keys] == [(k["start"], k["label"].replace(" ", ":")) for k in result["timeline"]["keys"]]
+    beats = document.search(namespace="beat")[0].data
+    assert [o.time for o in beats] == pytest.approx([b["time"] for b in result["timeline"]["beats"]])
+
+
+def png_pixels(path: Path) -> np.ndarray:
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return matplotlib.image.imread(str(path))
+
+
+@pytest.mark.parametrize("minutes", [0.5, 20])
+def test_plots_of_short_and_long_songs(pm, registry, write_pipeline, write_clicks, tmp_path, minutes):
+    audio, _ = write_clicks(minutes * 60, period=0.5)
+    pipeline = load_pipeline(write_pipeline(PIPELINE.replace("length: 20, overlap: 4", "length: 120, overlap: 10")), registry)
+    SerialRunner(pipeline, registry, pm, output_dir=tmp_path, formats=("json",)).run([str(audio)])
+    result = tmp_path / "clicks.json"
+    whole = tmp_path / "whole.png"
+    zoomed = tmp_path / "zoom.png"
+    for target, extra in ((whole, []), (zoomed, ["--start", "10", "--end", "20"])):
+        done = subprocess.run([MIRFLOW, "plot", str(result), "-o", str(target), "--size", "1200x700", *extra],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    a, b = png_pixels(whole), png_pixels(zoomed)
+    assert a.shape[:2] == (700, 1200) and b.shape[:2] == (700, 1200)
+    assert a.std() > 0.05 and b.std() > 0.05  # not a blank picture
+    assert np.abs(a - b).mean() > 0.01  # the range changed what is drawn
+
+
+def test_plot_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    done = subprocess.run([MIRFLOW, "plot", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"mirflow: {bad}: not a mirflow result (JSON with 'source' and 'timeline')"
+    size = subprocess.run([MIRFLOW, "plot", str(bad), "--size", "big"], capture_output=True, text=True)
+    assert "expected WIDTHxHEIGHT" in size.stderr and size.returncode == 2
