@@ -142,9 +142,26 @@ class Analyzer:
         """
         raise NotImplementedError
 
-    def analyze_batch(self, chunks: list, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Analyze many chunks in one call; ``gpu`` analyzers override it to batch."""
-        return [self.analyze(chunk, chunk_inputs) for chunk, chunk_inputs in zip(chunks, inputs)]
+    def setup_features(self) -> None:
+        """For ``gpu`` analyzers: load what ``prepare`` needs, once per CPU worker."""
+
+    def prepare(self, chunk, inputs: dict[str, Any]) -> Any:
+        """For ``gpu`` analyzers: the CPU-lane half (mel patches and the like).
+
+        Runs in the CPU lane so that the device never waits behind feature extraction;
+        what it returns (picklable) is what ``analyze_batch`` receives. Default: a
+        copy of the chunk itself.
+        """
+        from dataclasses import replace
+
+        import numpy as np
+
+        return replace(chunk, samples=np.array(chunk.samples))
+
+    def analyze_batch(self, items: list, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Analyze many prepared chunks (from any files) in one call; ``gpu`` analyzers
+        override it to run their model once per batch. Default: ``analyze`` each."""
+        return [self.analyze(item, item_inputs) for item, item_inputs in zip(items, inputs)]
 
     @classmethod
     def describe(cls) -> str:

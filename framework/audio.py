@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,12 +105,13 @@ def rms_db(samples: np.ndarray) -> float:
 
 @dataclass
 class Decoded:
-    """A decoded file: float32 samples shaped (frames, channels) at the file's rate."""
+    """A whole file in memory: float32 samples shaped (frames, channels). For small jobs
+    such as plotting; analysis goes through :func:`store_audio`, which never holds a
+    whole long file in memory."""
 
     path: str
     samples: np.ndarray
     sample_rate: int
-    _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def channels(self) -> int:
@@ -120,35 +121,146 @@ class Decoded:
     def duration(self) -> float:
         return self.samples.shape[0] / self.sample_rate
 
-    def audio(self, sample_rate: int | None, channels: str, quality: str = "HQ") -> np.ndarray:
-        """The track mixed and resampled as asked, computed once per (rate, layout)."""
-        rate = sample_rate or self.sample_rate
-        key = (rate, channels)
-        if key not in self._cache:
-            if channels == "mono":
-                mono = self.samples.mean(axis=1, dtype=np.float32) if self.channels > 1 else self.samples[:, 0]
-                data = resample(mono, self.sample_rate, rate, quality)
-            else:
-                data = resample(self.samples, self.sample_rate, rate, quality).T
-            self._cache[key] = np.ascontiguousarray(data, dtype=np.float32)
-        return self._cache[key]
 
-    def chunk(self, span: ChunkSpan, sample_rate: int | None, channels: str, quality: str = "HQ") -> Chunk:
+@dataclass(frozen=True)
+class StoredAudio:
+    """A decoded file laid out as raw float32 files, one per (rate, layout) the pipeline
+    wants; every worker maps them read-only, so chunks travel without copies."""
+
+    path: str
+    duration: float
+    sample_rate: int
+    channels: int
+    arrays: dict  # "rate/layout" -> (raw file, frames, channels)
+
+    def samples(self, sample_rate: int | None, layout: str) -> np.ndarray:
+        """The whole track as wanted: 1-D for mono, (channels, frames) for all."""
+        raw, frames, channels = self.arrays[audio_key(sample_rate or self.sample_rate, layout)]
+        if frames == 0:
+            return np.zeros((channels, 0) if layout == "all" else 0, dtype=np.float32)
+        data = np.memmap(raw, dtype=np.float32, mode="r", shape=(frames, channels))
+        return data[:, 0] if layout == "mono" else data.T
+
+    def chunk(self, span: ChunkSpan, sample_rate: int | None, layout: str) -> Chunk:
         """A view of one span of the track as one analyzer wants it."""
         rate = sample_rate or self.sample_rate
-        data = self.audio(rate, channels, quality)
+        data = self.samples(rate, layout)
         first = int(round(span.start * rate))
         last = int(round(span.end * rate))
-        return Chunk(
-            index=span.index,
-            start=first / rate,
-            end=span.end,
-            core_start=span.core_start,
-            core_end=span.core_end,
-            samples=data[..., first:last],
-            sample_rate=rate,
-            path=self.path,
-        )
+        return Chunk(index=span.index, start=first / rate, end=span.end, core_start=span.core_start,
+                     core_end=span.core_end, samples=data[..., first:last], sample_rate=rate, path=self.path)
+
+    def remove(self) -> None:
+        for raw, _, _ in self.arrays.values():
+            Path(raw).unlink(missing_ok=True)
+
+
+def audio_key(sample_rate: int, layout: str) -> str:
+    return f"{sample_rate}/{layout}"
+
+
+BLOCK_SECONDS = 10.0  # decode and resample this much at a time: memory does not grow with length
+
+
+def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = "HQ") -> StoredAudio:
+    """Decode ``path`` block by block into raw float32 files under ``directory``.
+
+    ``wanted`` is a set of (sample rate or None, layout). Each block is mixed down and
+    resampled (streaming, so the result equals one pass over the file) once per wanted
+    rate; the file is read once, whatever the number of analyzers.
+    """
+    path = str(path)
+    directory = Path(directory)
+    blocks, rate, channels = _open_blocks(path)
+    targets = {}
+    for sample_rate, layout in sorted(wanted, key=str):
+        key = audio_key(sample_rate or rate, layout)
+        if key in targets:
+            continue
+        width = channels if layout == "all" else 1
+        raw = directory / f"{hashlib.sha1(path.encode()).hexdigest()[:12]}-{(sample_rate or rate)}-{layout}.f32"
+        stream = None
+        if (sample_rate or rate) != rate:
+            import soxr
+
+            stream = soxr.ResampleStream(rate, sample_rate, width, dtype="float32", quality=quality)
+        targets[key] = {"raw": raw, "handle": open(raw, "wb"), "stream": stream, "layout": layout,
+                        "frames": 0, "width": width}
+    frames = 0
+    try:
+        for block in blocks:
+            if not np.all(np.isfinite(block)):
+                raise DecodeError(f"{path}: contains NaN or infinite samples")
+            frames += len(block)
+            _write_block(targets, block, last=False)
+        if frames == 0:
+            raise DecodeError(f"{path}: contains no audio samples")
+        _write_block(targets, np.zeros((0, channels), dtype=np.float32), last=True)
+    except BaseException:
+        for target in targets.values():
+            target["handle"].close()
+            target["raw"].unlink(missing_ok=True)
+        raise
+    for target in targets.values():
+        target["handle"].close()
+    arrays = {key: (str(t["raw"]), t["frames"], t["width"]) for key, t in targets.items()}
+    return StoredAudio(path=path, duration=frames / rate, sample_rate=rate, channels=channels, arrays=arrays)
+
+
+def _write_block(targets: dict, block: np.ndarray, last: bool) -> None:
+    for target in targets.values():
+        data = block if target["layout"] == "all" else block.mean(axis=1, dtype=np.float32, keepdims=True)
+        if target["stream"] is not None:
+            data = target["stream"].resample_chunk(np.ascontiguousarray(data), last=last)
+        data = np.ascontiguousarray(data, dtype=np.float32).reshape(-1, target["width"])
+        target["handle"].write(data.tobytes())
+        target["frames"] += len(data)
+
+
+def _open_blocks(path: str):
+    """(iterator of float32 (frames, channels) blocks, sample rate, channels)."""
+    if not Path(path).is_file():
+        raise DecodeError(f"{path}: no such file")
+    try:
+        import soundfile
+
+        info = soundfile.info(path)
+        blocksize = max(1024, int(BLOCK_SECONDS * info.samplerate))
+        blocks = soundfile.blocks(path, blocksize=blocksize, dtype="float32", always_2d=True)
+        return _guarded(blocks, path), info.samplerate, info.channels
+    except Exception as first_error:
+        try:
+            return _audioread_blocks(path)
+        except Exception:
+            raise DecodeError(f"{path}: cannot decode audio ({_reason(first_error, path)})") from None
+
+
+def _guarded(blocks, path):
+    try:
+        yield from blocks
+    except DecodeError:
+        raise
+    except Exception as err:
+        raise DecodeError(f"{path}: cannot decode audio ({_reason(err, path)})") from None
+
+
+def _audioread_blocks(path: str):
+    import audioread
+
+    source = audioread.audio_open(path)
+    rate, channels = source.samplerate, source.channels
+
+    def blocks():
+        with source:
+            for data in source:
+                pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+                yield pcm.reshape(-1, channels)
+
+    return blocks(), rate, channels
+
+
+def _reason(error: Exception, path: str) -> str:
+    return str(error).replace(path, "").strip(" :'\"") or type(error).__name__
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int, quality: str = "HQ") -> np.ndarray:
@@ -173,8 +285,7 @@ def decode(path: str | Path) -> Decoded:
         try:
             samples, rate = _decode_with_audioread(path)
         except Exception:
-            reason = str(first_error).replace(path, "").strip(" :'\"") or type(first_error).__name__
-            raise DecodeError(f"{path}: cannot decode audio ({reason})") from None
+            raise DecodeError(f"{path}: cannot decode audio ({_reason(first_error, path)})") from None
     if samples.shape[0] == 0:
         raise DecodeError(f"{path}: contains no audio samples")
     if not np.all(np.isfinite(samples)):

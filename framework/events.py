@@ -15,6 +15,7 @@ UNIT_FINISHED = "unit_finished"
 UNIT_FAILED = "unit_failed"
 FILE_FINISHED = "file_finished"
 FILE_FAILED = "file_failed"
+FILE_SKIPPED = "file_skipped"  # up to date already, or claimed by another mirflow run
 RUN_FINISHED = "run_finished"
 
 

@@ -49,6 +49,7 @@ def make_plugin_manager(
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     pm.mirflow_load_errors = {}
+    pm.mirflow_entry_points = set()  # names of plugins loaded from entry points (workers load them too)
     if load_entry_points:
         only = os.environ.get("MIRFLOW_PLUGINS")
         allowed = {name.strip() for name in only.split(",") if name.strip()} if only else None
@@ -63,6 +64,7 @@ def make_plugin_manager(
                 pm.mirflow_load_errors[ep.name] = f"{type(err).__name__}: {err}"
                 continue
             pm.register(plugin, name=ep.name)
+            pm.mirflow_entry_points.add(ep.name)
     pm.check_pending()
     return pm
 

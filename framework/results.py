@@ -33,7 +33,7 @@ def mirflow_version() -> str:
         return "0+unknown"
 
 
-def build_result(*, pipeline, path, decoded, content_hash, spans, records, registry) -> dict[str, Any]:
+def build_result(*, pipeline, path, source, content_hash, spans, records, registry) -> dict[str, Any]:
     """Assemble the result dict for one file from its step records."""
     outputs = {sid: r.outputs for sid, r in records.items() if r.status == "ok"}
     summary, timeline = summarize(pipeline, outputs, registry)
@@ -47,9 +47,9 @@ def build_result(*, pipeline, path, decoded, content_hash, spans, records, regis
         "source": {
             "path": str(Path(path).resolve()),
             "name": Path(path).name,
-            "duration": decoded.duration,
-            "sample_rate": decoded.sample_rate,
-            "channels": decoded.channels,
+            "duration": source.duration,
+            "sample_rate": source.sample_rate,
+            "channels": source.channels,
             "sha256": content_hash,
         },
         "pipeline": {"name": pipeline.name, "path": str(pipeline.path), "hash": pipeline.hash},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import numpy as np
 
@@ -101,12 +103,16 @@ class NeedsMissingLibrary(mirflow.Analyzer):
 
 
 class GpuCounter(mirflow.Analyzer):
-    """A gpu-lane analyzer that counts setups and batch sizes (runs on the CPU here)."""
+    """A gpu-lane analyzer that counts setups and batch sizes (runs on the CPU here).
+
+    ``loads`` is how many times this process set the model up; ``max_batch`` makes it
+    fail like a GPU out of memory above that size; ``sleep`` is seconds per batch."""
 
     name = "fake.gpu"
     resource = "gpu"
     sample_rate = 22050
-    outputs = {"peak": mirflow.SCALAR}
+    params = {"max_batch": mirflow.Param(0, int, min=0), "sleep": mirflow.Param(0.0, float, min=0)}
+    outputs = {"peak": mirflow.SCALAR, "loads": mirflow.SCALAR, "pid": mirflow.SCALAR}
     setups = 0
     batches: list[int] = []
 
@@ -117,11 +123,30 @@ class GpuCounter(mirflow.Analyzer):
         self.device = "cpu"
 
     def analyze_batch(self, chunks, inputs):
+        if self.config["max_batch"] and len(chunks) > self.config["max_batch"]:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         type(self).batches.append(len(chunks))
-        return [{"peak": float(np.abs(chunk.samples).max(initial=0))} for chunk in chunks]
+        time.sleep(self.config["sleep"])
+        return [{"peak": float(np.abs(chunk.samples).max(initial=0)), "loads": type(self).setups, "pid": os.getpid()}
+                for chunk in chunks]
 
 
-ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, GpuCounter)
+class Slow(mirflow.Analyzer):
+    """Sleeps per chunk (to see lanes overlap), or kills its own process on files named *crash*."""
+
+    name = "fake.slow"
+    sample_rate = 22050
+    params = {"sleep": mirflow.Param(0.2, float, min=0)}
+    outputs = {"slept": mirflow.SCALAR}
+
+    def analyze(self, chunk, inputs):
+        if "crash" in os.path.basename(chunk.path):
+            os.kill(os.getpid(), signal.SIGKILL)  # like a segfault or the OOM killer
+        time.sleep(self.config["sleep"])
+        return {"slept": self.config["sleep"]}
+
+
+ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, GpuCounter, Slow)
 
 
 class FakePlugin:

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from mirflow.audio import DecodeError, decode, plan_chunks
+import soxr
+import tracemalloc
+
+from mirflow.audio import DecodeError, decode, plan_chunks, store_audio
 
 from conftest import click_track
 
@@ -30,28 +33,49 @@ def test_chunks_cover_the_track_and_cores_tile_it(duration):
     assert spans[-1].end - spans[-1].start > 10  # the last chunk reaches past the overlap
 
 
-def test_decode_gives_float32_and_mixes_and_resamples_once_per_rate(tmp_path):
+def test_store_audio_mixes_and_resamples_once_per_wanted_rate(tmp_path):
     path = tmp_path / "six.wav"
     samples = click_track(2.0, [0.5, 1.0], rate=48000, channels=6)
     samples[:, 3] = 0.0  # one silent channel: the mix is the mean
     soundfile.write(path, samples, 48000, subtype="PCM_16")
-    decoded = decode(path)
-    assert decoded.samples.dtype == np.float32 and decoded.channels == 6 and decoded.sample_rate == 48000
-    mono = decoded.audio(22050, "mono")
-    assert mono.dtype == np.float32 and mono.ndim == 1 and len(mono) == 44100
-    assert decoded.audio(22050, "mono") is mono  # shared, not recomputed
-    assert decoded.audio(48000, "all").shape == (6, 96000)
-    assert np.max(decoded.audio(48000, "mono")) == pytest.approx(0.9 * 5 / 6, abs=1e-3)
-    chunk = decoded.chunk(plan_chunks(2.0)[0], 22050, "mono")
-    assert np.shares_memory(chunk.samples, mono)  # a view, not a copy
+    stored = store_audio(path, {(22050, "mono"), (48000, "all"), (None, "mono")}, tmp_path)
+    assert (stored.sample_rate, stored.channels, stored.duration) == (48000, 6, 2.0)
+    assert len(stored.arrays) == 3  # (None, mono) is the file's own rate: one array
+    mono = stored.samples(22050, "mono")
+    assert mono.dtype == np.float32 and mono.ndim == 1 and abs(len(mono) - 44100) <= 1
+    whole = soxr.resample(samples.mean(axis=1), 48000, 22050)
+    np.testing.assert_allclose(mono[:len(whole)], whole[:len(mono)], atol=2e-3)  # streaming == one pass
+    assert stored.samples(48000, "all").shape == (6, 96000)
+    assert np.max(stored.samples(48000, "mono")) == pytest.approx(0.9 * 5 / 6, abs=1e-3)
+    chunk = stored.chunk(plan_chunks(2.0)[0], 22050, "mono")
+    assert isinstance(chunk.samples.base, np.memmap) or isinstance(chunk.samples, np.memmap)  # mapped, not copied
+    stored.remove()
+    assert not list(tmp_path.glob("*.f32"))
+
+
+def test_decoding_a_long_file_holds_one_block_at_a_time(tmp_path):
+    path = tmp_path / "long.wav"
+    rate, minutes = 22050, 10
+    with soundfile.SoundFile(path, "w", rate, 2, subtype="PCM_16") as out:
+        block = (np.random.default_rng(0).standard_normal((rate * 60, 2)) * 0.1).astype(np.float32)
+        for _ in range(minutes):
+            out.write(block)
+    tracemalloc.start()
+    stored = store_audio(path, {(44100, "mono"), (None, "all")}, tmp_path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    whole_file = minutes * 60 * rate * 2 * 4
+    assert stored.duration == minutes * 60
+    assert peak < whole_file / 8, f"peak {peak / 1e6:.0f} MB while decoding a {whole_file / 1e6:.0f} MB file"
 
 
 def test_undecodable_inputs_give_one_line_errors_naming_the_file(tmp_path):
     garbage = tmp_path / "notes.mp3"
     garbage.write_bytes(b"this is not audio at all" * 100)
-    with pytest.raises(DecodeError) as caught:
-        decode(garbage)
-    assert str(caught.value).startswith(f"{garbage}: cannot decode audio")
+    for read in (decode, lambda p: store_audio(p, {(None, "mono")}, tmp_path)):
+        with pytest.raises(DecodeError) as caught:
+            read(garbage)
+        assert str(caught.value).startswith(f"{garbage}: cannot decode audio")
     assert "\n" not in str(caught.value)
     with pytest.raises(DecodeError, match="no such file"):
         decode(tmp_path / "missing.wav")
@@ -59,6 +83,9 @@ def test_undecodable_inputs_give_one_line_errors_naming_the_file(tmp_path):
     soundfile.write(empty, np.zeros((0, 1), dtype=np.float32), 22050)
     with pytest.raises(DecodeError, match="contains no audio"):
         decode(empty)
+    with pytest.raises(DecodeError, match="contains no audio"):
+        store_audio(empty, {(None, "mono")}, tmp_path)
+    assert not list(tmp_path.glob("*.f32"))  # nothing half-written left behind
 
 
 def test_compressed_formats_decode(tmp_path):

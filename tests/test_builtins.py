@@ -14,7 +14,7 @@ import soundfile
 
 from mirflow.pipeline import load_pipeline
 from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
-from mirflow.runner import SerialRunner
+from mirflow.scheduler import run_pipeline
 from mirflow.synth import make_song
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def analyze(builtins, path, out, chunking):
     out.mkdir(parents=True, exist_ok=True)
     pipeline_path.write_text(_with_chunking(text, chunking))
     pipeline = load_pipeline(pipeline_path, registry)
-    (outcome,) = SerialRunner(pipeline, registry, pm, output_dir=out).run([str(path)])
+    (outcome,) = run_pipeline(pipeline, registry, pm, [str(path)], inline=True, output_dir=out)[0]
     assert outcome.ok, outcome
     return json.loads((out / f"{Path(path).stem}.json").read_text())
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mirflow.pipeline import load_pipeline
-from mirflow.runner import SerialRunner
+from mirflow.scheduler import run_pipeline
 
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 PIPELINE = """
@@ -28,7 +28,7 @@ output: {formats: [json, jams, lab, csv]}
 def exported(pm, registry, write_pipeline, write_clicks, tmp_path):
     audio, _ = write_clicks(45.0, period=0.5)
     pipeline = load_pipeline(write_pipeline(PIPELINE), registry)
-    (outcome,) = SerialRunner(pipeline, registry, pm, output_dir=tmp_path / "out").run([str(audio)])
+    (outcome,) = run_pipeline(pipeline, registry, pm, [str(audio)], inline=True, output_dir=tmp_path / "out")[0]
     out = tmp_path / "out"
     return json.loads((out / "clicks.json").read_text()), out, outcome
 
@@ -83,7 +83,7 @@ def png_pixels(path: Path) -> np.ndarray:
 def test_plots_of_short_and_long_songs(pm, registry, write_pipeline, write_clicks, tmp_path, minutes):
     audio, _ = write_clicks(minutes * 60, period=0.5)
     pipeline = load_pipeline(write_pipeline(PIPELINE.replace("length: 20, overlap: 4", "length: 120, overlap: 10")), registry)
-    SerialRunner(pipeline, registry, pm, output_dir=tmp_path, formats=("json",)).run([str(audio)])
+    run_pipeline(pipeline, registry, pm, [str(audio)], inline=True, output_dir=tmp_path, formats=("json",))[0]
     result = tmp_path / "clicks.json"
     whole = tmp_path / "whole.png"
     zoomed = tmp_path / "zoom.png"

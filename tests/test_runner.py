@@ -13,7 +13,7 @@ import mirflow
 from mirflow.pipeline import load_pipeline
 from mirflow.plugin_manager import collect_analyzers
 from mirflow.results import SCHEMA_VERSION, output_names, write_atomic
-from mirflow.runner import SerialRunner
+from mirflow.scheduler import run_pipeline
 
 PIPELINE = """
 name: fakes
@@ -29,7 +29,7 @@ timeline:
 
 def run(pm, registry, pipeline_path, paths, out, **options):
     pipeline = load_pipeline(pipeline_path, registry)
-    outcomes = SerialRunner(pipeline, registry, pm, output_dir=out, **options).run([str(p) for p in paths])
+    outcomes, _ = run_pipeline(pipeline, registry, pm, [str(p) for p in paths], inline=True, output_dir=out, **options)
     return outcomes, [json.loads((out / f"{os.path.basename(o.written[0])}").read_text()) if o.written else None
                       for o in outcomes]
 
@@ -118,7 +118,8 @@ def test_missing_library_fails_only_its_analyzer_and_says_what_to_install(pm, re
     assert "no_such_library_xyz" in message and "pip install no-such-library-xyz" in message
 
 
-def test_gpu_steps_get_batches_and_set_up_once(pm, registry, write_pipeline, write_clicks, tmp_path):
+def test_gpu_steps_get_batches_gathered_across_files_and_set_up_once(pm, registry, write_pipeline, write_clicks,
+                                                                     tmp_path):
     fakes.GpuCounter.setups, fakes.GpuCounter.batches = 0, []
     one, _ = write_clicks(50.0, name="one.wav")
     two, _ = write_clicks(50.0, name="two.wav")
@@ -127,7 +128,7 @@ def test_gpu_steps_get_batches_and_set_up_once(pm, registry, write_pipeline, wri
     outcomes, results = run(pm, registry, pipeline, [one, two], tmp_path / "o")
     assert all(o.ok for o in outcomes)
     assert fakes.GpuCounter.setups == 1
-    assert fakes.GpuCounter.batches == [4, 2, 4, 2]  # 6 chunks per file
+    assert fakes.GpuCounter.batches == [4, 4, 4]  # 6 chunks per file, batched across both
     assert results[0]["steps"]["gpu"]["device"] == "cpu"  # what really ran, not what was asked
 
 
@@ -144,22 +145,23 @@ def test_progress_events_reach_listeners(pm, registry, write_pipeline, write_cli
     class Listener:
         @mirflow.hookimpl
         def progress(self, event):
-            seen.append((event.kind, event.step, event.chunk))
+            seen.append((event.kind, event.step, event.chunk, event.data.get("kind")))
 
     pm.register(Listener())
     audio, _ = write_clicks(70.0)
     run(pm, registry, write_pipeline(PIPELINE), [audio], tmp_path / "o")
-    kinds = [kind for kind, _, _ in seen]
+    kinds = [kind if unit is None else f"{kind}:{unit}" for kind, _, _, unit in seen]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
-    assert kinds.index("file_decoded") < kinds.index("unit_started") < kinds.index("file_finished")
-    assert sorted(c for k, s, c in seen if k == "unit_finished" and s == "clicks") == [0, 1, 2, 3, 4]
+    assert kinds.index("unit_finished:decode") < kinds.index("file_decoded") < kinds.index("unit_started:analyze")
+    assert kinds.index("unit_finished:aggregate") < kinds.index("file_finished")
+    assert sorted(c for k, s, c, u in seen if k == "unit_finished" and s == "clicks" and u == "analyze") == [0, 1, 2, 3, 4]
 
 
 def test_jams_export_reads_back_with_jams(pm, registry, write_pipeline, write_clicks, tmp_path):
     jams = pytest.importorskip("jams")
     audio, truth = write_clicks(30.0)
     pipeline = load_pipeline(write_pipeline(PIPELINE), registry)
-    (outcome,) = SerialRunner(pipeline, registry, pm, output_dir=tmp_path, formats=("json", "jams")).run([str(audio)])
+    (outcome,) = run_pipeline(pipeline, registry, pm, [str(audio)], inline=True, output_dir=tmp_path, formats=("json", "jams"))[0]
     document = jams.load(str(tmp_path / "clicks.jams"), validate=True)
     beats = document.search(namespace="beat")[0]
     assert [o.time for o in beats.data] == pytest.approx(list(truth), abs=1e-4)
@@ -193,7 +195,6 @@ def test_several_files_run_in_spawned_workers_with_events_forwarded(tmp_path):
     import soundfile
 
     from mirflow.plugin_manager import make_plugin_manager
-    from mirflow.runner import run_files
     from mirflow.synth import make_song
 
     song = make_song(["C:maj", "A:min"], bpm=90, duration=8.0)
@@ -207,7 +208,7 @@ def test_several_files_run_in_spawned_workers_with_events_forwarded(tmp_path):
     class Listener:
         @mirflow.hookimpl
         def progress(self, event):
-            if event.kind == "file_finished":
+            if event.kind == "unit_finished" and event.data["kind"] == "analyze":
                 pids.append(event.data["pid"])
 
     pm.register(Listener())
@@ -215,7 +216,7 @@ def test_several_files_run_in_spawned_workers_with_events_forwarded(tmp_path):
     pipeline_path = tmp_path / "chords.yaml"
     pipeline_path.write_text("steps: [chords.cnn_crf]\n")
     pipeline = load_pipeline(pipeline_path, registry)
-    outcomes = run_files(pipeline, registry, pm, paths, jobs=2, output_dir=tmp_path / "out")
+    outcomes, _ = run_pipeline(pipeline, registry, pm, paths, jobs=2, output_dir=tmp_path / "out")
     assert [o.ok for o in outcomes] == [True, True, True]
     assert len(pids) == 3 and 1 <= len(set(pids)) <= 2 and os.getpid() not in pids  # which worker takes which file is a race
     timelines = [json.loads((tmp_path / "out" / f"song{n}.json").read_text())["timeline"]["chords"] for n in range(3)]

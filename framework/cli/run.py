@@ -19,45 +19,61 @@ from .common import CliError, expand_inputs, load_pipeline_or_fail
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Override the pipeline's resources.device.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Worker processes, one file each at a time (default: resources.cpu.workers, else one per core).")
+              help="CPU worker processes (default: resources.cpu.workers, else one per core). "
+                   "--jobs 1 runs everything in this process.")
+@click.option("--force", is_flag=True, help="Recompute files whose result is already up to date.")
 @click.option("--plot", is_flag=True, help="Also write a PNG of each timeline (needs mirflow[plot]).")
 @click.pass_obj
-def run(obj, pipeline, inputs, output_dir, formats, device, jobs, plot):
-    """Run PIPELINE (a YAML file or a bundled name) over INPUTS (files, folders, globs)."""
-    import os
+def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot):
+    """Run PIPELINE (a YAML file or a bundled name) over INPUTS (files, folders, globs).
 
-    from ..runner import run_files
+    Files whose result already exists for the same audio, pipeline and analyzer versions
+    are skipped (resume); several runs on one folder share the files between them.
+    """
+    from ..scheduler import run_pipeline
 
     pm, registry = obj.plugins()
     spec = load_pipeline_or_fail(pipeline, registry)
     paths = expand_inputs(inputs)
+    chosen_formats = _parse_formats(formats) if formats else spec.formats
     if plot:
         from .plot import require_matplotlib
 
         require_matplotlib()
-    chosen_formats = _parse_formats(formats) if formats else spec.formats
     from .progress import ProgressLine
 
     pm.register(ProgressLine(len(paths), live=None if not obj.quiet else False, log=obj.verbose > 0))
     began = time.perf_counter()
-    outcomes = run_files(spec, registry, pm, paths, jobs=jobs or spec.resources.cpu_workers or os.cpu_count() or 1,
-                         disabled=obj.disabled, device=device, formats=chosen_formats,
-                         output_dir=output_dir or spec.output_directory or "results", keep_tracebacks=obj.verbose > 0,
-                         plot=plot)
+    outcomes, scheduler = run_pipeline(
+        spec, registry, pm, paths, jobs=jobs, inline=jobs == 1, disabled=obj.disabled, device=device,
+        formats=chosen_formats, output_dir=output_dir or spec.output_directory or "results", force=force,
+        plot=plot, keep_tracebacks=obj.verbose > 0)
     elapsed = time.perf_counter() - began
     if not obj.quiet:
         for outcome in outcomes:
             print_outcome(outcome)
-        audio = sum(o.duration for o in outcomes)
-        ok = sum(o.ok for o in outcomes)
-        speed = f", {audio / elapsed:.1f}x realtime" if elapsed > 0 and audio else ""
-        click.echo(f"{ok}/{len(outcomes)} files ok in {elapsed:.1f} s{speed}")
+        click.echo(final_table(outcomes, elapsed, scheduler.busy, jobs or spec.resources.cpu_workers))
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
         if outcome.error:
             click.echo(f"mirflow: {outcome.error}", err=True)
     if failed:
         raise CliError(f"{len(failed)} of {len(outcomes)} files had errors (see the 'errors' in their results)", exit_code=1)
+
+
+def final_table(outcomes, elapsed: float, busy: dict, workers) -> str:
+    """Files ok / failed / skipped, wall time, realtime factor and how busy each lane was."""
+    import os
+
+    audio = sum(o.duration for o in outcomes)
+    counts = {"ok": sum(o.ok and not o.skipped for o in outcomes), "failed": sum(not o.ok for o in outcomes),
+              "skipped": sum(bool(o.skipped) for o in outcomes)}
+    speed = f"{audio / elapsed:.1f}x realtime" if elapsed > 0 and audio else "-"
+    cpu_slots = workers or os.cpu_count() or 1
+    lanes = ", ".join(f"{lane} busy {seconds:.1f} s ({seconds / (elapsed * (cpu_slots if lane == 'cpu' else 1)):.0%})"
+                      for lane, seconds in busy.items() if seconds > 0 and elapsed > 0)
+    return (f"files: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped | "
+            f"{elapsed:.1f} s for {audio:.0f} s of audio ({speed})" + (f" | {lanes}" if lanes else ""))
 
 
 def _parse_formats(text: str) -> tuple[str, ...]:
@@ -74,6 +90,9 @@ def print_outcome(outcome) -> None:
     """A few readable lines about one file's result."""
     import json
 
+    if outcome.skipped:
+        click.echo(f"{outcome.path}: skipped ({outcome.skipped})")
+        return
     if not outcome.written:
         click.echo(f"{outcome.path}: failed")
         return

@@ -57,6 +57,7 @@ class Resources:
     device: str = "auto"
     cpu_workers: int | None = None
     gpu_batch_size: int = 8
+    files_in_flight: int | None = None  # decoded files held at once (default: from workers and batch)
 
 
 @dataclass
@@ -195,7 +196,7 @@ class _Validator:
 
     def resources(self, value: Any) -> Resources:
         path = ("resources",)
-        section = self.mapping(value, path, ("device", "cpu", "gpu"))
+        section = self.mapping(value, path, ("device", "cpu", "gpu", "files_in_flight"))
         device = self.choice(section.get("device", "auto"), path + ("device",), DEVICES) or "auto"
         cpu = self.mapping(section.get("cpu"), path + ("cpu",), ("workers",))
         gpu = self.mapping(section.get("gpu"), path + ("gpu",), ("batch_size",))
@@ -203,7 +204,10 @@ class _Validator:
         if workers is not None:
             workers = self.number(workers, path + ("cpu", "workers"), minimum=1, integer=True)
         batch = self.number(gpu.get("batch_size", 8), path + ("gpu", "batch_size"), minimum=1, integer=True) or 8
-        return Resources(device=device, cpu_workers=workers, gpu_batch_size=batch)
+        files = section.get("files_in_flight")
+        if files is not None:
+            files = self.number(files, path + ("files_in_flight",), minimum=1, integer=True)
+        return Resources(device=device, cpu_workers=workers, gpu_batch_size=batch, files_in_flight=files)
 
     def output(self, value: Any, pipeline: Pipeline) -> None:
         path = ("output",)

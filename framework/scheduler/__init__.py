@@ -1,0 +1,44 @@
+"""Running a pipeline over files: a coordinator that plans units and an executor that runs them.
+
+``run_pipeline`` is the entry point for the CLI and for library users.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .coordinator import FileOutcome, Scheduler, StepRecord
+from .executors import InlineExecutor, ProcessExecutor, plugin_handoff
+from .units import Completion, Unit, UnitRunner
+
+__all__ = ["FileOutcome", "Scheduler", "StepRecord", "Unit", "Completion", "run_pipeline"]
+
+
+def run_pipeline(pipeline, registry, pm, paths: list[str], *, jobs: int | None = None, inline: bool = False,
+                 output_dir: str | Path = "results", formats=None, device: str | None = None,
+                 max_files: int | None = None, force: bool = False, plot: bool = False,
+                 keep_tracebacks: bool = False, disabled: tuple[str, ...] = ()) -> tuple[list[FileOutcome], Scheduler]:
+    """Run ``pipeline`` over ``paths``; return the outcomes and the scheduler (for its stats).
+
+    ``inline`` runs every unit in this process (no workers: simplest to debug); otherwise
+    ``jobs`` CPU worker processes (default: the pipeline's ``resources.cpu.workers``, else one
+    per core) plus one GPU-lane process when the pipeline has ``gpu`` steps.
+    """
+    device = device or pipeline.resources.device
+    workers = jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1
+    gpu_lane = any(registry.get(step.analyzer).resource == "gpu" for step in pipeline.steps)
+    batch = pipeline.resources.gpu_batch_size
+    files = max_files or pipeline.resources.files_in_flight or (max(batch, 2 * workers) if gpu_lane else 2 * workers)
+
+    def make_executor(temp_dir: str, on_start):
+        if inline:
+            return InlineExecutor(UnitRunner(pipeline, registry, pm, device=device, temp_dir=temp_dir), on_start)
+        return ProcessExecutor(cpu_workers=workers, gpu_lane=gpu_lane, pipeline_path=str(pipeline.path),
+                               disabled=disabled, handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir,
+                               on_start=on_start)
+
+    scheduler = Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
+                          formats=formats, device=device, max_files=files, force=force, plot=plot,
+                          keep_tracebacks=keep_tracebacks)
+    return scheduler.run([str(p) for p in paths]), scheduler

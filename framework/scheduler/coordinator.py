@@ -1,0 +1,380 @@
+"""The coordinator: turns files into units, follows their dependencies, batches the GPU
+lane across files, bounds how many files are in flight, and writes each result the
+moment its file is done. It never runs analysis itself; an executor does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import events
+from ..audio import ChunkSpan, plan_chunks
+from ..events import Event
+from ..results import build_result, output_names, write_outputs
+from .claims import Claim
+from .units import AGGREGATE, ANALYZE, BATCH, DECODE, PREPARE, Completion, Unit
+
+
+@dataclass
+class StepRecord:
+    """How one step went on one file: the part of the result that says so."""
+
+    analyzer: str
+    version: str
+    params: dict[str, Any]
+    status: str = "pending"  # ok | failed | skipped
+    device: str | None = None
+    seconds: float = 0.0
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one input file."""
+
+    path: str
+    ok: bool
+    written: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    duration: float = 0.0
+    skipped: str | None = None  # why it was not analyzed (up to date, claimed elsewhere)
+
+
+@dataclass
+class FileJob:
+    path: str
+    name: str
+    began: float = 0.0
+    claim: Claim | None = None
+    audio: Any = None
+    sha256: str | None = None
+    spans: list[ChunkSpan] = field(default_factory=list)
+    records: dict[str, StepRecord] = field(default_factory=dict)
+    waiting: dict[str, int] = field(default_factory=dict)  # step -> chunks not yet analyzed
+    preparing: dict[str, int] = field(default_factory=dict)  # gpu step -> prepare units still out
+    raw: dict[str, dict[int, tuple[float, Any]]] = field(default_factory=dict)
+    devices: dict[str, str] = field(default_factory=dict)
+    outstanding: int = 0  # units of this file submitted and not yet completed
+    error: str | None = None  # the file could not be decoded
+    up_to_date: bool = False  # an existing result already matches (resume)
+
+
+class Scheduler:
+    """Runs a pipeline over files with an executor; see the module docstring."""
+
+    def __init__(self, pipeline, registry, pm, *, make_executor, output_dir, formats=None, device=None,
+                 max_files: int | None = None, force: bool = False, plot: bool = False,
+                 keep_tracebacks: bool = False):
+        self.pipeline = pipeline
+        self.registry = registry
+        self.pm = pm
+        self.make_executor = make_executor
+        self.output_dir = Path(output_dir)
+        self.formats = formats or pipeline.formats
+        self.device = device or pipeline.resources.device
+        self.batch_size = pipeline.resources.gpu_batch_size
+        self.max_files = max_files or pipeline.resources.files_in_flight
+        self.force = force
+        self.plot = plot
+        self.keep_tracebacks = keep_tracebacks
+        self._ids = 0
+        self.busy: dict[str, float] = {}
+
+    # -- events -------------------------------------------------------------------
+    def emit(self, kind: str, **fields) -> None:
+        self.pm.hook.progress(event=Event(kind, **fields))
+
+    def _unit_started(self, unit: Unit, pid: int) -> None:
+        data = {"pid": pid}
+        if unit.kind == BATCH:
+            data.update(batch_size=len(unit.payload["items"]), files=sorted({f for f, _ in unit.payload["owners"]}))
+        self.emit(events.UNIT_STARTED, file=unit.file, step=unit.step, chunk=unit.chunk, lane=unit.lane,
+                  data={"kind": unit.kind, **data})
+
+    def submit(self, job: FileJob, kind: str, **fields) -> None:
+        """Queue a unit of ``job`` on the CPU lane (GPU batches go through flush_batches)."""
+        self._ids += 1
+        job.outstanding += 1
+        self.executor.submit(Unit(self._ids, kind, "cpu", file=job.path, **fields))
+
+    # -- the loop -----------------------------------------------------------------
+    stop_requested = False
+
+    def _stop_on_interrupt(self):
+        """Ctrl-C sets a flag that the loop checks between completions, so that it never
+        lands inside a result write; a second Ctrl-C interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+    def run(self, paths: list[str]) -> list[FileOutcome]:
+        names = output_names(paths)
+        queue = [FileJob(path, names[path]) for path in paths]
+        queue.reverse()
+        self.active = active = {}
+        outcomes: dict[str, FileOutcome] = {}
+        self.gpu_items: dict[str, list] = {}  # step -> [(file, chunk, offset, item, inputs)]
+        temp_dir = tempfile.mkdtemp(prefix="mirflow-audio-")
+        self.executor = self.make_executor(temp_dir, self._unit_started)
+        self.emit(events.RUN_STARTED, data={"files": len(paths), "pipeline": self.pipeline.name})
+        restore = self._stop_on_interrupt()
+        try:
+            while queue or active:
+                if self.stop_requested:
+                    raise KeyboardInterrupt
+                while queue and len(active) < self.max_files:
+                    job = queue.pop()
+                    skipped = self.admit(job)
+                    if skipped:
+                        outcomes[job.path] = skipped
+                    else:
+                        active[job.path] = job
+                self.flush_batches()
+                for completion in self.executor.wait(timeout=1.0):
+                    self.complete(completion, active)
+                for job in [j for j in active.values() if self.finished(j)]:
+                    outcomes[job.path] = self.finish(job)
+                    del active[job.path]
+        finally:
+            restore()
+            self.executor.close()
+            self.busy = dict(self.executor.busy)
+            for job in active.values():  # interrupted: release what we held, write nothing half-done
+                if job.claim:
+                    job.claim.release()
+            shutil.rmtree(temp_dir, ignore_errors=True)
+        ordered = [outcomes[path] for path in paths]
+        self.emit(events.RUN_FINISHED, data={"files": len(paths), "failed": sum(not o.ok for o in ordered),
+                                             "busy": self.busy})
+        return ordered
+
+    def admit(self, job: FileJob) -> FileOutcome | None:
+        """Claim the file and queue its decode; None, or an outcome if it is skipped."""
+        job.began = time.perf_counter()
+        result_path = self.output_dir / f"{job.name}.json"
+        job.claim = Claim.take(self.output_dir, job.name)
+        if job.claim is None:
+            self.emit(events.FILE_SKIPPED, file=job.path, data={"reason": "claimed by another mirflow run"})
+            return FileOutcome(job.path, ok=True, skipped="claimed by another mirflow run")
+        self.emit(events.FILE_STARTED, file=job.path)
+        wanted = {(self.registry.get(s.analyzer).sample_rate, self.registry.get(s.analyzer).channels)
+                  for s in self.pipeline.steps}
+        existing = None if self.force or not result_path.exists() else {
+            "path": str(result_path), "pipeline_hash": self.pipeline.hash,
+            "versions": {s.id: self.registry.get(s.analyzer).version for s in self.pipeline.steps}}
+        self.submit(job, DECODE, payload={"wanted": wanted, "existing": existing})
+        return None
+
+    def complete(self, completion: Completion, active: dict[str, FileJob]) -> None:
+        unit = completion.unit
+        self.emit(events.UNIT_FINISHED if completion.ok else events.UNIT_FAILED, file=unit.file, step=unit.step,
+                  chunk=unit.chunk, lane=unit.lane, seconds=completion.seconds,
+                  data={"kind": unit.kind, "pid": completion.worker, **({} if completion.ok else {"message": completion.error})})
+        if unit.kind == BATCH:
+            self.complete_batch(completion, active)
+            return
+        job = active[unit.file]
+        job.outstanding -= 1
+        if unit.kind == DECODE:
+            self.decoded(job, completion)
+        elif unit.kind in (ANALYZE, PREPARE):
+            self.chunk_done(job, unit, completion)
+        elif unit.kind == AGGREGATE:
+            record = job.records[unit.step]
+            record.seconds += completion.seconds
+            if completion.ok:
+                record.status, record.outputs = "ok", completion.value
+                record.device = job.devices.get(unit.step, "cpu")
+            else:
+                self.fail(job, unit.step, completion)
+            self.start_ready_steps(job)
+
+    def decoded(self, job: FileJob, completion: Completion) -> None:
+        if not completion.ok:
+            job.error = completion.error if completion.error.startswith(job.path) else f"{job.path}: {completion.error}"
+            return
+        value = completion.value
+        job.sha256 = value["sha256"]
+        if value["skip"]:
+            job.up_to_date = True
+            return
+        job.audio = value["audio"]
+        chunking = self.pipeline.chunking
+        job.spans = plan_chunks(job.audio.duration, enabled=chunking.enabled, min_duration=chunking.min_duration,
+                                length=chunking.length, overlap=chunking.overlap)
+        self.emit(events.FILE_DECODED, file=job.path, data={"duration": job.audio.duration, "chunks": len(job.spans),
+                                                             "spans": [s.__dict__ for s in job.spans]})
+        for step in self.pipeline.steps:
+            cls = self.registry.get(step.analyzer)
+            job.records[step.id] = StepRecord(analyzer=cls.name, version=cls.version, params=step.params)
+        self.start_ready_steps(job)
+
+    def spans_for(self, job: FileJob, step) -> list[ChunkSpan]:
+        if self.registry.get(step.analyzer).chunked:
+            return job.spans
+        return [ChunkSpan(0, 0.0, job.audio.duration, 0.0, job.audio.duration)]
+
+    def start_ready_steps(self, job: FileJob) -> None:
+        """Queue the chunk units of every step whose inputs are all done; skip the steps
+        whose inputs failed (repeated until nothing changes: skips cascade)."""
+        changed = True
+        while changed:
+            changed = False
+            for step in self.pipeline.steps:
+                record = job.records[step.id]
+                if record.status != "pending" or step.id in job.waiting:
+                    continue
+                inputs = [binding[0] for binding in step.inputs.values() if binding]
+                bad = [sid for sid in inputs if job.records[sid].status in ("failed", "skipped")]
+                if bad:
+                    record.status = "skipped"
+                    record.error = {"message": f"skipped: its input step {bad[0]!r} did not succeed"}
+                    changed = True
+                elif all(job.records[sid].status == "ok" for sid in inputs):
+                    self.start_step(job, step)
+
+    def start_step(self, job: FileJob, step) -> None:
+        values = {slot: (job.records[b[0]].outputs.get(b[1]) if b else None) for slot, b in step.inputs.items()}
+        spans = self.spans_for(job, step)
+        job.waiting[step.id] = len(spans)
+        job.raw[step.id] = {}
+        gpu = self.registry.get(step.analyzer).resource == "gpu"
+        if gpu:
+            job.preparing[step.id] = len(spans)
+        for span in spans:
+            self.submit(job, PREPARE if gpu else ANALYZE, step=step.id, chunk=span.index,
+                        payload={"audio": job.audio, "span": span, "inputs": values})
+
+    def chunk_done(self, job: FileJob, unit: Unit, completion: Completion) -> None:
+        record = job.records[unit.step]
+        record.seconds += completion.seconds
+        if unit.kind == PREPARE:
+            job.preparing[unit.step] -= 1
+        if record.status != "pending":
+            return
+        if not completion.ok:
+            self.fail(job, unit.step, completion)
+            job.waiting.pop(unit.step, None)
+            self.start_ready_steps(job)
+            return
+        offset, value = completion.value
+        if unit.kind == PREPARE:
+            self.gpu_items.setdefault(unit.step, []).append((job.path, unit.chunk, offset, value,
+                                                             unit.payload["inputs"]))
+            return
+        self.part_done(job, unit.step, unit.chunk, offset, value)
+
+    def part_done(self, job: FileJob, step_id: str, chunk: int, offset: float, value: Any) -> None:
+        job.raw[step_id][chunk] = (offset, value)
+        job.waiting[step_id] -= 1
+        if job.waiting[step_id] == 0:
+            parts = sorted(job.raw.pop(step_id).items())
+            spans = self.spans_for(job, self.pipeline.step(step_id))
+            self.submit(job, AGGREGATE, step=step_id, payload={
+                "offsets": [(index, offset) for index, (offset, _) in parts],
+                "raw": [value for _, (_, value) in parts],
+                "duration": job.audio.duration, "spans": spans})
+
+    def fail(self, job: FileJob, step_id: str, completion: Completion) -> None:
+        record = job.records[step_id]
+        record.status = "failed"
+        record.error = {"message": completion.error, "chunk": completion.unit.chunk}
+        if self.keep_tracebacks and completion.traceback:
+            record.error["traceback"] = completion.traceback
+
+    # -- the GPU lane: batches gathered across chunks and files ---------------------
+    def flush_batches(self) -> None:
+        """Send full batches at once; a partial one only when no file in flight can still
+        add a chunk to it (so a folder of short clips fills batches like one long song)."""
+        for step_id, items in self.gpu_items.items():
+            more = any(self.could_add(job, step_id) for job in self.active.values())
+            while len(items) >= self.batch_size or (items and not more):
+                batch, items[:] = items[:self.batch_size], items[self.batch_size:]
+                self._ids += 1
+                self.executor.submit(Unit(self._ids, BATCH, "gpu", step=step_id, payload={
+                    "items": [item for _, _, _, item, _ in batch],
+                    "inputs": [inputs for *_, inputs in batch],
+                    "owners": [(path, chunk) for path, chunk, *_ in batch],
+                    "offsets": [offset for _, _, offset, _, _ in batch]}))
+
+    def could_add(self, job: FileJob, step_id: str) -> bool:
+        """Whether ``job`` may still prepare chunks for the gpu step ``step_id``."""
+        if job.error or job.up_to_date:
+            return False
+        if not job.records:
+            return True  # still decoding
+        if job.records[step_id].status != "pending":
+            return False
+        if step_id not in job.waiting:
+            return True  # not started: waits for its inputs
+        return job.preparing.get(step_id, 0) > 0
+
+    def complete_batch(self, completion: Completion, active: dict[str, FileJob]) -> None:
+        unit = completion.unit
+        owners = unit.payload["owners"]
+        for position, (path, chunk) in enumerate(owners):
+            job = active.get(path)
+            if job is None or job.records[unit.step].status != "pending":
+                continue
+            job.records[unit.step].seconds += completion.seconds / len(owners)
+            if completion.ok:
+                job.devices[unit.step] = completion.value["device"]
+                self.part_done(job, unit.step, chunk, unit.payload["offsets"][position],
+                               completion.value["outputs"][position])
+            else:
+                self.fail(job, unit.step, completion)
+                job.waiting.pop(unit.step, None)
+                self.start_ready_steps(job)
+
+    # -- finishing a file -------------------------------------------------------------
+    def finished(self, job: FileJob) -> bool:
+        if job.outstanding:
+            return False
+        if job.error or job.up_to_date:
+            return True
+        return bool(job.records) and all(r.status != "pending" for r in job.records.values())
+
+    def finish(self, job: FileJob) -> FileOutcome:
+        seconds = time.perf_counter() - job.began
+        try:
+            if job.error:
+                self.emit(events.FILE_FAILED, file=job.path, data={"message": job.error})
+                return FileOutcome(job.path, ok=False, error=job.error, seconds=seconds)
+            if job.up_to_date:
+                self.emit(events.FILE_SKIPPED, file=job.path, data={"reason": "result is up to date"})
+                return FileOutcome(job.path, ok=True, skipped="result is up to date", seconds=seconds,
+                                   written=[str(self.output_dir / f"{job.name}.json")])
+            result = build_result(pipeline=self.pipeline, path=job.path, source=job.audio, content_hash=job.sha256,
+                                  spans=job.spans, records=job.records, registry=self.registry)
+            written = write_outputs(result, self.output_dir, job.name, self.formats)
+            if self.plot:
+                from ..plot import plot_result
+
+                written.append(str(plot_result(result, self.output_dir / f"{job.name}.png")))
+            ok = all(r.status == "ok" or (r.status != "ok" and self.pipeline.step(sid).optional)
+                     for sid, r in job.records.items())
+            self.emit(events.FILE_FINISHED, file=job.path, seconds=seconds,
+                      data={"ok": ok, "written": written, "duration": job.audio.duration})
+            return FileOutcome(job.path, ok=ok, written=written, seconds=seconds, duration=job.audio.duration)
+        finally:
+            if job.audio is not None:
+                job.audio.remove()
+            if job.claim:
+                job.claim.release()

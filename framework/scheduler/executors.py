@@ -1,0 +1,192 @@
+"""Where units run. The coordinator only submits units and waits for completions, so an
+executor can be swapped (a Ray executor — CPU units as tasks, the GPU lane as an actor —
+would implement the same three methods).
+
+- :class:`InlineExecutor` runs every unit in this process, one at a time.
+- :class:`ProcessExecutor` has two lanes: a pool of CPU worker processes and one
+  long-lived GPU worker that keeps its models loaded. Workers are spawned, ignore
+  Ctrl-C (the coordinator stops them), and a worker that dies is replaced; the unit it
+  held is retried once, then reported failed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import time
+import types
+from collections import deque
+from multiprocessing.connection import wait as wait_for
+
+from .units import Completion, Unit, UnitRunner
+
+MAX_ATTEMPTS = 2  # a unit whose worker died is tried once more
+
+
+class InlineExecutor:
+    """Runs units in the calling process (``--jobs 1``, and the library's default)."""
+
+    def __init__(self, runner: UnitRunner, on_start):
+        self.runner = runner
+        self.on_start = on_start
+        self.queue: deque[Unit] = deque()
+        self.busy = {"cpu": 0.0, "gpu": 0.0}
+
+    def submit(self, unit: Unit) -> None:
+        self.queue.append(unit)
+
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def wait(self, timeout: float | None = None) -> list[Completion]:
+        if not self.queue:
+            return []
+        unit = self.queue.popleft()
+        self.on_start(unit, os.getpid())
+        completion = self.runner.run(unit)
+        completion.worker = os.getpid()
+        self.busy[unit.lane] += completion.seconds
+        return [completion]
+
+    def close(self) -> None:
+        self.queue.clear()
+
+
+def plugin_handoff(pm) -> list:
+    """The analysis plugins registered in ``pm`` by hand (not from entry points), in a
+    form a spawned worker can register too: modules by name, objects pickled."""
+    handoff = []
+    for name, plugin in pm.list_name_plugin():
+        if name in getattr(pm, "mirflow_entry_points", set()):
+            continue
+        if not any(hasattr(plugin, hook) for hook in ("register_analyzers", "aggregate")):
+            continue  # progress listeners stay here; events are forwarded to them
+        if isinstance(plugin, types.ModuleType):
+            handoff.append((name, "module", plugin.__name__))
+        else:
+            handoff.append((name, "object", pickle.dumps(plugin)))
+    return handoff
+
+
+def _worker_main(conn, lane: str, pipeline_path: str, disabled: tuple, handoff: list, device: str, temp_dir: str):
+    """A worker process: load plugins and pipeline once, then run units until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when we stop
+    import importlib
+
+    from ..pipeline import load_pipeline
+    from ..plugin_manager import collect_analyzers, make_plugin_manager
+
+    pm = make_plugin_manager(disabled=disabled)
+    for name, kind, value in handoff:
+        pm.register(importlib.import_module(value) if kind == "module" else pickle.loads(value), name=name)
+    registry = collect_analyzers(pm)
+    runner = UnitRunner(load_pipeline(pipeline_path, registry), registry, pm, device=device, temp_dir=temp_dir)
+    conn.send(("ready", os.getpid()))
+    while True:
+        unit = conn.recv()
+        if unit is None:
+            break
+        conn.send(("done", runner.run(unit)))
+
+
+class _Worker:
+    def __init__(self, context, lane: str, args: tuple):
+        self.lane = lane
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, lane, *args), daemon=True,
+                                       name=f"mirflow-{lane}")
+        self.process.start()
+        child.close()
+        self.unit: Unit | None = None
+        self.ready = False
+        self.started_at = 0.0
+
+
+class ProcessExecutor:
+    """A CPU lane of ``cpu_workers`` processes and, if asked, one GPU-lane process."""
+
+    def __init__(self, *, cpu_workers: int, gpu_lane: bool, pipeline_path: str, disabled: tuple,
+                 handoff: list, device: str, temp_dir: str, on_start):
+        self.context = multiprocessing.get_context("spawn")  # never fork: CUDA/TF in a forked child deadlock
+        self.args = (pipeline_path, tuple(disabled), handoff, device, temp_dir)
+        self.on_start = on_start
+        self.queues = {"cpu": deque(), "gpu": deque()}
+        self.workers = [_Worker(self.context, "cpu", self.args) for _ in range(cpu_workers)]
+        if gpu_lane:
+            self.workers.append(_Worker(self.context, "gpu", self.args))
+        self.busy = {"cpu": 0.0, "gpu": 0.0}
+        self.replaced = 0
+
+    def submit(self, unit: Unit) -> None:
+        self.queues[unit.lane].append(unit)
+        self._dispatch()
+
+    def pending(self) -> int:
+        return sum(map(len, self.queues.values())) + sum(w.unit is not None for w in self.workers)
+
+    def _dispatch(self) -> None:
+        for worker in self.workers:
+            queue = self.queues[worker.lane]
+            if worker.ready and worker.unit is None and queue:
+                worker.unit = queue.popleft()
+                worker.unit.attempts += 1
+                worker.started_at = time.perf_counter()
+                worker.conn.send(worker.unit)
+                self.on_start(worker.unit, worker.process.pid)
+
+    def wait(self, timeout: float | None = None) -> list[Completion]:
+        """Block until something finishes (or ``timeout``); replace dead workers."""
+        if not self.pending():
+            return []
+        watched = {w.conn: w for w in self.workers}
+        watched.update({w.process.sentinel: w for w in self.workers})
+        completions = []
+        for ready in wait_for(list(watched), timeout):
+            worker = watched[ready]
+            if ready is worker.conn:
+                try:
+                    message, value = worker.conn.recv()
+                except (EOFError, OSError):
+                    continue  # it died; its sentinel says so
+                if message == "ready":
+                    worker.ready = True
+                    continue
+                value.worker = worker.process.pid
+                self.busy[worker.lane] += value.seconds
+                completions.append(value)
+                worker.unit = None
+            elif not worker.process.is_alive() and worker in self.workers:
+                completions.extend(self._replace(worker))
+        self._dispatch()
+        return completions
+
+    def _replace(self, worker: _Worker) -> list[Completion]:
+        """Start a fresh worker in place of a dead one; retry or fail what it held."""
+        self.workers[self.workers.index(worker)] = _Worker(self.context, worker.lane, self.args)
+        self.replaced += 1
+        unit, worker.unit = worker.unit, None
+        if unit is None:
+            return []
+        if unit.attempts < MAX_ATTEMPTS:
+            self.queues[unit.lane].appendleft(unit)
+            return []
+        code = worker.process.exitcode
+        reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return [Completion(unit, False, error=f"worker process died ({reason}) running this unit, twice",
+                           seconds=time.perf_counter() - worker.started_at, worker=worker.process.pid)]
+
+    def close(self) -> None:
+        for worker in self.workers:
+            try:
+                if worker.process.is_alive() and worker.unit is None and worker.ready:
+                    worker.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        deadline = time.monotonic() + 2.0
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(1.0)

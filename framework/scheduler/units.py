@@ -1,0 +1,204 @@
+"""Units of work and the code that runs one, wherever it runs (a worker process or inline).
+
+A unit is one of:
+
+- ``decode``: read a file once into shared raw float32 arrays (one per wanted rate), or
+  report that an up-to-date result already exists (resume);
+- ``analyze``: one (file, chunk, step) of a ``cpu`` step;
+- ``prepare``: the CPU-lane half of a ``gpu`` step for one chunk (features);
+- ``batch``: prepared chunks of one ``gpu`` step, from any files, through the model at once;
+- ``aggregate``: one (file, step): merge its chunks (a DBN decode can be real work).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..aggregate import Part, Track, default_aggregate, normalize
+from ..analyzer import Analyzer, AnalyzerError
+from ..audio import ChunkSpan, DecodeError, file_sha256, store_audio
+
+DECODE, ANALYZE, PREPARE, BATCH, AGGREGATE = "decode", "analyze", "prepare", "batch", "aggregate"
+
+
+class SetupFailure(Exception):
+    """An analyzer that could not be set up (missing library, no GPU, ...)."""
+
+
+def prepare_analyzer(cls: type[Analyzer], params: dict[str, Any], device: str) -> Analyzer:
+    """Instantiate and set up an analyzer; a missing library becomes a clear message."""
+    analyzer = cls(**params)
+    try:
+        analyzer.setup(device)
+    except ImportError as err:
+        hint = getattr(cls, "install_hint", "") or f"pip install {err.name or 'the missing library'}"
+        raise SetupFailure(f"{cls.name} cannot import {err.name or 'a library'} ({err}); install it with: {hint}") from None
+    except Exception as err:
+        raise SetupFailure(f"{cls.name}: setup failed: {err}") from None
+    return analyzer
+
+
+def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw: list[dict[str, Any]],
+                   track: Track) -> dict[str, Any]:
+    """Move chunk outputs to track time and merge them (plugin hook first, then defaults).
+
+    ``offsets`` holds (chunk index, time of the chunk's first sample) per raw output.
+    """
+    kinds = getattr(analyzer, "chunk_outputs", None) or analyzer.outputs
+    spans = {span.index: span for span in track.spans}
+    parts = []
+    for position, ((index, start), outputs) in enumerate(zip(offsets, raw)):
+        if not isinstance(outputs, dict):
+            raise AnalyzerError(f"analyze() returned {type(outputs).__name__}, expected a dict", chunk=index)
+        unknown = set(outputs) - set(kinds)
+        if unknown:
+            raise AnalyzerError(f"undeclared output {sorted(unknown)[0]!r}", chunk=index)
+        normalized = {name: normalize(kinds[name], value, start) for name, value in outputs.items()}
+        span = spans.get(index, ChunkSpan(0, 0.0, track.duration, 0.0, track.duration))
+        parts.append(Part(span=span, outputs=normalized, last=position == len(raw) - 1))
+    merged = pm.hook.aggregate(analyzer=analyzer, parts=parts, track=track)
+    return merged if merged is not None else default_aggregate(analyzer.outputs, parts)
+
+
+@dataclass
+class Unit:
+    """One schedulable piece of work; ``payload`` holds what the runner needs."""
+
+    id: int
+    kind: str
+    lane: str  # "cpu" or "gpu"
+    file: str | None = None
+    step: str | None = None
+    chunk: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+
+
+@dataclass
+class Completion:
+    """What came back for a unit: a value, or an error message (with traceback)."""
+
+    unit: Unit
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    seconds: float = 0.0
+    worker: int | None = None
+
+
+class UnitRunner:
+    """Runs units for one pipeline in one process; analyzers are set up once and kept."""
+
+    def __init__(self, pipeline, registry, pm, *, device: str, temp_dir: str):
+        self.pipeline = pipeline
+        self.registry = registry
+        self.pm = pm
+        self.device = device
+        self.temp_dir = temp_dir
+        self._analyzers: dict[tuple[str, str], Analyzer | SetupFailure] = {}
+
+    def run(self, unit: Unit) -> Completion:
+        began = time.perf_counter()
+        try:
+            value = getattr(self, f"run_{unit.kind}")(unit)
+            return Completion(unit, True, value, seconds=time.perf_counter() - began)
+        except (SetupFailure, DecodeError) as err:  # their messages are complete sentences already
+            return Completion(unit, False, error=str(err), seconds=time.perf_counter() - began)
+        except Exception as err:
+            return Completion(unit, False, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
+                              seconds=time.perf_counter() - began)
+
+    def analyzer(self, step_id: str, role: str) -> Analyzer:
+        """The step's analyzer, set up for ``role`` (``model`` on the device, ``features``
+        for the CPU half of a gpu step, ``cpu`` otherwise) on first use."""
+        key = (step_id, role)
+        if key not in self._analyzers:
+            step = self.pipeline.step(step_id)
+            cls = self.registry.get(step.analyzer)
+            try:
+                if role == "features":
+                    analyzer = cls(**step.params)
+                    analyzer.setup_features()
+                else:
+                    analyzer = prepare_analyzer(cls, step.params, self.device)
+                self._analyzers[key] = analyzer
+            except SetupFailure as failure:
+                self._analyzers[key] = failure
+            except ImportError as err:  # from setup_features()
+                hint = getattr(cls, "install_hint", "") or f"pip install {err.name or 'the missing library'}"
+                self._analyzers[key] = SetupFailure(f"{cls.name} cannot import {err.name or 'a library'} ({err}); "
+                                                    f"install it with: {hint}")
+        found = self._analyzers[key]
+        if isinstance(found, SetupFailure):
+            raise found
+        return found
+
+    def run_decode(self, unit: Unit) -> dict[str, Any]:
+        path = unit.file
+        sha256 = file_sha256(path) if Path(path).is_file() else None
+        existing = unit.payload.get("existing")
+        if sha256 and existing and up_to_date(existing["path"], sha256, existing["pipeline_hash"], existing["versions"]):
+            return {"skip": True, "sha256": sha256}
+        audio = store_audio(path, unit.payload["wanted"], self.temp_dir, self.pipeline.resample_quality)
+        return {"skip": False, "sha256": sha256, "audio": audio}
+
+    def run_analyze(self, unit: Unit) -> tuple[float, dict[str, Any]]:
+        analyzer = self.analyzer(unit.step, "cpu")
+        chunk = unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels)
+        return chunk.start, analyzer.analyze(chunk, unit.payload["inputs"])
+
+    def run_prepare(self, unit: Unit) -> tuple[float, Any]:
+        analyzer = self.analyzer(unit.step, "features")
+        chunk = unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels)
+        return chunk.start, analyzer.prepare(chunk, unit.payload["inputs"])
+
+    def run_batch(self, unit: Unit) -> dict[str, Any]:
+        analyzer = self.analyzer(unit.step, "model")
+        outputs = batch_with_backoff(analyzer, unit.payload["items"], unit.payload["inputs"])
+        return {"outputs": outputs, "device": analyzer.device}
+
+    def run_aggregate(self, unit: Unit) -> dict[str, Any]:
+        step = self.pipeline.step(unit.step)
+        cls = self.registry.get(step.analyzer)
+        analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
+        track = Track(path=unit.file, duration=unit.payload["duration"], spans=unit.payload["spans"])
+        return aggregate_step(self.pm, analyzer, unit.payload["offsets"], unit.payload["raw"], track)
+
+
+def is_out_of_memory(error: Exception) -> bool:
+    """GPU allocators say it in many ways; TensorFlow raises ResourceExhaustedError."""
+    text = f"{type(error).__name__}: {error}".lower()
+    return any(mark in text for mark in ("resourceexhausted", "out of memory", "oom when allocating"))
+
+
+def batch_with_backoff(analyzer: Analyzer, items: list, inputs: list) -> list:
+    """Run a batch; on a GPU out-of-memory error halve it and retry, down to one item."""
+    try:
+        outputs = analyzer.analyze_batch(items, inputs)
+    except Exception as err:
+        if not is_out_of_memory(err) or len(items) == 1:
+            raise
+        half = len(items) // 2
+        return (batch_with_backoff(analyzer, items[:half], inputs[:half])
+                + batch_with_backoff(analyzer, items[half:], inputs[half:]))
+    if len(outputs) != len(items):
+        raise ValueError(f"analyze_batch returned {len(outputs)} results for {len(items)} items")
+    return outputs
+
+
+def up_to_date(result_path: str, sha256: str, pipeline_hash: str, versions: dict[str, str]) -> bool:
+    """Whether an existing result is for the same bytes, pipeline and analyzer versions, and complete."""
+    try:
+        result = json.loads(Path(result_path).read_text(encoding="utf-8"))
+        return (result["source"]["sha256"] == sha256
+                and result["pipeline"]["hash"] == pipeline_hash
+                and {sid: s["version"] for sid, s in result["steps"].items()} == versions
+                and all(s["status"] == "ok" for s in result["steps"].values()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False

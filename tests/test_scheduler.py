@@ -1,0 +1,204 @@
+"""The scheduler with real worker processes: lanes, batching, faults, bounded memory, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile
+
+import mirflow
+from mirflow.pipeline import load_pipeline
+from mirflow.scheduler import run_pipeline
+from mirflow.synth import make_song
+
+MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
+
+
+class Recorder:
+    """Collects progress events (they arrive here from every worker process)."""
+
+    def __init__(self):
+        self.events = []
+
+    @mirflow.hookimpl
+    def progress(self, event):
+        self.events.append(event)
+
+    def of(self, kind, **match):
+        return [e for e in self.events if e.kind == kind and all(getattr(e, k) == v for k, v in match.items())]
+
+
+@pytest.fixture
+def recorder(pm):
+    recorder = Recorder()
+    pm.register(recorder)
+    return recorder
+
+
+def clicks_files(write_clicks, count, duration, prefix="f"):
+    return [write_clicks(duration, name=f"{prefix}{n:02d}.wav")[0] for n in range(count)]
+
+
+def run(pm, registry, pipeline_path, paths, out, **options):
+    pipeline = load_pipeline(pipeline_path, registry)
+    outcomes, scheduler = run_pipeline(pipeline, registry, pm, [str(p) for p in paths], output_dir=out, **options)
+    results = [json.loads(Path(o.written[0]).read_text()) if o.written and not o.skipped else None for o in outcomes]
+    return outcomes, results, scheduler
+
+
+def test_gpu_batches_gather_chunks_across_files_in_one_long_lived_process(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+    files = clicks_files(write_clicks, 6, 12.0)  # 30 s clips would do the same: one chunk each
+    pipeline = write_pipeline("chunking: off\nresources: {gpu: {batch_size: 4}}\nsteps: [fake.gpu]\n")
+    outcomes, results, _ = run(pm, registry, pipeline, files, tmp_path / "out", jobs=2)
+    assert all(o.ok for o in outcomes)
+    batches = [e for e in recorder.of("unit_started", lane="gpu")]
+    assert [e.data["batch_size"] for e in batches] == [4, 2]
+    assert len(batches[0].data["files"]) == 4  # one batch, four files
+    assert {r["summary"]["loads"]["value"] for r in results} == {1.0}  # the model was set up once ...
+    assert len({r["summary"]["pid"]["value"] for r in results}) == 1  # ... in one GPU-lane process
+    assert all(r["steps"]["gpu"]["device"] == "cpu" for r in results)
+
+
+def test_cpu_and_gpu_lanes_work_at_the_same_time(pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+    files = clicks_files(write_clicks, 4, 12.0)
+    pipeline = write_pipeline("chunking: off\nresources: {gpu: {batch_size: 1}}\nsteps:\n"
+                              "  - {analyzer: fake.gpu, params: {sleep: 0.4}}\n"
+                              "  - {analyzer: fake.slow, params: {sleep: 0.4}}\n")
+    outcomes, _, scheduler = run(pm, registry, pipeline, files, tmp_path / "out", jobs=2)
+    assert all(o.ok for o in outcomes)
+
+    def intervals(lane, kind):
+        started = {(e.file, e.step, e.chunk, e.data.get("batch_size")): e.time
+                   for e in recorder.of("unit_started", lane=lane) if e.data["kind"] == kind}
+        return [(e.time - e.seconds, e.time) for e in recorder.of("unit_finished", lane=lane) if e.data["kind"] == kind] \
+            if started else []
+
+    gpu = intervals("gpu", "batch")
+    cpu = intervals("cpu", "analyze")
+    overlap = sum(max(0.0, min(a_end, b_end) - max(a_start, b_start)) for a_start, a_end in gpu for b_start, b_end in cpu)
+    assert len(gpu) == 4 and len(cpu) == 4
+    assert overlap > 0.4, f"lanes overlapped only {overlap:.2f} s"
+    assert scheduler.busy["gpu"] >= 1.6 and scheduler.busy["cpu"] >= 1.6
+
+
+def test_gpu_out_of_memory_halves_the_batch(pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+    import fakes
+
+    fakes.GpuCounter.batches = []
+    files = clicks_files(write_clicks, 4, 5.0)
+    pipeline = write_pipeline("chunking: off\nresources: {gpu: {batch_size: 4}}\n"
+                              "steps: [{analyzer: fake.gpu, params: {max_batch: 1}}]\n")
+    outcomes, results, _ = run(pm, registry, pipeline, files, tmp_path / "out", inline=True)
+    assert all(o.ok for o in outcomes), results[0]["errors"]
+    assert [r["summary"]["peak"]["value"] for r in results] == pytest.approx([0.9] * 4, abs=1e-4)
+    assert fakes.GpuCounter.batches == [1, 1, 1, 1]  # 4 -> 2 + 2 -> 1 + 1 + 1 + 1
+
+
+def test_a_crashing_worker_is_replaced_and_only_its_file_and_step_fail(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+    files = [write_clicks(4.0, name="a.wav")[0], write_clicks(4.0, name="crash.wav")[0], write_clicks(4.0, name="b.wav")[0]]
+    pipeline = write_pipeline("steps: [{analyzer: fake.slow, params: {sleep: 0.05}}, fake.clicks]\n")
+    outcomes, results, scheduler = run(pm, registry, pipeline, files, tmp_path / "out", jobs=2)
+    assert [o.ok for o in outcomes] == [True, False, True]
+    crashed = results[1]
+    assert crashed["steps"]["slow"]["status"] == "failed"
+    assert "worker process died (signal 9)" in crashed["steps"]["slow"]["error"]["message"]
+    assert crashed["steps"]["clicks"]["status"] == "ok"  # the other analyzer on that file went on
+    assert scheduler.executor.replaced == 2  # tried twice, a fresh worker each time
+    assert len(recorder.of("unit_started", file=str(files[1]), step="slow")) == 2
+
+
+def test_device_gpu_without_a_gpu_fails_clearly_in_the_gpu_lane(pm, registry, write_pipeline, write_clicks, tmp_path):
+    files = clicks_files(write_clicks, 1, 3.0)
+    outcomes, (result,), _ = run(pm, registry, write_pipeline("steps: [fake.gpu]\n"), files, tmp_path / "o",
+                                 jobs=1, device="gpu")
+    assert not outcomes[0].ok
+    assert result["steps"]["gpu"]["error"]["message"] == "fake.gpu: setup failed: no GPU is visible to this fake backend"
+
+
+def test_only_a_few_files_are_decoded_at_once(pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+    files = clicks_files(write_clicks, 10, 3.0)
+    pipeline = write_pipeline("resources: {files_in_flight: 2}\nsteps: [fake.clicks]\n")
+    outcomes, _, _ = run(pm, registry, pipeline, files, tmp_path / "out", jobs=2)
+    assert all(o.ok for o in outcomes)
+    held, most = 0, 0
+    for event in recorder.events:
+        if event.kind == "file_decoded":
+            held += 1
+            most = max(most, held)
+        elif event.kind in ("file_finished", "file_failed"):
+            held -= 1
+    assert most == 2  # bounded, and actually used in parallel
+    assert not list(Path(tempfile_dir()).glob("mirflow-audio-*"))  # decoded audio removed
+
+
+def tempfile_dir():
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def test_resume_skips_up_to_date_results_and_force_recomputes(pm, registry, write_pipeline, write_clicks, tmp_path):
+    files = clicks_files(write_clicks, 3, 3.0)
+    pipeline = write_pipeline("steps: [fake.clicks]\n")
+    first, _, _ = run(pm, registry, pipeline, files, tmp_path / "out", inline=True)
+    assert [o.skipped for o in first] == [None, None, None]
+    soundfile.write(files[1], soundfile.read(files[1])[0] * 0.5, 22050)  # new content: recompute that one
+    second, _, _ = run(pm, registry, pipeline, files, tmp_path / "out", inline=True)
+    assert [o.skipped for o in second] == ["result is up to date", None, "result is up to date"]
+    changed = write_pipeline("steps: [{analyzer: fake.clicks, params: {threshold: 0.2}}]\n", "changed.yaml")
+    third, _, _ = run(pm, registry, changed, files, tmp_path / "out", inline=True)
+    assert [o.skipped for o in third] == [None, None, None]  # another pipeline hash
+    forced, _, _ = run(pm, registry, changed, files, tmp_path / "out", inline=True, force=True)
+    assert [o.skipped for o in forced] == [None, None, None]
+
+
+def test_a_file_claimed_by_a_live_process_is_left_to_it(pm, registry, write_pipeline, write_clicks, tmp_path):
+    files = clicks_files(write_clicks, 2, 3.0)
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".f00.claim").write_text(f"{os.uname().nodename} {holder.pid}\n")
+        (out / ".f01.claim").write_text(f"{os.uname().nodename} 999999\n")  # stale: no such process
+        outcomes, _, _ = run(pm, registry, write_pipeline("steps: [fake.clicks]\n"), files, out, inline=True)
+    finally:
+        holder.kill()
+    assert [o.skipped for o in outcomes] == ["claimed by another mirflow run", None]
+    assert not (out / "f00.json").exists() and (out / "f01.json").exists()
+    assert not (out / ".f01.claim").exists()
+
+
+def test_ctrl_c_leaves_only_complete_result_files(tmp_path):
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    song = make_song(["C:maj", "G:maj", "A:min", "F:maj"], bpm=120, duration=20.0)
+    for n in range(8):
+        soundfile.write(folder / f"song{n}.wav", song.samples, song.sample_rate)
+    out = tmp_path / "out"
+    process = subprocess.Popen([MIRFLOW, "-q", "run", "default", str(folder), "-o", str(out), "--jobs", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("*.json")):
+        time.sleep(0.1)
+    assert list(out.glob("*.json")), "no result was written before the deadline"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    results = list(out.glob("*.json"))
+    assert 1 <= len(results) < 8
+    for path in results:
+        assert json.loads(path.read_text())["timeline"]["chords"]  # complete, parseable
+    leftovers = [p.name for p in out.iterdir() if p.suffix in (".tmp", ".claim") or p.name.startswith(".")]
+    assert leftovers == []
+    time.sleep(0.5)
+    assert not [p for p in Path(tempfile_dir()).glob("mirflow-audio-*")]
