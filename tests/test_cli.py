@@ -73,3 +73,19 @@ def test_plugins_checks_that_libraries_import():
     assert done.returncode == 0
     line = next(line for line in done.stdout.splitlines() if line.startswith("madmom_fast.beats"))
     assert line.split()[1:4] == ["madmom_fast", "cpu", "1"] and line.endswith("madmom ok")
+
+
+def test_doctor_tells_each_backends_devices_and_why_there_is_no_gpu():
+    import json
+
+    done = mirflow("doctor", "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert set(found) == {"tensorflow", "essentia", "onnxruntime"}
+    for backend, info in found.items():
+        assert "error" not in info, (backend, info)
+        assert info["devices"] and info["version"]
+        if not info["gpu"]:  # the reason is never left out when there is no GPU
+            assert info["reason"], backend
+    if not found["essentia"]["gpu"]:
+        assert "libcuda.so.1" in found["essentia"]["reason"] or "libcudart.so.11.0" in found["essentia"]["reason"]

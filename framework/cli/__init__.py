@@ -25,13 +25,14 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, disabled: tuple[str, ...]
 
 
 def _add_builtin_commands() -> None:
-    from . import info, plot, run
+    from . import doctor, info, plot, run
 
     cli.add_command(run.run)
     cli.add_command(info.plugins)
     cli.add_command(info.pipelines)
     cli.add_command(info.validate)
     cli.add_command(plot.plot)
+    cli.add_command(doctor.doctor)
 
 
 _add_builtin_commands()

@@ -1,0 +1,31 @@
+"""``mirflow doctor``: which devices each backend really sees, and why a GPU is not usable."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import click
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(as_json):
+    """For TensorFlow, Essentia's own TensorFlow and onnxruntime: devices seen, GPU or the reason not."""
+    from ..devices import PROBES, probe
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        found = dict(zip(PROBES, pool.map(probe, PROBES)))
+    if as_json:
+        click.echo(json.dumps(found, indent=1))
+        return
+    for backend, info in found.items():
+        if "error" in info:
+            click.echo(f"{backend:12} does not import: {info['error']}")
+            continue
+        state = "GPU usable" if info["gpu"] else "CPU only"
+        click.echo(f"{backend:12} {info['version']:18} {state:10} devices: {', '.join(info['devices'])}")
+        if info.get("reason"):
+            click.echo(f"{'':12} why no GPU: {info['reason']}")
+        for line in info.get("log", []):
+            click.echo(f"{'':12} log: {line.strip()[:160]}")
