@@ -4,10 +4,11 @@ Import stays light: no plugin loading, no heavy libraries. Plugins write
 ``@mirflow.hookimpl`` and subclass :class:`mirflow.Analyzer`.
 """
 
-from .analyzer import CURVE, EVENTS, LABEL, SCALAR, SEGMENTS, Analyzer, Param, ParamError, Requirement
+from .analyzer import (CURVE, EVENTS, LABEL, SCALAR, SEGMENTS, Analyzer, Param, ParamError, Requirement,
+                       threads_per_worker)
 from .hookspecs import hookimpl
 
 __all__ = [
     "CURVE", "EVENTS", "LABEL", "SCALAR", "SEGMENTS",
-    "Analyzer", "Param", "ParamError", "Requirement", "hookimpl",
+    "Analyzer", "Param", "ParamError", "Requirement", "hookimpl", "threads_per_worker",
 ]

@@ -25,6 +25,14 @@ CURVE = "curve"  # {"times": [...], "values": [...]}
 OUTPUT_KINDS = (SCALAR, LABEL, EVENTS, SEGMENTS, CURVE)
 
 
+def threads_per_worker() -> int:
+    """How many threads an analyzer may use: the scheduler runs one worker per core and sets
+    MIRFLOW_THREADS so that numerical libraries inside a worker do not oversubscribe."""
+    import os
+
+    return max(1, int(os.environ.get("MIRFLOW_THREADS") or os.cpu_count() or 1))
+
+
 class ParamError(ValueError):
     """A parameter value that an analyzer does not accept."""
 

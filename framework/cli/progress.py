@@ -33,10 +33,11 @@ class ProgressLine:
             self.units_done += 1
         elif event.kind == events.UNIT_FAILED:
             self.units_failed += 1
-        elif event.kind in (events.FILE_FINISHED, events.FILE_FAILED):
+        elif event.kind in (events.FILE_FINISHED, events.FILE_FAILED, events.FILE_SKIPPED):
             self.files_done += 1
             if self.log:
-                state = "failed" if event.kind == events.FILE_FAILED or not event.data.get("ok") else "done"
+                state = {events.FILE_FAILED: "failed", events.FILE_SKIPPED: "skipped"}.get(
+                    event.kind, "done" if event.data.get("ok") else "failed")
                 self._clear()
                 click.echo(f"{state}: {event.file}", err=True)
         elif event.kind == events.RUN_FINISHED:

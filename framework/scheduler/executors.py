@@ -113,11 +113,28 @@ class ProcessExecutor:
         self.args = (pipeline_path, tuple(disabled), handoff, device, temp_dir)
         self.on_start = on_start
         self.queues = {"cpu": deque(), "gpu": deque()}
-        self.workers = [_Worker(self.context, "cpu", self.args) for _ in range(cpu_workers)]
+        # One worker per core: each worker's numerical libraries get cores / workers threads.
+        threads = str(max(1, (os.cpu_count() or 1) // cpu_workers))
+        self.environment = {name: threads for name in ("MIRFLOW_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                       "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+        self.workers = [self._start("cpu") for _ in range(cpu_workers)]
         if gpu_lane:
-            self.workers.append(_Worker(self.context, "gpu", self.args))
+            self.workers.append(self._start("gpu"))
         self.busy = {"cpu": 0.0, "gpu": 0.0}
         self.replaced = 0
+
+    def _start(self, lane: str) -> _Worker:
+        """A worker started with the thread limits in its environment (read at import time)."""
+        saved = {name: os.environ.get(name) for name in self.environment}
+        os.environ.update(self.environment)
+        try:
+            return _Worker(self.context, lane, self.args)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def submit(self, unit: Unit) -> None:
         self.queues[unit.lane].append(unit)
@@ -164,7 +181,7 @@ class ProcessExecutor:
 
     def _replace(self, worker: _Worker) -> list[Completion]:
         """Start a fresh worker in place of a dead one; retry or fail what it held."""
-        self.workers[self.workers.index(worker)] = _Worker(self.context, worker.lane, self.args)
+        self.workers[self.workers.index(worker)] = self._start(worker.lane)
         self.replaced += 1
         unit, worker.unit = worker.unit, None
         if unit is None:

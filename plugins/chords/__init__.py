@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 import mirflow
-from mirflow.plugins._onnx import quiet_onnxruntime
+from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime
 
 
 class CnnCrf(mirflow.Analyzer):
@@ -29,6 +29,7 @@ class CnnCrf(mirflow.Analyzer):
         quiet_onnxruntime()
 
         self.features = CNNChordFeatureProcessor()
+        limit_threads(self.features, mirflow.threads_per_worker())
         self.decoder = CRFChordRecognitionProcessor()
         self.device = "cpu"
 

@@ -40,6 +40,38 @@ def key_label(index: int) -> str:
     return f"{MAJOR_NAMES[index]} major" if index < 12 else f"{MINOR_NAMES[index - 12]} minor"
 
 
+HOP = 2048
+BLOCK = HOP * 640  # ~60 s at 22.05 kHz
+CONTEXT = HOP * 32  # ~3 s each side: the lowest CQT filters (and their resampling) reach ~1.6 s
+
+
+def chroma(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """CQT chroma (12 x frames) computed ~60 s at a time with context on both sides.
+
+    A 120 s chunk in one call peaks at ~340 MB; in blocks at ~60 MB, for ~30 % more time.
+    Frames are centred on multiples of the hop, so each block keeps exactly the frames it
+    owns; a short remainder joins the block before it.
+    """
+    import librosa
+
+    frames = 1 + len(samples) // HOP
+    starts = list(range(0, len(samples), BLOCK))
+    if len(starts) > 1 and len(samples) - starts[-1] < BLOCK // 4:
+        starts.pop()
+    parts = []
+    for n, first in enumerate(starts):
+        last = starts[n + 1] if n + 1 < len(starts) else len(samples)
+        start = max(0, first - CONTEXT)
+        block = np.ascontiguousarray(samples[start:last + CONTEXT], dtype=np.float32)
+        part = librosa.feature.chroma_cqt(y=block, sr=sample_rate, hop_length=HOP)
+        skip = (first - start) // HOP
+        parts.append(part[:, skip:skip + (last - first) // HOP])
+    whole = np.hstack(parts)
+    if whole.shape[1] < frames:  # the final frame (centred past the last full hop) from the last block
+        whole = np.hstack([whole, part[:, -(frames - whole.shape[1]):]])
+    return whole[:, :frames]
+
+
 class Key(mirflow.Analyzer):
     """Key per chunk (e.g. 'A minor') from CQT chroma and a key profile."""
 
@@ -62,8 +94,7 @@ class Key(mirflow.Analyzer):
             return {"key": {"label": None, "confidence": 0.0}}
         import librosa
 
-        chroma = librosa.feature.chroma_cqt(y=chunk.samples, sr=chunk.sample_rate, hop_length=2048)
-        profile = chroma.mean(axis=1)
+        profile = chroma(chunk.samples, chunk.sample_rate).mean(axis=1)
         if not np.any(profile > 0):
             return {"key": {"label": None, "confidence": 0.0}}
         scores = key_scores(profile, self.config["profile"])
