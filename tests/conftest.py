@@ -28,6 +28,17 @@ def registry(pm):
 
 
 @pytest.fixture
+def add_analyzers(pm):
+    """Register more analyzer classes as a plugin (named ``name``); return the new registry."""
+
+    def add(*classes, name=None):
+        pm.register(fakes.FakePlugin(classes), name=name)
+        return collect_analyzers(pm)
+
+    return add
+
+
+@pytest.fixture
 def write_pipeline(tmp_path):
     """Write YAML text (dedented) to a file and return its path."""
 

@@ -88,7 +88,7 @@ def test_dependencies_order_the_steps_and_cycles_are_errors(write_pipeline, regi
     assert ambiguous == ["pipe.yaml:5:48 steps[2].inputs.clicks: no other step with id 'c'"]
 
 
-def test_cycle_between_steps_is_reported(write_pipeline, registry, pm):
+def test_cycle_between_steps_is_reported(write_pipeline, add_analyzers):
     import mirflow
 
     class Loop(mirflow.Analyzer):
@@ -96,13 +96,7 @@ def test_cycle_between_steps_is_reported(write_pipeline, registry, pm):
         outputs = {"clicks": mirflow.EVENTS}
         requires = {"clicks": mirflow.Requirement("clicks")}
 
-    class Plugin:
-        @mirflow.hookimpl
-        def register_analyzers(self, register):
-            register(Loop)
-
-    pm.register(Plugin())
-    registry = collect_analyzers(pm)
+    registry = add_analyzers(Loop)
     errors = errors_of(write_pipeline, registry, """
         steps:
           - {analyzer: fake.loop, id: one, inputs: {clicks: two}}

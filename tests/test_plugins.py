@@ -33,19 +33,13 @@ def test_mirflow_plugins_environment_variable_limits_what_loads(monkeypatch):
     assert "chords.cnn_crf" not in names and "madmom_fast.beats" in names
 
 
-def test_two_plugins_registering_one_name_are_rejected(pm):
+def test_two_plugins_registering_one_name_are_rejected(add_analyzers):
     class Copy(mirflow.Analyzer):
         name = "fake.clicks"
         outputs = {"x": mirflow.SCALAR}
 
-    class Plugin:
-        @mirflow.hookimpl
-        def register_analyzers(self, register):
-            register(Copy)
-
-    pm.register(Plugin(), name="copycat")
     with pytest.raises(PluginError, match="'fake.clicks' is registered by both plugin 'fake' and plugin 'copycat'"):
-        collect_analyzers(pm)
+        add_analyzers(Copy, name="copycat")
 
 
 @pytest.mark.parametrize("attributes, message", [
@@ -54,17 +48,11 @@ def test_two_plugins_registering_one_name_are_rejected(pm):
     ({"outputs": {"x": "histogram"}}, "unknown kind 'histogram'"),
     ({"params": {"n": mirflow.Param(0, int, min=1)}}, "defaults do not validate"),
 ])
-def test_malformed_analyzers_are_rejected_at_registration(pm, attributes, message):
+def test_malformed_analyzers_are_rejected_at_registration(add_analyzers, attributes, message):
     cls = type("Bad", (mirflow.Analyzer,), {"name": "bad.one", "outputs": {"x": mirflow.SCALAR}, **attributes})
 
-    class Plugin:
-        @mirflow.hookimpl
-        def register_analyzers(self, register):
-            register(cls)
-
-    pm.register(Plugin(), name="bad")
     with pytest.raises(PluginError, match=message):
-        collect_analyzers(pm)
+        add_analyzers(cls, name="bad")
 
 
 def test_a_misspelled_hook_fails_at_once(pm):

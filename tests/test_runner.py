@@ -84,7 +84,8 @@ def test_one_failing_analyzer_on_one_file_is_isolated(pm, registry, write_pipeli
     assert error["message"] == "RuntimeError: this analyzer fails on purpose" and error["chunk"] == 0
 
 
-def test_steps_that_need_a_failed_step_are_skipped_with_a_reason(pm, write_pipeline, write_clicks, tmp_path):
+def test_steps_that_need_a_failed_step_are_skipped_with_a_reason(pm, add_analyzers, write_pipeline, write_clicks,
+                                                                tmp_path):
     class FailingClicks(mirflow.Analyzer):
         name = "fake.failing_clicks"
         outputs = {"clicks": mirflow.EVENTS}
@@ -92,13 +93,7 @@ def test_steps_that_need_a_failed_step_are_skipped_with_a_reason(pm, write_pipel
         def analyze(self, chunk, inputs):
             raise ValueError("no clicks today")
 
-    class Plugin:
-        @mirflow.hookimpl
-        def register_analyzers(self, register):
-            register(FailingClicks)
-
-    pm.register(Plugin())
-    registry = collect_analyzers(pm)
+    registry = add_analyzers(FailingClicks)
     audio, _ = write_clicks(5.0)
     pipeline = write_pipeline("steps: [fake.failing_clicks, fake.sections, fake.level]\n")
     outcomes, (result,) = run(pm, registry, pipeline, [audio], tmp_path / "out")

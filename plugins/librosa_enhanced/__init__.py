@@ -85,15 +85,13 @@ class Key(mirflow.Analyzer):
     install_hint = "pip install librosa"
 
     def setup(self, device):
-        import librosa  # noqa: F401  (first import compiles numba code once)
+        import librosa.feature  # noqa: F401  (~4 s on first import in a process, mostly scipy.signal)
 
         self.device = "cpu"
 
     def analyze(self, chunk, inputs):
         if chunk.is_silent() or chunk.duration < 1.0:
             return {"key": {"label": None, "confidence": 0.0}}
-        import librosa
-
         profile = chroma(chunk.samples, chunk.sample_rate).mean(axis=1)
         if not np.any(profile > 0):
             return {"key": {"label": None, "confidence": 0.0}}
