@@ -1,5 +1,6 @@
 """Baseline: the default pipeline's analyzers called one after another in one process,
-each on the whole file, as the old app did (no chunks, no workers).
+each on the whole file, as the old app did (no chunks, no workers): madmom's downbeat RNN
+and bar-tracking DBN, madmom's CNN chords and CRF, librosa CQT chroma for the key.
 
     python benchmarks/sequential.py FILE...
 """
@@ -13,7 +14,7 @@ import soundfile
 
 def analyze(path: str) -> None:
     from madmom.audio.signal import Signal
-    from madmom.features.beats import DBNBeatTrackingProcessor, RNNBeatProcessor
+    from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
     from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
     import librosa
     import soxr
@@ -23,7 +24,8 @@ def analyze(path: str) -> None:
     if rate != 44100:
         mono = soxr.resample(mono, rate, 44100)
     signal = Signal(mono, sample_rate=44100)
-    DBNBeatTrackingProcessor(fps=100)(RNNBeatProcessor()(signal))
+    beats = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)(RNNDownBeatProcessor()(signal))
+    np.median(np.diff(beats[:, 0])) if len(beats) > 2 else None  # tempo from the beats, as madmom_fast.tempo
     CRFChordRecognitionProcessor()(CNNChordFeatureProcessor()(signal))
     chroma = librosa.feature.chroma_cqt(y=soxr.resample(mono, 44100, 22050), sr=22050, hop_length=2048)
     chroma.mean(axis=1)

@@ -81,20 +81,22 @@ def make_song(
     drums: bool = True,
     start: float = 0.5,
     seed: int = 0,
+    tempo_change: tuple[float, float] | None = None,
 ) -> Song:
     """A song that loops ``progression`` (Harte labels), one chord per ``bars_per_chord`` bars.
 
     Beats fall exactly every 60/bpm seconds from ``start``; the first beat is a downbeat.
+    ``tempo_change=(time, new_bpm)``: from the first beat at or after ``time`` on, the new tempo.
     """
     rng = np.random.default_rng(seed)
     total = int(duration * sample_rate)
     out = np.zeros(total, dtype=np.float32)
-    period = 60.0 / bpm
     beats: list[tuple[float, int]] = []
     chords: list[tuple[float, float, str]] = []
     kick, snare = _kick(sample_rate), None
     beat, time = 0, start
     while time < duration - 1e-9:
+        period = 60.0 / (tempo_change[1] if tempo_change and time >= tempo_change[0] - 1e-9 else bpm)
         position = beat % beats_per_bar + 1
         beats.append((time, position))
         at = int(round(time * sample_rate))
@@ -122,7 +124,7 @@ def make_song(
                 hat = _noise_hit(sample_rate, 0.05, 0.012, rng, highpass=True)
                 _add(out, hat, at + int(half * period / 2 * sample_rate), 0.25)
         beat += 1
-        time = start + beat * period
+        time = start + beat * period if not tempo_change else time + period
     if chords:
         chords[-1] = (chords[-1][0], duration, chords[-1][2])
     peak = float(np.max(np.abs(out))) or 1.0

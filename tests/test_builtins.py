@@ -77,7 +77,11 @@ def test_beats_tempo_chords_and_key_match_the_truth(song, results):
     estimated = np.array([b["time"] for b in chunked["timeline"]["beats"]])
     reference = np.array([t for t, _ in truth.beats])
     assert mir_eval.beat.f_measure(reference, estimated) >= 0.95
+    assert mir_eval.beat.f_measure(np.array(truth.downbeats), np.array(chunked["timeline"]["downbeats"])) >= 0.95
+    assert {b["position"] for b in chunked["timeline"]["beats"]} == {1, 2, 3, 4}
+    assert chunked["summary"]["time_signature"]["label"] == "4/4"
     assert chunked["summary"]["tempo"]["bpm"] == pytest.approx(128, rel=0.02)
+    assert [p["bpm"] for p in chunked["timeline"]["tempo"]] == pytest.approx([128] * (len(estimated) - 1), rel=0.03)
     assert chunked["summary"]["key"]["label"] == "E minor"
     ref_intervals = np.array([[s, e] for s, e, _ in truth.chords])
     est = chunked["timeline"]["chords"]
@@ -96,7 +100,8 @@ def test_chunked_and_whole_file_timelines_agree(results):
     chunked, whole = results
     a = np.array([b["time"] for b in chunked["timeline"]["beats"]])
     b = np.array([b["time"] for b in whole["timeline"]["beats"]])
-    assert len(a) == len(b) and np.max(np.abs(a - b)) <= 0.010  # same beats within 10 ms
+    assert len(a) == len(b) and np.max(np.abs(a - b)) <= 0.010 + 1e-9  # same beats within 10 ms (one frame)
+    assert [x["position"] for x in chunked["timeline"]["beats"]] == [x["position"] for x in whole["timeline"]["beats"]]
     labels_a = [c["label"] for c in chunked["timeline"]["chords"]]
     labels_b = [c["label"] for c in whole["timeline"]["chords"]]
     assert labels_a == labels_b  # no extra segment at a seam

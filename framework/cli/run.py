@@ -121,6 +121,11 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
         labels = [c["label"] for c in timeline["chords"]]
         shown = " ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
         lines.append(f"  chords     {shown}  ({len(labels)} segments)")
+    changes = next((step["outputs"].get("tempo_changes") for step in result["steps"].values()
+                    if step["status"] == "ok" and step["outputs"].get("tempo_changes")), None)
+    if changes:
+        lines.append("  tempo changes " + ", ".join(f"{c['time']:.0f}s {c['from_bpm']:.0f}->{c['to_bpm']:.0f} BPM"
+                                                   for c in changes[:6]))
     if len(timeline["keys"]) > 1:
         lines.append("  key changes " + ", ".join(f"{k['start']:.0f}s {k['label']}" for k in timeline["keys"]))
     for error in result["errors"]:

@@ -26,8 +26,7 @@ class CnnCrf(mirflow.Analyzer):
     def setup(self, device):
         from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
 
-        quiet_onnxruntime()
-
+        quiet_onnxruntime()  # before the sessions exist
         self.features = CNNChordFeatureProcessor()
         limit_threads(self.features, mirflow.threads_per_worker())
         self.decoder = CRFChordRecognitionProcessor()

