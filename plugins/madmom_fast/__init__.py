@@ -8,6 +8,9 @@ Tempo and its curve are derived from the decoded beats, not estimated separately
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 import mirflow
@@ -18,6 +21,7 @@ FPS = 100  # madmom's beat networks are trained at 100 frames per second
 SILENT_ACTIVATION = 0.05  # below this everywhere there is no beat to report
 FEATURE_BLOCK = 2000  # frames (20 s) of spectrogram computed at a time
 FEATURE_CONTEXT = 16  # frames before each block: more than the spectral difference looks back
+PARALLEL_DECODE_BYTES = 64 * 2**20  # back-pointers of all bar lengths: ~11 minutes of 3/4 + 4/4
 
 
 class BlockedRNN:
@@ -190,7 +194,13 @@ class Downbeats(mirflow.Analyzer):
                                            max_bpm=self.config["max_bpm"], fps=FPS,
                                            transition_lambda=self.config["transition_lambda"])
         activation = activation.astype(np.float32)
-        decoded = [viterbi(hmm, activation) for hmm in dbn.hmms]
+        # One decode per bar length. In parallel threads (the Viterbi releases the GIL) while
+        # their back-pointers fit in PARALLEL_DECODE_BYTES together: this runs at the end of a
+        # file, when other workers are often idle, but must not raise the run's peak memory.
+        needed = len(activation) * sum(int((np.diff(hmm.transition_model.pointers) > 1).sum()) for hmm in dbn.hmms)
+        threads = min(len(dbn.hmms), os.cpu_count() or 1) if needed <= PARALLEL_DECODE_BYTES else 1
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            decoded = list(pool.map(lambda hmm: viterbi(hmm, activation), dbn.hmms))
         scores = np.array([score for _, score in decoded])
         best = int(np.argmax(scores))
         path = decoded[best][0]
