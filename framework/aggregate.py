@@ -103,10 +103,14 @@ def merge_scalar(parts: list[Part], name: str) -> dict[str, Any]:
         durations += core
     if durations == 0:
         return {"value": None, "confidence": 0.0}
+    # Other fields (a tempo's half/double alternative, say) come from the weightiest part.
+    heaviest = max((p for p in parts if p.outputs[name]["value"] is not None),
+                   key=lambda p: (p.span.core_end - p.span.core_start) * p.outputs[name]["confidence"])
+    extra = {k: v for k, v in heaviest.outputs[name].items() if k not in ("value", "confidence")}
     if weights == 0:  # every part had zero confidence: fall back to duration weights
         values = [p.outputs[name]["value"] for p in parts if p.outputs[name]["value"] is not None]
-        return {"value": float(np.mean(values)), "confidence": 0.0}
-    return {"value": weighted / weights, "confidence": confidences / durations}
+        return {**extra, "value": float(np.mean(values)), "confidence": 0.0}
+    return {**extra, "value": weighted / weights, "confidence": confidences / durations}
 
 
 def merge_label(parts: list[Part], name: str) -> dict[str, Any]:

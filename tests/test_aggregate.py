@@ -29,6 +29,12 @@ def test_scalar_is_weighted_by_core_duration_and_confidence():
     assert merged["confidence"] == pytest.approx((cores[0] + 0.5 * cores[2]) / sum(cores))
 
 
+def test_scalar_keeps_other_fields_from_the_weightiest_part():
+    values = [{"value": 100.0, "confidence": 0.2, "alternative": 50.0}, {"value": 100.0, "confidence": 0.9, "alternative": 200.0},
+              {"value": None, "confidence": 1.0}]
+    assert merge_scalar(parts_for(SPANS, "x", values), "x")["alternative"] == 200.0
+
+
 def test_scalar_ignores_parts_without_a_value():
     values = [{"value": None, "confidence": 1.0}] * 3
     assert merge_scalar(parts_for(SPANS, "x", values), "x")["value"] is None

@@ -81,6 +81,7 @@ def test_beats_tempo_chords_and_key_match_the_truth(song, results):
     assert {b["position"] for b in chunked["timeline"]["beats"]} == {1, 2, 3, 4}
     assert chunked["summary"]["time_signature"]["label"] == "4/4"
     assert chunked["summary"]["tempo"]["bpm"] == pytest.approx(128, rel=0.02)
+    assert chunked["summary"]["tempo"]["alternative"] == pytest.approx(64, rel=0.02)  # the half-tempo reading
     assert [p["bpm"] for p in chunked["timeline"]["tempo"]] == pytest.approx([128] * (len(estimated) - 1), rel=0.03)
     assert chunked["summary"]["key"]["label"] == "E minor"
     ref_intervals = np.array([[s, e] for s, e, _ in truth.chords])
