@@ -128,7 +128,8 @@ class Scheduler:
         names = output_names(paths)
         queue = [FileJob(path, names[path]) for path in paths]
         queue.reverse()
-        self.active = active = {}
+        self.active: dict[str, FileJob] = {}
+        active = self.active
         outcomes: dict[str, FileOutcome] = {}
         self.gpu_items: dict[str, list] = {}  # step -> [(file, chunk, offset, item, inputs)]
         temp_dir = tempfile.mkdtemp(prefix="mirflow-audio-")
@@ -148,7 +149,7 @@ class Scheduler:
                         active[job.path] = job
                 self.flush_batches()
                 for completion in self.executor.wait(timeout=1.0):
-                    self.complete(completion, active)
+                    self.complete(completion)
                 for job in [j for j in active.values() if self.finished(j)]:
                     outcomes[job.path] = self.finish(job)
                     del active[job.path]
@@ -182,15 +183,15 @@ class Scheduler:
         self.submit(job, DECODE, payload={"wanted": wanted, "existing": existing})
         return None
 
-    def complete(self, completion: Completion, active: dict[str, FileJob]) -> None:
+    def complete(self, completion: Completion) -> None:
         unit = completion.unit
         self.emit(events.UNIT_FINISHED if completion.ok else events.UNIT_FAILED, file=unit.file, step=unit.step,
                   chunk=unit.chunk, lane=unit.lane, seconds=completion.seconds,
                   data={"kind": unit.kind, "pid": completion.worker, **({} if completion.ok else {"message": completion.error})})
         if unit.kind == BATCH:
-            self.complete_batch(completion, active)
+            self.complete_batch(completion)
             return
-        job = active[unit.file]
+        job = self.active[unit.file]
         job.outstanding -= 1
         if unit.kind == DECODE:
             self.decoded(job, completion)
@@ -326,11 +327,11 @@ class Scheduler:
             return True  # not started: waits for its inputs
         return job.preparing.get(step_id, 0) > 0
 
-    def complete_batch(self, completion: Completion, active: dict[str, FileJob]) -> None:
+    def complete_batch(self, completion: Completion) -> None:
         unit = completion.unit
         owners = unit.payload["owners"]
         for position, (path, chunk) in enumerate(owners):
-            job = active.get(path)
+            job = self.active.get(path)
             if job is None or job.records[unit.step].status != "pending":
                 continue
             job.records[unit.step].seconds += completion.seconds / len(owners)
