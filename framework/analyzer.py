@@ -10,7 +10,7 @@ module top, so that listing plugins and ``mirflow --help`` stay instant.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 RESOURCES = ("cpu", "gpu")
@@ -175,18 +175,6 @@ class Analyzer:
     def describe(cls) -> str:
         """First line of the docstring, for listings."""
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-
-
-@dataclass
-class AnalyzerError(Exception):
-    """A failure of one analyzer on one file, kept in that file's result."""
-
-    message: str
-    chunk: int | None = None
-    details: dict = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def check_analyzer_class(cls: type) -> None:

@@ -263,44 +263,17 @@ def _reason(error: Exception, path: str) -> str:
     return str(error).replace(path, "").strip(" :'\"") or type(error).__name__
 
 
-def resample(samples: np.ndarray, source_rate: int, target_rate: int, quality: str = "HQ") -> np.ndarray:
-    """Resample along the first axis with soxr (band-limited, linear time)."""
-    if source_rate == target_rate:
-        return samples
-    import soxr
-
-    return soxr.resample(samples, source_rate, target_rate, quality=quality)
-
-
 def decode(path: str | Path) -> Decoded:
-    """Read a file as float32 with soundfile; audioread (ffmpeg) only if soundfile cannot."""
+    """The whole file in memory as float32 (same readers and errors as :func:`store_audio`)."""
     path = str(path)
-    if not Path(path).is_file():
-        raise DecodeError(f"{path}: no such file")
-    try:
-        import soundfile
-
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except Exception as first_error:
-        try:
-            samples, rate = _decode_with_audioread(path)
-        except Exception:
-            raise DecodeError(f"{path}: cannot decode audio ({_reason(first_error, path)})") from None
+    blocks, rate, channels = _open_blocks(path)
+    parts = list(blocks)
+    samples = np.concatenate(parts) if parts else np.zeros((0, channels), dtype=np.float32)
     if samples.shape[0] == 0:
         raise DecodeError(f"{path}: contains no audio samples")
     if not np.all(np.isfinite(samples)):
         raise DecodeError(f"{path}: contains NaN or infinite samples")
     return Decoded(path=path, samples=samples, sample_rate=int(rate))
-
-
-def _decode_with_audioread(path: str) -> tuple[np.ndarray, int]:
-    import audioread
-
-    with audioread.audio_open(path) as source:
-        rate, channels = source.samplerate, source.channels
-        data = b"".join(source)
-    pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-    return pcm.reshape(-1, channels), rate
 
 
 def file_sha256(path: str | Path) -> str:

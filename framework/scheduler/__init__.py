@@ -39,6 +39,6 @@ def run_pipeline(pipeline, registry, pm, paths: list[str], *, jobs: int | None =
                                on_start=on_start)
 
     scheduler = Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
-                          formats=formats, device=device, max_files=files, force=force, plot=plot,
+                          formats=formats, max_files=files, force=force, plot=plot,
                           keep_tracebacks=keep_tracebacks)
     return scheduler.run([str(p) for p in paths]), scheduler

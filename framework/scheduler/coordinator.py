@@ -71,7 +71,7 @@ class FileJob:
 class Scheduler:
     """Runs a pipeline over files with an executor; see the module docstring."""
 
-    def __init__(self, pipeline, registry, pm, *, make_executor, output_dir, formats=None, device=None,
+    def __init__(self, pipeline, registry, pm, *, make_executor, output_dir, formats=None,
                  max_files: int | None = None, force: bool = False, plot: bool = False,
                  keep_tracebacks: bool = False):
         self.pipeline = pipeline
@@ -80,7 +80,6 @@ class Scheduler:
         self.make_executor = make_executor
         self.output_dir = Path(output_dir)
         self.formats = formats or pipeline.formats
-        self.device = device or pipeline.resources.device
         self.batch_size = pipeline.resources.gpu_batch_size
         self.max_files = max_files or pipeline.resources.files_in_flight
         self.force = force

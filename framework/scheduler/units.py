@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..aggregate import Part, Track, default_aggregate, normalize
-from ..analyzer import Analyzer, AnalyzerError
+from ..analyzer import Analyzer
 from ..audio import ChunkSpan, DecodeError, file_sha256, store_audio
 
 DECODE, ANALYZE, PREPARE, BATCH, AGGREGATE = "decode", "analyze", "prepare", "batch", "aggregate"
@@ -30,11 +30,15 @@ class SetupFailure(Exception):
     """An analyzer that could not be set up (missing library, no GPU, ...)."""
 
 
-def prepare_analyzer(cls: type[Analyzer], params: dict[str, Any], device: str) -> Analyzer:
-    """Instantiate and set up an analyzer; a missing library becomes a clear message."""
+def prepare_analyzer(cls: type[Analyzer], params: dict[str, Any], device: str, role: str = "model") -> Analyzer:
+    """Instantiate and set up an analyzer (``role`` "features": only the CPU half of a gpu
+    analyzer); a missing library becomes a clear message saying what to install."""
     analyzer = cls(**params)
     try:
-        analyzer.setup(device)
+        if role == "features":
+            analyzer.setup_features()
+        else:
+            analyzer.setup(device)
     except ImportError as err:
         hint = getattr(cls, "install_hint", "") or f"pip install {err.name or 'the missing library'}"
         raise SetupFailure(f"{cls.name} cannot import {err.name or 'a library'} ({err}); install it with: {hint}") from None
@@ -54,10 +58,10 @@ def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw
     parts = []
     for position, ((index, start), outputs) in enumerate(zip(offsets, raw)):
         if not isinstance(outputs, dict):
-            raise AnalyzerError(f"analyze() returned {type(outputs).__name__}, expected a dict", chunk=index)
+            raise ValueError(f"chunk {index}: analyze() returned {type(outputs).__name__}, expected a dict")
         unknown = set(outputs) - set(kinds)
         if unknown:
-            raise AnalyzerError(f"undeclared output {sorted(unknown)[0]!r}", chunk=index)
+            raise ValueError(f"chunk {index}: undeclared output {sorted(unknown)[0]!r}")
         normalized = {name: normalize(kinds[name], value, start) for name, value in outputs.items()}
         span = spans.get(index, ChunkSpan(0, 0.0, track.duration, 0.0, track.duration))
         parts.append(Part(span=span, outputs=normalized, last=position == len(raw) - 1))
@@ -122,18 +126,9 @@ class UnitRunner:
             step = self.pipeline.step(step_id)
             cls = self.registry.get(step.analyzer)
             try:
-                if role == "features":
-                    analyzer = cls(**step.params)
-                    analyzer.setup_features()
-                else:
-                    analyzer = prepare_analyzer(cls, step.params, self.device)
-                self._analyzers[key] = analyzer
+                self._analyzers[key] = prepare_analyzer(cls, step.params, self.device, role)
             except SetupFailure as failure:
                 self._analyzers[key] = failure
-            except ImportError as err:  # from setup_features()
-                hint = getattr(cls, "install_hint", "") or f"pip install {err.name or 'the missing library'}"
-                self._analyzers[key] = SetupFailure(f"{cls.name} cannot import {err.name or 'a library'} ({err}); "
-                                                    f"install it with: {hint}")
         found = self._analyzers[key]
         if isinstance(found, SetupFailure):
             raise found
