@@ -1,0 +1,76 @@
+"""mirflow.evaluate: references read from every supported format, scores that move as expected."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mirflow.evaluate import ReferenceError, Reference, load_reference, score, table, tempo_accuracy
+from mirflow.synth import make_song, write_annotations
+
+
+@pytest.fixture(scope="module")
+def song():
+    return make_song(["A:min", "F:maj", "C:maj", "G:7"], bpm=120, duration=20.0, key="A minor")
+
+
+def as_estimate(song, shift: float = 0.0) -> Reference:
+    beats = np.array([t for t, _ in song.beats]) + shift
+    return Reference(beats=beats, downbeats=np.array(song.downbeats) + shift, tempo=song.bpm, key=song.key,
+                     chords=[(s + shift, e + shift, label) for s, e, label in song.chords])
+
+
+def test_a_perfect_estimate_scores_one_on_every_measure(song, tmp_path):
+    reference = load_reference(write_annotations(song, tmp_path / "song"))
+    scores = score(as_estimate(song), reference)
+    assert set(scores) == {"beat_f", "downbeat_f", "tempo_acc1", "tempo_acc2", "key", "chords_majmin",
+                           "chords_sevenths"}
+    assert all(value == pytest.approx(1.0) for value in scores.values())
+
+
+def test_shifted_and_wrong_estimates_score_lower_by_the_expected_amount(song, tmp_path):
+    reference = load_reference(write_annotations(song, tmp_path / "song"))
+    late = score(as_estimate(song, shift=0.1), reference)  # 100 ms: outside the 70 ms window
+    assert late["beat_f"] == 0.0 and late["downbeat_f"] == 0.0
+    # Every chord 0.1 s late: 0.1 s wrong at each of its changes, of 20 s (the first N is 0.5 s).
+    changes = len(song.chords) - 1
+    assert late["chords_majmin"] == pytest.approx(1 - 0.1 * changes / 20.0, abs=1e-6)
+    half = as_estimate(song)
+    half.beats, half.tempo, half.key = half.beats[::2], song.bpm / 2, "C major"
+    scores = score(half, reference)
+    assert scores["beat_f"] == pytest.approx(2 * 0.5 / 1.5, abs=0.02)  # precision 1, recall 1/2
+    assert (scores["tempo_acc1"], scores["tempo_acc2"]) == (0.0, 1.0)
+    assert scores["key"] == pytest.approx(0.3)  # relative major: MIREX weighting
+
+
+def test_jams_references_and_the_tempo_of_the_most_confident_annotator(tmp_path):
+    path = tmp_path / "piece.jams"
+    path.write_text(json.dumps({"annotations": [
+        {"namespace": "tempo", "data": [{"time": 0, "duration": 9, "value": 77, "confidence": 0.3},
+                                        {"time": 0, "duration": 9, "value": 139, "confidence": 0.7}]},
+        {"namespace": "beat", "data": [{"time": 0.5, "duration": 0, "value": 1}, {"time": 1.0, "duration": 0, "value": 2}]},
+        {"namespace": "key_mode", "data": [{"time": 0, "duration": 9, "value": "F#:minor"}]},
+        {"namespace": "chord", "data": [{"time": 0, "duration": 4.5, "value": "C:maj"}]},
+    ]}))
+    reference = load_reference([path])
+    assert reference.tempo == 139 and reference.key == "F# minor" and reference.chords == [(0, 4.5, "C:maj")]
+    assert list(reference.beats) == [0.5, 1.0] and list(reference.downbeats) == [0.5]
+
+
+def test_unreadable_references_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "song.beats"
+    bad.write_text("# comment\n0.5 1\nhello\n")
+    with pytest.raises(ReferenceError, match=r"song\.beats:3: expected numbers, got 'hello'"):
+        load_reference([bad])
+    with pytest.raises(ReferenceError, match=r"song\.mid: unknown annotation format"):
+        load_reference([tmp_path / "song.mid"])
+
+
+def test_tempo_accuracy_and_the_table():
+    assert tempo_accuracy(123.0, 120.0) == (1.0, 1.0)
+    assert tempo_accuracy(40.0, 120.0) == (0.0, 1.0)
+    assert tempo_accuracy(None, 120.0) == (0.0, 0.0)
+    text = table([("a", {"beat_f": 1.0}), ("b", {"beat_f": 0.5, "key": 0.3})])
+    assert text.splitlines()[-1] == "| **mean** | **0.750** | **0.300** |"
