@@ -8,6 +8,7 @@ chosen tempo, metre and progression. Only numpy is needed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -132,3 +133,33 @@ def make_song(
     if start > 0:
         chords.insert(0, (0.0, start, "N"))
     return Song(out, sample_rate, beats, chords, key, bpm, beats_per_bar)
+
+
+def key_progression(key: str) -> list[str]:
+    """A common four-chord loop in ``key`` ('A minor' -> i VI III VII; major -> I V vi IV)."""
+    tonic, mode = key.split()
+    root = PITCH_CLASSES.index(_sharp(tonic))
+    if mode == "minor":
+        steps = ((0, "min"), (8, "maj"), (3, "maj"), (10, "maj"))
+    else:
+        steps = ((0, "maj"), (7, "maj"), (9, "min"), (5, "maj"))
+    return [f"{PITCH_CLASSES[(root + step) % 12]}:{quality}" for step, quality in steps]
+
+
+def _sharp(name: str) -> str:
+    flats = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
+    return flats.get(name, name)
+
+
+def write_annotations(song: Song, stem: str | Path, tempo: bool = True) -> list[Path]:
+    """The song's ground truth as plain annotation files beside ``stem``: ``.beats``
+    (time, position), ``.lab`` (chords), ``.key`` and, for a steady tempo, ``.bpm``."""
+    stem = Path(stem)
+    written = [stem.with_suffix(".beats"), stem.with_suffix(".lab"), stem.with_suffix(".key")]
+    written[0].write_text("".join(f"{t:.6f}\t{p}\n" for t, p in song.beats))
+    written[1].write_text("".join(f"{s:.6f}\t{e:.6f}\t{label}\n" for s, e, label in song.chords))
+    written[2].write_text(song.key + "\n")
+    if tempo:
+        written.append(stem.with_suffix(".bpm"))
+        written[-1].write_text(f"{song.bpm:g}\n")
+    return written

@@ -109,3 +109,48 @@ def test_parameters_out_of_range_are_clear_errors(write_pipeline):
         "from 2 to 12, got [1, 4]",
         "pipe.yaml:4:43 steps[1].params: madmom_fast.beats: min_bpm (200) must be below max_bpm (100)",
     ]
+
+
+@pytest.mark.parametrize("bpm, drums", [(128, False), (190, True)])
+def test_drumless_and_fast_songs_keep_their_metrical_level(bpm, drums):
+    """madmom's plain beat DBN tracks 175-190 BPM at half tempo (F 0.66 in benchmarks/accuracy.py);
+    the downbeat tracker, our default, keeps the full tempo, with or without drums."""
+    from mir_eval.beat import f_measure
+
+    from mirflow.plugins.madmom_fast import Downbeats
+
+    song = make_song(["D:min", "A#:maj", "F:maj", "C:maj"], bpm=bpm, drums=drums, duration=30.0, seed=7)
+    downbeats = Downbeats()
+    downbeats.setup("cpu")
+    times, positions, signature, _ = downbeats.decode(downbeats.rnn(song.samples, song.sample_rate))
+    assert signature == "4/4"
+    assert f_measure(np.array([t for t, _ in song.beats]), times) >= 0.95
+    assert f_measure(np.array(song.downbeats), times[positions == 1]) >= 0.95
+
+
+def test_inputs_shorter_than_a_beat_or_a_chunk_give_no_error(tmp_path):
+    """A 0.3 s file (less than one beat) and half of a chunk: results, not exceptions."""
+    import soundfile
+
+    from mirflow.pipeline import load_pipeline
+    from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
+    from mirflow.scheduler import run_pipeline
+
+    song = make_song(["C:maj"], bpm=120, duration=60.0)
+    short, half = tmp_path / "short.wav", tmp_path / "half.wav"
+    soundfile.write(short, song.samples[: int(0.3 * song.sample_rate)], song.sample_rate)
+    soundfile.write(half, song.samples, song.sample_rate)
+    pipeline_path = tmp_path / "p.yaml"
+    pipeline_path.write_text("chunking: {min_duration: 30, length: 120, overlap: 10}\n"
+                             "steps: [{analyzer: madmom_fast.downbeats, id: beats}, {analyzer: madmom_fast.tempo}]\n")
+    pm = make_plugin_manager()
+    registry = collect_analyzers(pm)
+    outcomes, _ = run_pipeline(load_pipeline(pipeline_path, registry), registry, pm, [str(short), str(half)],
+                               inline=True, output_dir=tmp_path / "out", formats=["json"])
+    assert [o.ok for o in outcomes] == [True, True]
+    import json
+
+    short_result = json.loads((tmp_path / "out" / "short.json").read_text())
+    half_result = json.loads((tmp_path / "out" / "half.json").read_text())
+    assert short_result["errors"] == [] and len(short_result["timeline"]["beats"]) <= 1
+    assert len(half_result["chunks"]) == 1 and half_result["summary"]["tempo"]["bpm"] == pytest.approx(120, rel=0.02)

@@ -1,0 +1,97 @@
+"""The evaluation corpus: synthesized songs with exact answers, and the real annotated
+excerpts in ../shared/realdata (read in place, never copied into the repository).
+
+    from corpus import synthesized, realdata
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile
+
+from mirflow.synth import key_progression, make_song, write_annotations
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+# (bpm, beats per bar, key, drums, tempo change (time, bpm)): 60-190 BPM, 3/4 and 4/4, all
+# 24 keys over the set, two without drums, one with a tempo change.
+SONGS = [
+    (60, 4, "C major", True, None),
+    (72, 3, "A minor", True, None),
+    (84, 4, "G major", False, None),
+    (96, 4, "E minor", True, None),
+    (100, 4, "D major", True, (15.0, 130)),
+    (110, 3, "B minor", True, None),
+    (120, 4, "F major", True, None),
+    (128, 4, "D minor", False, None),
+    (140, 4, "Bb major", True, None),
+    (150, 3, "G minor", True, None),
+    (168, 3, "Eb major", True, None),
+    (175, 4, "C minor", True, None),
+    (190, 4, "A major", True, None),
+    (66, 4, "F# minor", True, None),
+    (80, 3, "E major", True, None),
+    (92, 4, "C# minor", False, None),
+    (104, 4, "B major", True, None),
+    (116, 3, "G# minor", True, None),
+    (124, 4, "F# major", True, None),
+    (132, 4, "Eb minor", True, None),
+    (144, 4, "Ab major", True, None),
+    (156, 3, "Bb minor", True, None),
+    (180, 4, "Db major", True, None),
+    (88, 4, "F minor", True, None),
+]
+
+
+@dataclass
+class Piece:
+    name: str
+    audio: Path
+    truth: list[Path]  # annotation files (mirflow.evaluate reads them)
+
+
+def synthesized(folder: Path, duration: float = 30.0) -> list[Piece]:
+    """Write the synthesized songs (FLAC) and their annotations into ``folder``."""
+    pieces = []
+    for n, (bpm, bar, key, drums, change) in enumerate(SONGS):
+        name = f"synth{n:02d}_{bpm}bpm_{bar}-4_{key.replace(' ', '_')}{'' if drums else '_nodrums'}" + (
+            f"_to{change[1]}" if change else "")
+        song = make_song(key_progression(key), bpm=bpm, beats_per_bar=bar, duration=duration, key=key,
+                         drums=drums, tempo_change=change, seed=n)
+        audio = folder / f"{name}.flac"
+        soundfile.write(audio, song.samples, song.sample_rate)
+        pieces.append(Piece(name, audio, write_annotations(song, folder / name, tempo=change is None)))
+    return pieces
+
+
+def realdata(folder: Path) -> list[Piece]:
+    """The real excerpts with the annotations we can score (partial beat lists are left out:
+    scoring 3 annotated beats against a whole excerpt would count every other beat wrong)."""
+    if not REALDATA.is_dir():
+        return []
+    r = REALDATA
+    jtd = r / "jtd" / "barronk-allgodschildren-drummondrrileyb-1990-8b77c067"
+    jtd_beats = folder / "jtd.beats"  # its CSV as a plain beat list (time, position)
+    with open(f"{jtd}.beats.csv") as handle:
+        jtd_beats.write_text("".join(f"{row['beats']}\t{int(float(row['metre_auto']))}\n"
+                                     for row in csv.DictReader(handle)))
+    return [
+        Piece("madmom sample (4/4)", r / "madmom_sample/sample.wav", [r / "madmom_sample/sample.beats"]),
+        Piece("ballroom waltz (3/4)", r / "ballroom/Media-105901.wav",
+              [r / "ballroom/Media-105901.beats", r / "ballroom/Media-105901.bpm"]),
+        Piece("gtzan country", r / "gtzan/country.00000.wav",
+              [r / "gtzan/gtzan_country_00000.beats", r / "gtzan/gtzan_country_00000.bpm"]),
+        Piece("jtd jazz trio (~290 BPM)", jtd.with_suffix(".wav"), [jtd_beats]),
+        Piece("brid samba", r / "brid/M4-01-SA.wav", [r / "brid/M4-01-SA.bpm"]),
+        Piece("hainsworth 001", r / "hainsworth/hains001.flac", [r / "hainsworth/hains001.bpm"]),
+        Piece("simac 01", r / "simac/simac_01_H_mikri_Rallou.flac", [r / "simac/simac_01_H_mikri_Rallou.bpm"]),
+        Piece("cuidado", r / "cuidado/cuidado_FallaCancion.flac", [r / "cuidado/cuidado_FallaCancion.bpm"]),
+        Piece("giantsteps tempo", r / "giantsteps_tempo/28952.LOFI.mp3", [r / "giantsteps_tempo/28952.LOFI.jams"]),
+        Piece("giantsteps key", r / "giantsteps_key/10089.mp3", [r / "giantsteps_key/10089.key"]),
+        Piece("beatport key", r / "beatport_key/100066.mp3", [r / "beatport_key/100066.key"]),
+        Piece("classical key", r / "tonality_classicaldb/01-Allegro_Gloria_in_excelsis_Deo.wav",
+              [r / "tonality_classicaldb/01-Allegro_Gloria_in_excelsis_Deo.key"]),
+    ]
