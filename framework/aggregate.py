@@ -15,7 +15,7 @@ still call these helpers (e.g. stitch activations with ``merge_curve``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ class Track:
     path: str
     duration: float
     spans: list[ChunkSpan]
+    inputs: dict[str, Any] = field(default_factory=dict)  # the step's at-merge inputs (None if absent)
 
 
 # --- normalizing an analyzer's raw output and moving it to track time -------------

@@ -87,10 +87,15 @@ class Requirement:
 
     The pipeline binds it to a step (``inputs: {slot: step_id}``), or mirflow picks
     the only step that provides an output of that name.
+
+    ``at_merge``: the input is needed only when the chunks are merged (the ``aggregate``
+    hook finds it in ``track.inputs``), so the chunks run in parallel with the step that
+    gives it; chords snap to beats this way without waiting for the beat tracker.
     """
 
     output: str
     optional: bool = False
+    at_merge: bool = False
 
 
 class Analyzer:

@@ -146,7 +146,20 @@ class Slow(mirflow.Analyzer):
         return {"slept": self.config["sleep"]}
 
 
-ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, GpuCounter, Slow)
+class CountAtMerge(mirflow.Analyzer):
+    """Counts the clicks it is given at merge time (an at-merge input: its chunks need no clicks)."""
+
+    name = "fake.count_at_merge"
+    sample_rate = 22050
+    outputs = {"counted": mirflow.SCALAR}
+    requires = {"clicks": mirflow.Requirement("clicks", optional=True, at_merge=True)}
+
+    def analyze(self, chunk, inputs):
+        assert "clicks" not in inputs  # not given to chunks
+        return {"counted": 0}
+
+
+ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, GpuCounter, Slow, CountAtMerge)
 
 
 class FakePlugin:
@@ -159,3 +172,10 @@ class FakePlugin:
     def register_analyzers(self, register):
         for cls in self.analyzers:
             register(cls)
+
+    @mirflow.hookimpl
+    def aggregate(self, analyzer, parts, track):
+        if isinstance(analyzer, CountAtMerge):
+            clicks = track.inputs["clicks"]
+            return {"counted": {"value": None if clicks is None else len(clicks), "confidence": 1.0}}
+        return None

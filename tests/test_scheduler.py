@@ -202,3 +202,26 @@ def test_ctrl_c_leaves_only_complete_result_files(tmp_path):
     assert leftovers == []
     time.sleep(0.5)
     assert not [p for p in Path(tempfile_dir()).glob("mirflow-audio-*")]
+
+
+def test_an_at_merge_input_lets_chunks_run_before_the_step_that_gives_it(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+    path, clicks = write_clicks(50.0)
+    pipeline = write_pipeline("chunking: {min_duration: 20, length: 20, overlap: 5}\n"
+                              "steps: [fake.clicks, fake.count_at_merge]\n")
+    outcomes, (result,), _ = run(pm, registry, pipeline, [path], tmp_path / "out", inline=True)
+    assert outcomes[0].ok
+    assert result["summary"]["counted"]["value"] == len(clicks)
+    started = [(e.data["kind"], e.step) for e in recorder.of("unit_started")]
+    clicks_merged = started.index(("aggregate", "clicks"))
+    counting_chunks = [n for n, s in enumerate(started) if s == ("analyze", "count_at_merge")]
+    assert len(counting_chunks) == 3 and max(counting_chunks) < clicks_merged  # did not wait for clicks
+    assert started.index(("aggregate", "count_at_merge")) > clicks_merged  # the merge did
+
+
+def test_an_absent_optional_at_merge_input_is_given_as_none(pm, registry, write_pipeline, write_clicks, tmp_path):
+    path, _ = write_clicks(10.0)
+    pipeline = write_pipeline("steps: [fake.count_at_merge]\n")
+    outcomes, (result,), _ = run(pm, registry, pipeline, [path], tmp_path / "out", inline=True)
+    assert result["steps"]["count_at_merge"]["status"] == "ok"
+    assert result["summary"]["counted"]["value"] is None

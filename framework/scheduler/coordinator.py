@@ -62,6 +62,7 @@ class FileJob:
     waiting: dict[str, int] = field(default_factory=dict)  # step -> chunks not yet analyzed
     preparing: dict[str, int] = field(default_factory=dict)  # gpu step -> prepare units still out
     raw: dict[str, dict[int, tuple[float, Any]]] = field(default_factory=dict)
+    merging: dict[str, dict] = field(default_factory=dict)  # step -> aggregate payload waiting for at-merge inputs
     devices: dict[str, str] = field(default_factory=dict)
     outstanding: int = 0  # units of this file submitted and not yet completed
     error: str | None = None  # the file could not be decoded
@@ -231,27 +232,58 @@ class Scheduler:
             return job.spans
         return [ChunkSpan(0, 0.0, job.audio.duration, 0.0, job.audio.duration)]
 
+    def step_inputs(self, step, at_merge: bool) -> dict:
+        """The step's input bindings needed to analyze chunks, or (``at_merge``) to merge them."""
+        requires = self.registry.get(step.analyzer).requires
+        return {slot: binding for slot, binding in step.inputs.items()
+                if getattr(requires.get(slot), "at_merge", False) == at_merge}
+
+    def input_state(self, job: FileJob, step, bindings: dict) -> str | None:
+        """'ready', 'waiting', or the id of a required input step that did not succeed
+        (an optional input that failed is passed as None)."""
+        requires = self.registry.get(step.analyzer).requires
+        for slot, binding in bindings.items():
+            if binding and job.records[binding[0]].status in ("failed", "skipped") and not requires[slot].optional:
+                return binding[0]
+        if all(job.records[b[0]].status != "pending" for b in bindings.values() if b):
+            return "ready"
+        return "waiting"
+
+    def input_values(self, job: FileJob, bindings: dict) -> dict:
+        return {slot: (job.records[b[0]].outputs.get(b[1]) if b and job.records[b[0]].status == "ok" else None)
+                for slot, b in bindings.items()}
+
     def start_ready_steps(self, job: FileJob) -> None:
-        """Queue the chunk units of every step whose inputs are all done; skip the steps
-        whose inputs failed (repeated until nothing changes: skips cascade)."""
+        """Queue the chunk units of every step whose inputs are all done, and the merges
+        whose at-merge inputs are; skip the steps whose required inputs failed (repeated
+        until nothing changes: skips cascade)."""
         changed = True
         while changed:
             changed = False
             for step in self.pipeline.steps:
                 record = job.records[step.id]
-                if record.status != "pending" or step.id in job.waiting:
+                if record.status != "pending":
                     continue
-                inputs = [binding[0] for binding in step.inputs.values() if binding]
-                bad = [sid for sid in inputs if job.records[sid].status in ("failed", "skipped")]
-                if bad:
+                merging = step.id in job.merging
+                if step.id in job.waiting and not merging:
+                    continue
+                state = self.input_state(job, step, self.step_inputs(step, at_merge=merging))
+                if state == "waiting":
+                    continue
+                if state != "ready":
                     record.status = "skipped"
-                    record.error = {"message": f"skipped: its input step {bad[0]!r} did not succeed"}
+                    record.error = {"message": f"skipped: its input step {state!r} did not succeed"}
+                    job.merging.pop(step.id, None)
                     changed = True
-                elif all(job.records[sid].status == "ok" for sid in inputs):
+                elif merging:
+                    payload = job.merging.pop(step.id)
+                    payload["inputs"] = self.input_values(job, self.step_inputs(step, at_merge=True))
+                    self.submit(job, AGGREGATE, step=step.id, payload=payload)
+                else:
                     self.start_step(job, step)
 
     def start_step(self, job: FileJob, step) -> None:
-        values = {slot: (job.records[b[0]].outputs.get(b[1]) if b else None) for slot, b in step.inputs.items()}
+        values = self.input_values(job, self.step_inputs(step, at_merge=False))
         spans = self.spans_for(job, step)
         job.waiting[step.id] = len(spans)
         job.raw[step.id] = {}
@@ -287,10 +319,11 @@ class Scheduler:
         if job.waiting[step_id] == 0:
             parts = sorted(job.raw.pop(step_id).items())
             spans = self.spans_for(job, self.pipeline.step(step_id))
-            self.submit(job, AGGREGATE, step=step_id, payload={
+            job.merging[step_id] = {
                 "offsets": [(index, offset) for index, (offset, _) in parts],
                 "raw": [value for _, (_, value) in parts],
-                "duration": job.audio.duration, "spans": spans})
+                "duration": job.audio.duration, "spans": spans}
+            self.start_ready_steps(job)
 
     def fail(self, job: FileJob, step_id: str, completion: Completion) -> None:
         record = job.records[step_id]

@@ -162,7 +162,8 @@ class UnitRunner:
         step = self.pipeline.step(unit.step)
         cls = self.registry.get(step.analyzer)
         analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
-        track = Track(path=unit.file, duration=unit.payload["duration"], spans=unit.payload["spans"])
+        track = Track(path=unit.file, duration=unit.payload["duration"], spans=unit.payload["spans"],
+                      inputs=unit.payload.get("inputs") or {})
         return aggregate_step(self.pm, analyzer, unit.payload["offsets"], unit.payload["raw"], track)
 
 
