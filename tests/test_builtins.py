@@ -93,6 +93,9 @@ def test_beats_tempo_chords_and_key_match_the_truth(song, results):
     intervals, ref_labels, est_labels = merged
     scores = mir_eval.chord.majmin(ref_labels, est_labels)
     assert mir_eval.chord.weighted_accuracy(scores, mir_eval.util.intervals_to_durations(intervals)) >= 0.85
+    beat_times = set(estimated)
+    assert all(c["start"] in beat_times and c["start_beat"] is not None for c in est[1:])  # snapped to beats
+    assert chunked["summary"]["progression"]["label"] == "E:min C:maj A:min B:maj"
     for step in chunked["steps"].values():
         assert step["status"] == "ok" and step["device"] == "cpu"
 

