@@ -201,6 +201,15 @@ def _f_measure(reference: np.ndarray, estimate: np.ndarray | None) -> float:
     return float(mir_eval.beat.f_measure(np.asarray(reference, dtype=float), estimate, f_measure_threshold=0.07))
 
 
+def event_agreement(estimate: np.ndarray | None, reference: np.ndarray, window: float = 0.01) -> float:
+    """F-measure of two event lists with a tight ``window`` (seconds): how far two runs of a
+    pipeline (chunked vs. whole file, say) agree, rather than how right either is."""
+    import mir_eval
+
+    estimate = np.asarray(estimate if estimate is not None else [], dtype=float)
+    return float(mir_eval.beat.f_measure(np.asarray(reference, dtype=float), estimate, f_measure_threshold=window))
+
+
 def tempo_accuracy(estimate: float | None, reference: float, tolerance: float = 0.04) -> tuple[float, float]:
     """(Acc1, Acc2): within ``tolerance``; and the same allowing the factors 2, 3, 1/2, 1/3."""
     if not estimate:
@@ -237,7 +246,8 @@ def chord_scores(estimate: list, reference: list) -> dict[str, float]:
 
 def table(rows: list[tuple[str, dict[str, float]]], measures=None) -> str:
     """A markdown table: one row per piece, a column per measure, a final mean row."""
-    measures = measures or [m for m in MEASURES if any(m in scores for _, scores in rows)]
+    present = list(dict.fromkeys(m for _, scores in rows for m in scores))
+    measures = measures or [m for m in MEASURES if m in present] + [m for m in present if m not in MEASURES]
     lines = ["| piece | " + " | ".join(measures) + " |", "|---|" + "---|" * len(measures)]
     for name, scores in rows:
         cells = [f"{scores[m]:.3f}" if m in scores else "-" for m in measures]

@@ -74,3 +74,58 @@ def test_tempo_accuracy_and_the_table():
     assert tempo_accuracy(None, 120.0) == (0.0, 0.0)
     text = table([("a", {"beat_f": 1.0}), ("b", {"beat_f": 0.5, "key": 0.3})])
     assert text.splitlines()[-1] == "| **mean** | **0.750** | **0.300** |"
+
+
+def test_mirflow_evaluate_scores_a_run_results_on_disk_and_the_seams(tmp_path):
+    """The command end to end: a real run scored against exact annotations, a perfect result
+    file scoring 1.0 via --results, and the chunked-vs-whole seam report."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import soundfile
+
+    mirflow = str(Path(sys.executable).with_name("mirflow"))
+    song = make_song(["D:maj", "A:maj", "B:min", "G:maj"], bpm=115, duration=40.0, key="D major", seed=8)
+    audio, truth = tmp_path / "song.flac", tmp_path / "truth"
+    truth.mkdir()
+    soundfile.write(audio, song.samples, song.sample_rate)
+    write_annotations(song, truth / "song")
+    pipeline = tmp_path / "beats-chords.yaml"
+    pipeline.write_text("steps: [{analyzer: madmom_fast.downbeats, id: beats}, madmom_fast.tempo, chords.cnn_crf]\n")
+    done = subprocess.run([mirflow, "evaluate", str(pipeline), str(audio), "--truth", str(truth), "--seams", "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    scores, seams = report["files"]["song.flac"], report["seams"]["song.flac"]
+    assert scores["beat_f"] >= 0.95 and scores["downbeat_f"] >= 0.95 and scores["tempo_acc1"] == 1.0
+    assert scores["chords_majmin"] >= 0.9 and "key" in scores and scores["key"] == 0.0  # no key step: scored 0
+    assert seams["chunks"] == 2 and seams["beats_agree"] >= 0.98 and seams["chords_agree"] >= 0.98
+
+    results = tmp_path / "results"
+    results.mkdir()
+    perfect = {"summary": {"tempo": {"bpm": 115.0}, "key": {"label": "D major"}},
+               "timeline": {"beats": [{"time": t} for t, _ in song.beats], "downbeats": song.downbeats,
+                            "chords": [{"start": s, "end": e, "label": label} for s, e, label in song.chords]}}
+    (results / "song.json").write_text(json.dumps(perfect))
+    done = subprocess.run([mirflow, "evaluate", str(pipeline), str(audio), "--truth", str(truth), "--results",
+                           str(results)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "| **mean** | " + " | ".join(["**1.000**"] * 6) + " |"
+
+
+def test_mirflow_evaluate_names_a_file_without_annotations(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import soundfile
+
+    mirflow = str(Path(sys.executable).with_name("mirflow"))
+    soundfile.write(tmp_path / "lonely.wav", np.zeros(22050, dtype=np.float32), 22050)
+    (tmp_path / "truth").mkdir()
+    done = subprocess.run([mirflow, "evaluate", "default", str(tmp_path / "lonely.wav"), "--truth",
+                           str(tmp_path / "truth")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"mirflow: {tmp_path / 'lonely.wav'}: no annotation in {tmp_path / 'truth'} " \
+                                  "(expected lonely.jams, .beats, .lab, ...)"

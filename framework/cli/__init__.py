@@ -25,7 +25,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, disabled: tuple[str, ...]
 
 
 def _add_builtin_commands() -> None:
-    from . import doctor, info, plot, run
+    from . import doctor, evaluate, info, plot, run
 
     cli.add_command(run.run)
     cli.add_command(info.plugins)
@@ -33,6 +33,7 @@ def _add_builtin_commands() -> None:
     cli.add_command(info.validate)
     cli.add_command(plot.plot)
     cli.add_command(doctor.doctor)
+    cli.add_command(evaluate.evaluate)
 
 
 _add_builtin_commands()
