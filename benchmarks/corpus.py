@@ -17,7 +17,8 @@ from mirflow.synth import key_progression, make_song, write_annotations
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 # (bpm, beats per bar, key, drums, tempo change (time, bpm)): 60-190 BPM, 3/4 and 4/4, all
-# 24 keys over the set, two without drums, one with a tempo change.
+# 24 keys over the set, three without drums, one with a tempo change; every third song
+# plays seventh chords.
 SONGS = [
     (60, 4, "C major", True, None),
     (72, 3, "A minor", True, None),
@@ -59,7 +60,7 @@ def synthesized(folder: Path, duration: float = 30.0) -> list[Piece]:
     for n, (bpm, bar, key, drums, change) in enumerate(SONGS):
         name = f"synth{n:02d}_{bpm}bpm_{bar}-4_{key.replace(' ', '_')}{'' if drums else '_nodrums'}" + (
             f"_to{change[1]}" if change else "")
-        song = make_song(key_progression(key), bpm=bpm, beats_per_bar=bar, duration=duration, key=key,
+        song = make_song(key_progression(key, sevenths=n % 3 == 2), bpm=bpm, beats_per_bar=bar, duration=duration, key=key,
                          drums=drums, tempo_change=change, seed=n)
         audio = folder / f"{name}.flac"
         soundfile.write(audio, song.samples, song.sample_rate)

@@ -135,14 +135,17 @@ def make_song(
     return Song(out, sample_rate, beats, chords, key, bpm, beats_per_bar)
 
 
-def key_progression(key: str) -> list[str]:
-    """A common four-chord loop in ``key`` ('A minor' -> i VI III VII; major -> I V vi IV)."""
+def key_progression(key: str, sevenths: bool = False) -> list[str]:
+    """A common four-chord loop in ``key`` ('A minor' -> i VI III VII; major -> I V vi IV),
+    with ``sevenths`` as seventh chords (i7 VImaj7 IIImaj7 VII7; Imaj7 V7 vi7 IVmaj7)."""
     tonic, mode = key.split()
     root = PITCH_CLASSES.index(_sharp(tonic))
     if mode == "minor":
-        steps = ((0, "min"), (8, "maj"), (3, "maj"), (10, "maj"))
+        steps = ((0, "min7"), (8, "maj7"), (3, "maj7"), (10, "7")) if sevenths else (
+            (0, "min"), (8, "maj"), (3, "maj"), (10, "maj"))
     else:
-        steps = ((0, "maj"), (7, "maj"), (9, "min"), (5, "maj"))
+        steps = ((0, "maj7"), (7, "7"), (9, "min7"), (5, "maj7")) if sevenths else (
+            (0, "maj"), (7, "maj"), (9, "min"), (5, "maj"))
     return [f"{PITCH_CLASSES[(root + step) % 12]}:{quality}" for step, quality in steps]
 
 
