@@ -68,6 +68,30 @@ def synthesized(folder: Path, duration: float = 30.0) -> list[Piece]:
     return pieces
 
 
+# (bpm, first key, second key, time of the change): two-minute songs that modulate once.
+MODULATING = [
+    (100, "C major", "G major", 60.0),
+    (124, "A minor", "C major", 50.0),
+    (90, "D major", "E major", 70.0),
+    (140, "F# minor", "A minor", 60.0),
+    (76, "Bb major", "G minor", 65.0),
+    (112, "E minor", "B minor", 55.0),
+]
+
+
+def modulating(folder: Path, duration: float = 120.0) -> list[Piece]:
+    """Songs that change key once (annotated in their ``.keys`` file)."""
+    pieces = []
+    for n, (bpm, first, second, change) in enumerate(MODULATING):
+        name = f"mod{n:02d}_{first.replace(' ', '_')}_to_{second.replace(' ', '_')}"
+        song = make_song(key_progression(first), bpm=bpm, duration=duration, key=first, seed=100 + n,
+                         modulation=(change, key_progression(second), second))
+        audio = folder / f"{name}.flac"
+        soundfile.write(audio, song.samples, song.sample_rate)
+        pieces.append(Piece(name, audio, write_annotations(song, folder / name)))
+    return pieces
+
+
 def realdata(folder: Path) -> list[Piece]:
     """The real excerpts with the annotations we can score (partial beat lists are left out:
     scoring 3 annotated beats against a whole excerpt would count every other beat wrong)."""

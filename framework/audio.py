@@ -85,6 +85,7 @@ class Chunk:
     samples: np.ndarray
     sample_rate: int
     path: str
+    cache_prefix: str | None = None  # where mirflow.features keeps this track's shared features
 
     @property
     def duration(self) -> float:
@@ -147,12 +148,18 @@ class StoredAudio:
         data = self.samples(rate, layout)
         first = int(round(span.start * rate))
         last = int(round(span.end * rate))
+        raw = self.arrays[audio_key(rate, layout)][0]
         return Chunk(index=span.index, start=first / rate, end=span.end, core_start=span.core_start,
-                     core_end=span.core_end, samples=data[..., first:last], sample_rate=rate, path=self.path)
+                     core_end=span.core_end, samples=data[..., first:last], sample_rate=rate, path=self.path,
+                     cache_prefix=raw[: -len(".f32")])
 
     def remove(self) -> None:
+        """Delete the raw audio and the features shared beside it."""
         for raw, _, _ in self.arrays.values():
-            Path(raw).unlink(missing_ok=True)
+            raw = Path(raw)
+            for feature in raw.parent.glob(f"{raw.stem}.*.npy"):
+                feature.unlink(missing_ok=True)
+            raw.unlink(missing_ok=True)
 
 
 def audio_key(sample_rate: int, layout: str) -> str:

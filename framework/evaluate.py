@@ -23,6 +23,7 @@ MEASURES = {
     "tempo_acc1": "tempo within 4 %",
     "tempo_acc2": "tempo within 4 %, allowing x2, x3, /2, /3",
     "key": "key, MIREX weighted score",
+    "key_timeline": "key over time, MIREX weighted score weighted by duration",
     "chords_majmin": "chords, major/minor weighted symbol recall",
     "chords_sevenths": "chords, sevenths weighted symbol recall",
 }
@@ -37,10 +38,11 @@ class Reference:
     tempo: float | None = None  # BPM
     key: str | None = None  # "A minor"
     chords: list[tuple[float, float, str]] | None = None  # (start, end, Harte label)
+    keys: list[tuple[float, float, str]] | None = None  # (start, end, "A minor"): key changes
     sources: list[str] = field(default_factory=list)
 
     def merge(self, other: Reference) -> None:
-        for name in ("beats", "downbeats", "tempo", "key", "chords"):
+        for name in ("beats", "downbeats", "tempo", "key", "chords", "keys"):
             if getattr(self, name) is None and getattr(other, name) is not None:
                 setattr(self, name, getattr(other, name))
         self.sources += other.sources
@@ -110,6 +112,19 @@ def _read_lab(path: Path) -> Reference:
     return Reference(chords=chords, sources=[str(path)])
 
 
+def _read_keys(path: Path) -> Reference:
+    keys = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            keys.append((float(parts[0]), float(parts[1]), normalize_key(" ".join(parts[2:]), f"{path}:{n}")))
+        except (ValueError, IndexError):
+            raise ReferenceError(f"{path}:{n}: expected 'start end tonic mode', got {line!r}") from None
+    return Reference(keys=keys, sources=[str(path)])
+
+
 def _read_jams(path: Path) -> Reference:
     """The first annotation of each namespace we score (beat, tempo, key_mode, chord)."""
     try:
@@ -133,7 +148,7 @@ def _read_jams(path: Path) -> Reference:
 
 
 READERS = {".beats": _read_beats, ".txt": _read_beats, ".bpm": _read_tempo, ".tempo": _read_tempo,
-           ".key": _read_key, ".lab": _read_lab, ".jams": _read_jams}
+           ".key": _read_key, ".keys": _read_keys, ".lab": _read_lab, ".jams": _read_jams}
 
 
 def _read_one(path: Path) -> Reference:
@@ -163,7 +178,9 @@ def predicted(result: dict) -> Reference:
     tempo = (summary.get("tempo") or {}).get("bpm")
     key = (summary.get("key") or {}).get("label")
     chords = timeline.get("chords")
+    keys = timeline.get("keys")
     return Reference(
+        keys=[(k["start"], k["end"], k["label"]) for k in keys] if keys else None,
         beats=np.array([b["time"] for b in beats]) if beats is not None else None,
         downbeats=np.array(timeline["downbeats"]) if timeline.get("downbeats") is not None else None,
         tempo=tempo,
@@ -189,7 +206,24 @@ def score(estimate: Reference, reference: Reference) -> dict[str, float]:
         scores["key"] = mir_eval.key.weighted_score(reference.key, estimate.key) if estimate.key else 0.0
     if reference.chords:
         scores.update(chord_scores(estimate.chords or [], reference.chords))
+    if reference.keys:
+        scores["key_timeline"] = key_timeline_score(estimate.keys or [], reference.keys)
     return scores
+
+
+def key_timeline_score(estimate: list, reference: list) -> float:
+    """The MIREX key score at every moment, weighted by duration (a key change found late
+    costs the time between; one not found costs the whole second key's time)."""
+    import mir_eval
+
+    total, scored = 0.0, 0.0
+    for start, end, key in reference:
+        total += end - start
+        for e_start, e_end, e_key in estimate:
+            overlap = min(end, e_end) - max(start, e_start)
+            if overlap > 0 and e_key:
+                scored += overlap * mir_eval.key.weighted_score(key, e_key)
+    return scored / total if total else 0.0
 
 
 def _f_measure(reference: np.ndarray, estimate: np.ndarray | None) -> float:

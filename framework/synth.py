@@ -83,11 +83,14 @@ def make_song(
     start: float = 0.5,
     seed: int = 0,
     tempo_change: tuple[float, float] | None = None,
+    modulation: tuple[float, list[str], str] | None = None,
 ) -> Song:
     """A song that loops ``progression`` (Harte labels), one chord per ``bars_per_chord`` bars.
 
     Beats fall exactly every 60/bpm seconds from ``start``; the first beat is a downbeat.
     ``tempo_change=(time, new_bpm)``: from the first beat at or after ``time`` on, the new tempo.
+    ``modulation=(time, progression, key)``: from the first bar at or after ``time`` on, the
+    song loops the new progression in the new key (``Song.keys`` holds the key segments).
     """
     rng = np.random.default_rng(seed)
     total = int(duration * sample_rate)
@@ -96,13 +99,17 @@ def make_song(
     chords: list[tuple[float, float, str]] = []
     kick, snare = _kick(sample_rate), None
     beat, time = 0, start
+    switch_bar, keys = None, [(0.0, duration, key)]
     while time < duration - 1e-9:
         period = 60.0 / (tempo_change[1] if tempo_change and time >= tempo_change[0] - 1e-9 else bpm)
         position = beat % beats_per_bar + 1
         beats.append((time, position))
         at = int(round(time * sample_rate))
         bar = beat // beats_per_bar
-        label = progression[(bar // bars_per_chord) % len(progression)]
+        if modulation and switch_bar is None and position == 1 and time >= modulation[0] - 1e-9:
+            switch_bar, progression = bar, modulation[1]
+            keys = [(0.0, time, key), (time, duration, modulation[2])]
+        label = progression[((bar - (switch_bar or 0)) // bars_per_chord) % len(progression)]
         root, intervals = parse_chord(label)
         if position == 1 and bar % bars_per_chord == 0:
             chord_end = min(duration, time + period * beats_per_bar * bars_per_chord)
@@ -132,17 +139,18 @@ def make_song(
     out *= 0.9 / peak
     if start > 0:
         chords.insert(0, (0.0, start, "N"))
-    return Song(out, sample_rate, beats, chords, key, bpm, beats_per_bar)
+    return Song(out, sample_rate, beats, chords, key, bpm, beats_per_bar, extra={"keys": keys})
 
 
 def key_progression(key: str, sevenths: bool = False) -> list[str]:
-    """A common four-chord loop in ``key`` ('A minor' -> i VI III VII; major -> I V vi IV),
-    with ``sevenths`` as seventh chords (i7 VImaj7 IIImaj7 VII7; Imaj7 V7 vi7 IVmaj7)."""
+    """A common four-chord loop in ``key`` ('A minor' -> i VI iv V; major -> I V vi IV), with
+    ``sevenths`` as seventh chords (i7 VImaj7 iv7 V7; Imaj7 V7 vi7 IVmaj7). Not i VI III VII:
+    Am F C G is C major's vi IV I V started elsewhere, a key no listener agrees on."""
     tonic, mode = key.split()
     root = PITCH_CLASSES.index(_sharp(tonic))
-    if mode == "minor":
-        steps = ((0, "min7"), (8, "maj7"), (3, "maj7"), (10, "7")) if sevenths else (
-            (0, "min"), (8, "maj"), (3, "maj"), (10, "maj"))
+    if mode == "minor":  # i VI iv V: the major V (harmonic minor) tells A minor from C major
+        steps = ((0, "min7"), (8, "maj7"), (5, "min7"), (7, "7")) if sevenths else (
+            (0, "min"), (8, "maj"), (5, "min"), (7, "maj"))
     else:
         steps = ((0, "maj7"), (7, "7"), (9, "min7"), (5, "maj7")) if sevenths else (
             (0, "maj"), (7, "maj"), (9, "min"), (5, "maj"))
@@ -156,12 +164,15 @@ def _sharp(name: str) -> str:
 
 def write_annotations(song: Song, stem: str | Path, tempo: bool = True) -> list[Path]:
     """The song's ground truth as plain annotation files beside ``stem``: ``.beats``
-    (time, position), ``.lab`` (chords), ``.key`` and, for a steady tempo, ``.bpm``."""
+    (time, position), ``.lab`` (chords), ``.key`` (the key held longest), ``.keys`` (start,
+    end, key of each key segment) and, for a steady tempo, ``.bpm``."""
     stem = Path(stem)
-    written = [stem.with_suffix(".beats"), stem.with_suffix(".lab"), stem.with_suffix(".key")]
+    written = [stem.with_suffix(".beats"), stem.with_suffix(".lab"), stem.with_suffix(".key"),
+               stem.with_suffix(".keys")]
     written[0].write_text("".join(f"{t:.6f}\t{p}\n" for t, p in song.beats))
     written[1].write_text("".join(f"{s:.6f}\t{e:.6f}\t{label}\n" for s, e, label in song.chords))
-    written[2].write_text(song.key + "\n")
+    written[2].write_text(max(song.extra["keys"], key=lambda k: k[1] - k[0])[2] + "\n")
+    written[3].write_text("".join(f"{s:.6f}\t{e:.6f}\t{k}\n" for s, e, k in song.extra["keys"]))
     if tempo:
         written.append(stem.with_suffix(".bpm"))
         written[-1].write_text(f"{song.bpm:g}\n")

@@ -19,14 +19,15 @@ def song():
 def as_estimate(song, shift: float = 0.0) -> Reference:
     beats = np.array([t for t, _ in song.beats]) + shift
     return Reference(beats=beats, downbeats=np.array(song.downbeats) + shift, tempo=song.bpm, key=song.key,
-                     chords=[(s + shift, e + shift, label) for s, e, label in song.chords])
+                     chords=[(s + shift, e + shift, label) for s, e, label in song.chords],
+                     keys=[(s + shift, e + shift, key) for s, e, key in song.extra["keys"]])
 
 
 def test_a_perfect_estimate_scores_one_on_every_measure(song, tmp_path):
     reference = load_reference(write_annotations(song, tmp_path / "song"))
     scores = score(as_estimate(song), reference)
     assert set(scores) == {"beat_f", "downbeat_f", "tempo_acc1", "tempo_acc2", "key", "chords_majmin",
-                           "chords_sevenths"}
+                           "chords_sevenths", "key_timeline"}
     assert all(value == pytest.approx(1.0) for value in scores.values())
 
 
@@ -106,12 +107,13 @@ def test_mirflow_evaluate_scores_a_run_results_on_disk_and_the_seams(tmp_path):
     results.mkdir()
     perfect = {"summary": {"tempo": {"bpm": 115.0}, "key": {"label": "D major"}},
                "timeline": {"beats": [{"time": t} for t, _ in song.beats], "downbeats": song.downbeats,
-                            "chords": [{"start": s, "end": e, "label": label} for s, e, label in song.chords]}}
+                            "chords": [{"start": s, "end": e, "label": label} for s, e, label in song.chords],
+                            "keys": [{"start": 0.0, "end": 40.0, "label": "D major"}]}}
     (results / "song.json").write_text(json.dumps(perfect))
     done = subprocess.run([mirflow, "evaluate", str(pipeline), str(audio), "--truth", str(truth), "--results",
                            str(results)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "| **mean** | " + " | ".join(["**1.000**"] * 6) + " |"
+    assert done.stdout.splitlines()[-1] == "| **mean** | " + " | ".join(["**1.000**"] * 7) + " |"
 
 
 def test_mirflow_evaluate_names_a_file_without_annotations(tmp_path):
@@ -129,3 +131,14 @@ def test_mirflow_evaluate_names_a_file_without_annotations(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == f"mirflow: {tmp_path / 'lonely.wav'}: no annotation in {tmp_path / 'truth'} " \
                                   "(expected lonely.jams, .beats, .lab, ...)"
+
+
+def test_a_key_change_found_late_costs_the_time_between(tmp_path):
+    song = make_song(["C:maj", "G:maj"], bpm=120, duration=40.0, key="C major",
+                     modulation=(20.0, ["D:maj", "A:maj"], "D major"))
+    (first, switch, _), (_, _, second) = song.extra["keys"]
+    assert (first, second) == (0.0, "D major") and switch == pytest.approx(20.5)  # the first bar from 20 s
+    reference = load_reference(write_annotations(song, tmp_path / "mod"))
+    assert reference.key == "C major" and len(reference.keys) == 2  # held 20.5 s of 40
+    late = Reference(keys=[(0.0, switch + 4.0, "C major"), (switch + 4.0, 40.0, "D major")])
+    assert score(late, reference)["key_timeline"] == pytest.approx(1 - 4.0 / 40.0 * (1 - 0.0))

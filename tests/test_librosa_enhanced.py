@@ -1,21 +1,125 @@
-"""librosa_enhanced: blockwise chroma equals one-pass chroma."""
+"""librosa_enhanced: keys and key changes, tempo, curves, and features computed once per chunk."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
+import soundfile
 
-from mirflow.plugins.librosa_enhanced import chroma
-from mirflow.synth import make_song
+from mirflow import features
+from mirflow.pipeline import load_pipeline
+from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
+from mirflow.plugins.librosa_enhanced import chroma_cqt
+from mirflow.synth import key_progression, make_song
+
+STEPS = "[librosa_enhanced.key, librosa_enhanced.tempo, librosa_enhanced.features, chords.templates]"
 
 
-def test_blockwise_chroma_matches_a_single_pass():
+def run(tmp_path, songs: dict, steps: str = STEPS, chunking: str = "off", **options) -> dict:
+    """Results of a pipeline over synthesized songs, by name (one inline run)."""
+    from mirflow.scheduler import run_pipeline
+
+    paths = []
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name, song in songs.items():
+        paths.append(tmp_path / f"{name}.flac")
+        samples = song if isinstance(song, np.ndarray) else song.samples
+        soundfile.write(paths[-1], samples, 44100)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"chunking: {chunking}\nsteps: {steps}\n")
+    pm = make_plugin_manager()
+    registry = collect_analyzers(pm)
+    outcomes, _ = run_pipeline(load_pipeline(pipeline, registry), registry, pm, [str(p) for p in paths],
+                               output_dir=tmp_path / "out", formats=["json"], **({"inline": True} | options))
+    assert all(o.ok for o in outcomes), outcomes
+    return {name: json.loads((tmp_path / "out" / f"{name}.json").read_text()) for name in songs}
+
+
+def test_songs_in_known_keys_major_and_minor(tmp_path):
+    keys = ["A minor", "Eb major", "F# minor", "B major", "C# minor", "G major"]
+    songs = {f"song{n}": make_song(key_progression(key), bpm=90 + 12 * n, duration=20.0, key=key, seed=n)
+             for n, key in enumerate(keys)}
+    results = run(tmp_path, songs, steps="[librosa_enhanced.key]")
+    assert [results[f"song{n}"]["summary"]["key"]["label"] for n in range(len(keys))] == keys
+    for result in results.values():
+        (segment,) = result["timeline"]["keys"]  # one key throughout: no flicker
+        assert segment["start"] == 0.0 and segment["end"] == pytest.approx(20.0)
+
+
+def test_a_modulation_gives_two_key_segments_at_about_the_right_time(tmp_path):
+    song = make_song(key_progression("A minor"), bpm=124, duration=100.0, key="A minor", seed=9,
+                     modulation=(50.0, key_progression("C major"), "C major"))
+    chunked = run(tmp_path / "a", {"mod": song}, steps="[librosa_enhanced.key]",
+                  chunking="{min_duration: 30, length: 40, overlap: 10}")["mod"]
+    assert len(chunked["chunks"]) == 3
+    first, second = chunked["timeline"]["keys"]
+    switch = song.extra["keys"][1][0]
+    assert (first["label"], second["label"]) == ("A minor", "C major")
+    assert abs(first["end"] - switch) <= 8.0 and first["end"] == second["start"]
+
+
+def test_tempo_of_a_drum_pattern_within_two_percent_with_its_octave_alternative(tmp_path):
+    songs = {f"t{bpm}": make_song(["C:maj"], bpm=bpm, duration=30.0, seed=bpm) for bpm in (92, 118, 135)}
+    results = run(tmp_path, songs, steps="[librosa_enhanced.tempo]")
+    for bpm in (92, 118, 135):
+        tempo = results[f"t{bpm}"]["summary"]["tempo"]
+        assert tempo["bpm"] == pytest.approx(bpm, rel=0.02)
+        assert tempo["alternative"] == pytest.approx(bpm * 2, rel=0.03) or tempo["alternative"] == pytest.approx(
+            bpm / 2, rel=0.03)
+        curve = results[f"t{bpm}"]["timeline"]["tempo"]
+        assert curve and all(abs(point["bpm"] / bpm - 1) < 0.03 for point in curve)
+
+
+def test_each_feature_is_computed_once_per_chunk_for_all_analyzers(tmp_path):
+    """Key, tempo, features and template chords share chroma, onset envelope and STFT."""
+    features.COMPUTED.clear()
+    song = make_song(key_progression("D major"), bpm=100, duration=70.0, key="D major", seed=2)
+    result = run(tmp_path, {"song": song}, chunking="{min_duration: 30, length: 30, overlap: 5}")["song"]
+    chunks = len(result["chunks"])
+    assert chunks == 3
+    assert dict(features.COMPUTED) == {"chroma_stft-2048": chunks, "onset-512": chunks, "spectral-2048": chunks}
+    assert all(step["status"] == "ok" for step in result["steps"].values())
+    assert not list(tmp_path.glob("**/*.npy"))  # shared features leave with the audio
+
+
+def test_silence_and_very_short_inputs_give_empty_answers_not_errors(tmp_path):
+    song = make_song(["C:maj"], bpm=120, duration=5.0)
+    results = run(tmp_path, {"silence": np.zeros(10 * 44100, dtype=np.float32),
+                             "short": song.samples[:int(0.2 * 44100)]})
+    for result in results.values():
+        assert result["errors"] == []
+        assert "key" not in result["summary"] and "tempo" not in result["summary"]
+        assert result["timeline"]["keys"] == []
+    assert results["silence"]["summary"]["loudness_mean"]["value"] is None
+
+
+def test_curves_are_on_the_timeline_frame_times(tmp_path):
+    """Music starts at 6 s: the loudness and onset curves change there, within a frame."""
+    song = make_song(key_progression("E minor"), bpm=110, duration=20.0, key="E minor", seed=5)
+    samples = np.concatenate([np.zeros(6 * 44100, dtype=np.float32), song.samples])
+    result = run(tmp_path, {"late": samples}, steps="[librosa_enhanced.features]",
+                 chunking="{min_duration: 10, length: 12, overlap: 4}")["late"]
+    outputs = result["steps"]["features"]["outputs"]
+    times = np.array(outputs["loudness"]["times"])
+    assert np.allclose(np.diff(times), 2048 / 22050, atol=1e-4)  # the documented frame rate, across seams
+    loud = np.array(outputs["loudness"]["values"])
+    onset_at = times[np.argmax(loud > -40)]
+    assert 6.0 + 0.5 - 0.2 <= onset_at <= 6.5 + 0.1  # the first beat is 0.5 s into the song
+    density = np.array(outputs["onset_density"]["values"])
+    assert density[times < 4.5].max() == 0 and density[(times > 8) & (times < 20)].min() > 0
+    assert result["summary"]["loudness_range"]["value"] > 0
+
+
+def test_blockwise_cqt_chroma_matches_a_single_pass():
     import librosa
     import soxr
 
     song = make_song(["D:min", "A:maj", "G:min", "C:maj"], bpm=110, duration=130.0, seed=4)  # 2 blocks + a remainder
     samples = soxr.resample(song.samples, song.sample_rate, 22050).astype(np.float32)
     whole = librosa.feature.chroma_cqt(y=samples, sr=22050, hop_length=2048)
-    blocked = chroma(samples, 22050)
+    blocked = chroma_cqt(samples, 22050)
     assert blocked.shape == whole.shape
     assert np.abs(blocked - whole).max() < 0.05  # block edges: context covers the filters
     np.testing.assert_allclose(blocked.mean(axis=1), whole.mean(axis=1), atol=2e-3)

@@ -27,7 +27,7 @@ def test_builtin_plugins_are_found_through_entry_points():
 
 def test_mirflow_plugins_environment_variable_limits_what_loads(monkeypatch):
     monkeypatch.setenv("MIRFLOW_PLUGINS", "chords")
-    assert collect_analyzers(make_plugin_manager()).names() == ["chords.cnn_crf"]
+    assert collect_analyzers(make_plugin_manager()).names() == ["chords.cnn_crf", "chords.deepchroma", "chords.summary", "chords.templates"]
     monkeypatch.delenv("MIRFLOW_PLUGINS")
     names = collect_analyzers(make_plugin_manager(disabled=("chords",))).names()
     assert "chords.cnn_crf" not in names and "madmom_fast.beats" in names

@@ -37,12 +37,19 @@ class ChordRecognizer(mirflow.Analyzer):
         if chunk.is_silent():
             return {"chords": [{"start": 0.0, "end": chunk.duration, "label": "N", "confidence": 1.0}]}
         return {"chords": [{"start": float(s), "end": float(e), "label": str(label), "confidence": float(c)}
-                           for s, e, label, c in self.recognize(chunk.samples.astype(np.float32, copy=False),
-                                                                chunk.sample_rate)]}
+                           for s, e, label, c in self.recognize(chunk)]}
 
-    def recognize(self, samples: np.ndarray, sample_rate: int) -> list[tuple[float, float, str, float]]:
-        """(start, end, label, confidence) segments of one chunk's audio (float32, always)."""
+    def recognize(self, chunk) -> list[tuple[float, float, str, float]]:
+        """(start, end, label, confidence) segments of one chunk's audio."""
         raise NotImplementedError
+
+
+def float_signal(chunk):
+    """The chunk as a madmom Signal of float32 samples, always: madmom caches its FFT window
+    on a processor's first call, and int16 audio after float would silently give garbage."""
+    from madmom.audio.signal import Signal
+
+    return Signal(chunk.samples.astype(np.float32, copy=False), sample_rate=chunk.sample_rate)
 
 
 class CnnCrf(ChordRecognizer):
@@ -63,12 +70,8 @@ class CnnCrf(ChordRecognizer):
         self.decoder = CRFChordRecognitionProcessor()
         self.device = "cpu"
 
-    def recognize(self, samples, sample_rate):
-        from madmom.audio.signal import Signal
-
-        # Always float32: madmom caches its FFT window on a processor's first call.
-        segments = self.decoder(self.features(Signal(samples, sample_rate=sample_rate)))
-        return [(s, e, label, 1.0) for s, e, label in segments]
+    def recognize(self, chunk):
+        return [(s, e, label, 1.0) for s, e, label in self.decoder(self.features(float_signal(chunk)))]
 
 
 class DeepChroma(ChordRecognizer):
@@ -90,11 +93,8 @@ class DeepChroma(ChordRecognizer):
         self.decoder = DeepChromaChordRecognitionProcessor()
         self.device = "cpu"
 
-    def recognize(self, samples, sample_rate):
-        from madmom.audio.signal import Signal
-
-        segments = self.decoder(self.features(Signal(samples, sample_rate=sample_rate)))
-        return [(s, e, label, 1.0) for s, e, label in segments]
+    def recognize(self, chunk):
+        return [(s, e, label, 1.0) for s, e, label in self.decoder(self.features(float_signal(chunk)))]
 
 
 ROOTS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -113,15 +113,16 @@ def triad_templates() -> tuple[np.ndarray, list[str]]:
 
 
 class Templates(ChordRecognizer):
-    """Major/minor chords without a neural network: CQT chroma (the key analyzer's, computed
-    in 60 s blocks) matched against triad templates, smoothed with a Viterbi pass that
-    favours staying on a chord. Confidence: the mean template match over the segment."""
+    """Major/minor chords without a neural network: chroma (shared with the key analyzer when
+    both use the same kind) matched against triad templates, smoothed with a Viterbi pass
+    that favours staying on a chord. Confidence: the mean template match over the segment."""
 
     name = "chords.templates"
     version = "1"
     sample_rate = 22050
     params = {
         "snap_to_beats": SNAP,
+        "chroma": mirflow.Param("stft", str, choices=("stft", "cqt"), help="chroma from an STFT or a constant-Q transform"),
         "no_chord": mirflow.Param(0.62, float, min=0.0, max=1.0,
                                   help="template match below which a frame is N (no chord)"),
         "stay": mirflow.Param(0.97, float, min=0.5, max=0.9999,
@@ -136,16 +137,17 @@ class Templates(ChordRecognizer):
         self.templates, self.labels = triad_templates()
         self.device = "cpu"
 
-    def recognize(self, samples, sample_rate):
+    def recognize(self, chunk):
         import librosa
 
-        from mirflow.plugins.librosa_enhanced import HOP, chroma
+        from mirflow.plugins.librosa_enhanced.features import HOP, chroma, first_frame_time, spectral
 
-        frames = chroma(samples, sample_rate)  # 12 x T, each frame scaled to max 1
+        samples, sample_rate = chunk.samples, chunk.sample_rate
+        frames = chroma(chunk, self.config["chroma"])  # 12 x T, each frame scaled to max 1
         norms = np.linalg.norm(frames, axis=0)
         unit = frames / np.maximum(norms, 1e-9)
         match = self.templates @ unit  # 24 x T cosine similarities
-        loud = librosa.feature.rms(y=samples, frame_length=2 * HOP, hop_length=HOP)[0][:frames.shape[1]]
+        loud = spectral(chunk)[0][:frames.shape[1]]  # RMS per frame, shared with librosa_enhanced.features
         quiet = np.zeros(frames.shape[1], dtype=bool)
         quiet[:len(loud)] = loud < 10 ** (-50 / 20)  # below -50 dBFS: nothing to recognize
         no_chord = np.where(quiet, 1.0, self.config["no_chord"])
@@ -156,7 +158,7 @@ class Templates(ChordRecognizer):
         path = librosa.sequence.viterbi_discriminative(probability, transition)
         labels = self.labels + ["N"]
         times = librosa.frames_to_time(np.arange(len(path) + 1), sr=sample_rate, hop_length=HOP) - HOP / 2 / sample_rate
-        times = np.clip(times, 0.0, len(samples) / sample_rate)
+        times = np.clip(times + first_frame_time(chunk), 0.0, len(samples) / sample_rate)
         edges = np.r_[0, np.nonzero(np.diff(path))[0] + 1, len(path)]
         return [(float(times[a]), float(times[b]), labels[path[a]], float(scores[path[a], a:b].mean()))
                 for a, b in zip(edges[:-1], edges[1:])]

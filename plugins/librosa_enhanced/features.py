@@ -1,0 +1,99 @@
+"""The spectral features the librosa analyzers share: each computed once per chunk.
+
+Every function takes a chunk (22050 Hz mono) and returns its feature through
+:func:`mirflow.features.shared`, so the key, the template chords, the tempo and the
+curves of one pipeline never compute the same spectrogram twice, whichever worker runs
+them. Features start at the chunk's first sample on the track's frame grid, so the frames
+of all chunks fall on one grid: frame ``n`` is centred at ``first_frame_time(chunk) + n *
+hop / 22050`` s of the chunk, a multiple of ``hop / 22050`` s of the track.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mirflow.features import shared
+
+RATE = 22050
+HOP = 2048  # chroma and curve frames: ~10.8 per second
+ONSET_HOP = 512  # onset envelope frames: ~43 per second (tempo needs the resolution)
+BLOCK = HOP * 640  # ~60 s: CQT chroma is computed in blocks (memory)
+CONTEXT = HOP * 32  # ~3 s each side: the lowest CQT filters (and their resampling) reach ~1.6 s
+
+
+def grid_offset(chunk) -> int:
+    """Samples from the chunk's start to its first frame on the track's HOP grid."""
+    return int(-round(chunk.start * chunk.sample_rate) % HOP)
+
+
+def first_frame_time(chunk) -> float:
+    """Chunk time (s) of frame 0 of every feature here."""
+    return grid_offset(chunk) / chunk.sample_rate
+
+
+def _aligned(chunk) -> np.ndarray:
+    return np.ascontiguousarray(chunk.samples[grid_offset(chunk):], dtype=np.float32)
+
+
+def chroma(chunk, kind: str = "stft") -> np.ndarray:
+    """12 x frames chroma, each frame scaled to a maximum of 1 (librosa's default)."""
+    if kind == "cqt":
+        return shared(chunk, f"chroma_cqt-{HOP}", lambda: chroma_cqt(_aligned(chunk), chunk.sample_rate))
+    return shared(chunk, f"chroma_stft-{HOP}", lambda: chroma_stft(_aligned(chunk), chunk.sample_rate))
+
+
+def chroma_stft(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """STFT chroma with an 8192-point window (~0.37 s: 2.7 Hz bins, enough for the bass)."""
+    import librosa
+
+    return librosa.feature.chroma_stft(y=np.ascontiguousarray(samples, dtype=np.float32), sr=sample_rate,
+                                       n_fft=4 * HOP, hop_length=HOP).astype(np.float32)
+
+
+def chroma_cqt(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """CQT chroma computed ~60 s at a time with context on both sides.
+
+    A 120 s chunk in one call peaks at ~340 MB; in blocks at ~60 MB, for ~30 % more time.
+    Frames are centred on multiples of the hop, so each block keeps exactly the frames it
+    owns; a short remainder joins the block before it.
+    """
+    import librosa
+
+    frames = 1 + len(samples) // HOP
+    starts = list(range(0, len(samples), BLOCK))
+    if len(starts) > 1 and len(samples) - starts[-1] < BLOCK // 4:
+        starts.pop()
+    parts = []
+    for n, first in enumerate(starts):
+        last = starts[n + 1] if n + 1 < len(starts) else len(samples)
+        start = max(0, first - CONTEXT)
+        block = np.ascontiguousarray(samples[start:last + CONTEXT], dtype=np.float32)
+        part = librosa.feature.chroma_cqt(y=block, sr=sample_rate, hop_length=HOP)
+        skip = (first - start) // HOP
+        parts.append(part[:, skip:skip + (last - first) // HOP])
+    whole = np.hstack(parts)
+    if whole.shape[1] < frames:  # the final frame (centred past the last full hop) from the last block
+        whole = np.hstack([whole, part[:, -(frames - whole.shape[1]):]])
+    return whole[:, :frames].astype(np.float32)
+
+
+def onset_envelope(chunk) -> np.ndarray:
+    """Spectral-flux onset strength (librosa's, on a mel spectrogram), ~43 frames per second."""
+    import librosa
+
+    return shared(chunk, f"onset-{ONSET_HOP}", lambda: librosa.onset.onset_strength(
+        y=_aligned(chunk), sr=chunk.sample_rate, hop_length=ONSET_HOP).astype(np.float32))
+
+
+def spectral(chunk) -> np.ndarray:
+    """2 x frames: RMS (linear) and spectral centroid (Hz) from one 4096-point STFT."""
+
+    def compute():
+        import librosa
+
+        magnitude = np.abs(librosa.stft(_aligned(chunk), n_fft=2 * HOP, hop_length=HOP))
+        rms = librosa.feature.rms(S=magnitude, frame_length=2 * HOP)[0]
+        centroid = librosa.feature.spectral_centroid(S=magnitude, sr=chunk.sample_rate, n_fft=2 * HOP)[0]
+        return np.vstack([rms, centroid]).astype(np.float32)
+
+    return shared(chunk, f"spectral-{HOP}", compute)
