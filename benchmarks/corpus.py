@@ -18,7 +18,7 @@ REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 # (bpm, beats per bar, key, drums, tempo change (time, bpm)): 60-190 BPM, 3/4 and 4/4, all
 # 24 keys over the set, three without drums, one with a tempo change; every third song
-# plays seventh chords.
+# plays seventh chords; all have drums (but three), bass, chords and a melody.
 SONGS = [
     (60, 4, "C major", True, None),
     (72, 3, "A minor", True, None),
@@ -61,7 +61,7 @@ def synthesized(folder: Path, duration: float = 30.0) -> list[Piece]:
         name = f"synth{n:02d}_{bpm}bpm_{bar}-4_{key.replace(' ', '_')}{'' if drums else '_nodrums'}" + (
             f"_to{change[1]}" if change else "")
         song = make_song(key_progression(key, sevenths=n % 3 == 2), bpm=bpm, beats_per_bar=bar, duration=duration, key=key,
-                         drums=drums, tempo_change=change, seed=n)
+                         drums=drums, tempo_change=change, seed=n, melody=True)
         audio = folder / f"{name}.flac"
         soundfile.write(audio, song.samples, song.sample_rate)
         pieces.append(Piece(name, audio, write_annotations(song, folder / name, tempo=change is None)))
@@ -85,7 +85,7 @@ def modulating(folder: Path, duration: float = 120.0) -> list[Piece]:
     for n, (bpm, first, second, change) in enumerate(MODULATING):
         name = f"mod{n:02d}_{first.replace(' ', '_')}_to_{second.replace(' ', '_')}"
         song = make_song(key_progression(first), bpm=bpm, duration=duration, key=first, seed=100 + n,
-                         modulation=(change, key_progression(second), second))
+                         modulation=(change, key_progression(second), second), melody=True)
         audio = folder / f"{name}.flac"
         soundfile.write(audio, song.samples, song.sample_rate)
         pieces.append(Piece(name, audio, write_annotations(song, folder / name)))

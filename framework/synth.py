@@ -84,6 +84,7 @@ def make_song(
     seed: int = 0,
     tempo_change: tuple[float, float] | None = None,
     modulation: tuple[float, list[str], str] | None = None,
+    melody: bool = False,
 ) -> Song:
     """A song that loops ``progression`` (Harte labels), one chord per ``bars_per_chord`` bars.
 
@@ -91,6 +92,7 @@ def make_song(
     ``tempo_change=(time, new_bpm)``: from the first beat at or after ``time`` on, the new tempo.
     ``modulation=(time, progression, key)``: from the first bar at or after ``time`` on, the
     song loops the new progression in the new key (``Song.keys`` holds the key segments).
+    ``melody``: a plucked line above the chords, mostly chord tones, resting on some beats.
     """
     rng = np.random.default_rng(seed)
     total = int(duration * sample_rate)
@@ -122,6 +124,9 @@ def make_song(
                 note = 60 + (root + interval) % 12 if interval else 48 + root
                 _add(out, _tone(midi_hz(note), length, sample_rate, 6, decay=2.5), at, 0.12)
         _add(out, _tone(midi_hz(36 + root), int(period * sample_rate), sample_rate, 4, decay=0.4), at, 0.25)
+        if melody and rng.random() < 0.8:
+            note = 72 + (root + intervals[int(rng.integers(len(intervals)))]) % 12
+            _add(out, _tone(midi_hz(note), int(period * sample_rate), sample_rate, 3, decay=0.25), at, 0.15)
         if drums:
             if position == 1 or (beats_per_bar == 4 and position == 3):
                 _add(out, kick, at, 0.8)
