@@ -139,6 +139,14 @@ class Analyzer:
     def check_params(cls, values: dict[str, Any]) -> None:
         """Cross-parameter checks (e.g. min_bpm < max_bpm); raise ParamError."""
 
+    @classmethod
+    def unavailable(cls, params: dict[str, Any]) -> str | None:
+        """Why a step with these parameters cannot run on this machine (a model file that
+        is not installed, say), with the command that fixes it; None when it can. Checked
+        when the pipeline is loaded: an error, or for an ``optional`` step a skip that the
+        result records."""
+        return None
+
     def setup(self, device: str) -> None:
         """Load models once per worker process; set ``self.device`` to what really runs.
 

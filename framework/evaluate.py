@@ -182,7 +182,9 @@ def predicted(result: dict) -> Reference:
     return Reference(
         keys=[(k["start"], k["end"], k["label"]) for k in keys] if keys else None,
         beats=np.array([b["time"] for b in beats]) if beats is not None else None,
-        downbeats=np.array(timeline["downbeats"]) if timeline.get("downbeats") is not None else None,
+        # Beats without bar positions (a beat tracker, not a downbeat tracker) give no downbeats.
+        downbeats=np.array(timeline["downbeats"]) if timeline.get("downbeats") or any(
+            b.get("position") for b in beats or []) else None,
         tempo=tempo,
         key=key,
         chords=[(c["start"], c["end"], c["label"]) for c in chords] if chords is not None else None,
@@ -191,13 +193,14 @@ def predicted(result: dict) -> Reference:
 
 def score(estimate: Reference, reference: Reference) -> dict[str, float]:
     """Every measure both sides allow (a field the reference lacks is not scored; one the
-    estimate lacks scores 0, since the pipeline should have given it)."""
+    estimate lacks scores 0, since the pipeline should have given it; downbeats from a
+    pipeline whose beats carry no bar positions are not scored)."""
     import mir_eval
 
     scores: dict[str, float] = {}
     if reference.beats is not None and len(reference.beats):
         scores["beat_f"] = _f_measure(reference.beats, estimate.beats)
-    if reference.downbeats is not None and len(reference.downbeats):
+    if reference.downbeats is not None and len(reference.downbeats) and estimate.downbeats is not None:
         scores["downbeat_f"] = _f_measure(reference.downbeats, estimate.downbeats)
     if reference.tempo:
         acc1, acc2 = tempo_accuracy(estimate.tempo, reference.tempo)

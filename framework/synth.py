@@ -169,15 +169,16 @@ def _sharp(name: str) -> str:
 
 def write_annotations(song: Song, stem: str | Path, tempo: bool = True) -> list[Path]:
     """The song's ground truth as plain annotation files beside ``stem``: ``.beats``
-    (time, position), ``.lab`` (chords), ``.key`` (the key held longest), ``.keys`` (start,
-    end, key of each key segment) and, for a steady tempo, ``.bpm``."""
+    (time, position), ``.lab`` (chords), ``.keys`` (start, end, key of each key segment),
+    ``.key`` (the key, for a song that does not modulate) and, for a steady tempo, ``.bpm``."""
     stem = Path(stem)
-    written = [stem.with_suffix(".beats"), stem.with_suffix(".lab"), stem.with_suffix(".key"),
-               stem.with_suffix(".keys")]
+    written = [stem.with_suffix(".beats"), stem.with_suffix(".lab"), stem.with_suffix(".keys")]
     written[0].write_text("".join(f"{t:.6f}\t{p}\n" for t, p in song.beats))
     written[1].write_text("".join(f"{s:.6f}\t{e:.6f}\t{label}\n" for s, e, label in song.chords))
-    written[2].write_text(max(song.extra["keys"], key=lambda k: k[1] - k[0])[2] + "\n")
-    written[3].write_text("".join(f"{s:.6f}\t{e:.6f}\t{k}\n" for s, e, k in song.extra["keys"]))
+    written[2].write_text("".join(f"{s:.6f}\t{e:.6f}\t{k}\n" for s, e, k in song.extra["keys"]))
+    if len(song.extra["keys"]) == 1:  # a song that modulates has no one key to score
+        written.append(stem.with_suffix(".key"))
+        written[-1].write_text(song.key + "\n")
     if tempo:
         written.append(stem.with_suffix(".bpm"))
         written[-1].write_text(f"{song.bpm:g}\n")

@@ -42,6 +42,7 @@ class Step:
     params: dict[str, Any]
     inputs: dict[str, tuple[str, str] | None]  # slot -> (step id, output) or None
     optional: bool = False
+    unavailable: str | None = None  # an optional step that cannot run here: why, and the fix
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,12 @@ class _Validator:
         if not isinstance(optional, bool):
             self.error(path + ("optional",), f"expected true or false, got {_show(optional)}")
         inputs = self.inputs(i, section, cls, raw)
-        return Step(id=section["id"], analyzer=cls.name, params=params, inputs=inputs, optional=bool(optional))
+        unavailable = cls.unavailable(params) if hasattr(cls, "unavailable") else None
+        if unavailable and optional is not True:
+            self.error(path + ("params",) if section.get("params") else path + ("analyzer",),
+                       f"{cls.name}: {unavailable} (or mark the step optional: true)")
+        return Step(id=section["id"], analyzer=cls.name, params=params, inputs=inputs, optional=bool(optional),
+                    unavailable=unavailable if optional is True else None)
 
     def inputs(self, i: int, section: dict, cls, raw: list[tuple[int, dict]]) -> dict:
         path = ("steps", i, "inputs")

@@ -27,7 +27,7 @@ def run_pipeline(pipeline, registry, pm, paths: list[str], *, jobs: int | None =
     """
     device = device or pipeline.resources.device
     workers = jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1
-    gpu_lane = any(registry.get(step.analyzer).resource == "gpu" for step in pipeline.steps)
+    gpu_lane = any(registry.get(step.analyzer).resource == "gpu" and not step.unavailable for step in pipeline.steps)
     batch = pipeline.resources.gpu_batch_size
     files = max_files or pipeline.resources.files_in_flight or (max(batch, 2 * workers) if gpu_lane else 2 * workers)
 

@@ -225,6 +225,9 @@ class Scheduler:
         for step in self.pipeline.steps:
             cls = self.registry.get(step.analyzer)
             job.records[step.id] = StepRecord(analyzer=cls.name, version=cls.version, params=step.params)
+            if getattr(step, "unavailable", None):  # an optional step that cannot run here
+                job.records[step.id].status = "skipped"
+                job.records[step.id].error = {"message": f"skipped: {step.unavailable}"}
         self.start_ready_steps(job)
 
     def spans_for(self, job: FileJob, step) -> list[ChunkSpan]:

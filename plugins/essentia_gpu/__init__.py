@@ -1,6 +1,8 @@
-"""essentia_gpu: Essentia's descriptors (CPU lane).
+"""essentia_gpu: Essentia's descriptors (CPU lane) and Essentia's TensorFlow models (GPU lane).
 
 Classical descriptors in :mod:`.classical`: key, rhythm, danceability, EBU R128 loudness.
+Zoo models in :mod:`.models` (analyzers), :mod:`.runner` (patches and graphs) and
+:mod:`.zoo` (models on disk, ``mirflow models``).
 """
 
 from __future__ import annotations
@@ -8,13 +10,14 @@ from __future__ import annotations
 import mirflow
 
 from .classical import Danceability, Key, Loudness, Rhythm, aggregate_loudness
+from .models import Model, TempoCNN, ZooModel, aggregate_model
 
-__all__ = ["Danceability", "Key", "Loudness", "Rhythm"]
+__all__ = ["Danceability", "Key", "Loudness", "Rhythm", "Model", "TempoCNN"]
 
 
 @mirflow.hookimpl
 def register_analyzers(register):
-    for cls in (Key, Rhythm, Danceability, Loudness):
+    for cls in (Key, Rhythm, Danceability, Loudness, Model, TempoCNN):
         register(cls)
 
 
@@ -22,4 +25,13 @@ def register_analyzers(register):
 def aggregate(analyzer, parts, track):
     if isinstance(analyzer, Loudness):
         return aggregate_loudness(parts, track)
+    if isinstance(analyzer, ZooModel):
+        return aggregate_model(analyzer, parts, track)
     return None
+
+
+@mirflow.hookimpl
+def register_commands(cli):
+    from .commands import models
+
+    cli.add_command(models)
