@@ -89,3 +89,6 @@ def validate(obj, pipeline):
     if not obj.quiet:
         order = " -> ".join(step.id for step in spec.steps)
         click.echo(f"{spec.path}: ok ({len(spec.steps)} steps: {order})")
+        for step in spec.steps:
+            if step.unavailable:
+                click.echo(f"  {step.id}: will be skipped here: {step.unavailable}")
