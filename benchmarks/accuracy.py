@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run import replace_block  # noqa: E402
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 
 from corpus import modulating, realdata, synthesized  # noqa: E402
@@ -31,7 +33,9 @@ from mirflow.evaluate import Reference, load_reference, predicted, score, table 
 def run_pipeline(pipeline: str, pieces, out: Path, jobs: int) -> dict[str, dict]:
     """Each piece's result document (one ``mirflow run`` over all of them)."""
     command = [MIRFLOW, "run", pipeline, "-o", str(out), "--jobs", str(jobs), "--format", "json"]
-    subprocess.run(command + [str(p.audio) for p in pieces], check=True, capture_output=True, text=True)
+    done = subprocess.run(command + [str(p.audio) for p in pieces], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"mirflow run {pipeline} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return {p.name: json.loads((out / f"{p.audio.stem}.json").read_text()) for p in pieces}
 
 
@@ -94,10 +98,7 @@ def main() -> None:
     text = "\n".join(report)
     print(text)
     if args.write:
-        readme = ROOT / "benchmarks" / "README.md"
-        before, rest = readme.read_text().split("<!-- accuracy -->", 1)
-        _, after = rest.split("<!-- /accuracy -->", 1)
-        readme.write_text(f"{before}<!-- accuracy -->\n{text}\n<!-- /accuracy -->{after}")
+        replace_block(ROOT / "benchmarks" / "README.md", "accuracy", text)
 
 
 if __name__ == "__main__":

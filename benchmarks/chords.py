@@ -26,6 +26,8 @@ import soxr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run import replace_block  # noqa: E402
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 
 from corpus import synthesized  # noqa: E402
@@ -93,10 +95,7 @@ def main() -> None:
     print()
     print(table)
     if args.write:
-        readme = ROOT / "benchmarks" / "README.md"
-        before, rest = readme.read_text().split("<!-- chords -->", 1)
-        _, after = rest.split("<!-- /chords -->", 1)
-        readme.write_text(f"{before}<!-- chords -->\n{table}\n<!-- /chords -->{after}")
+        replace_block(ROOT / "benchmarks" / "README.md", "chords", table)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ loaded; scaling: ``mirflow run`` of key + tempo + features (``--jobs 1``, whole 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -33,7 +34,7 @@ MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 import essentia.standard as es  # noqa: E402  (essentia before anything that loads tensorflow)
 
 from corpus import modulating, realdata, synthesized  # noqa: E402
-from run import measure, write_song  # noqa: E402
+from run import measure, replace_block, write_song  # noqa: E402
 
 from mirflow.audio import decode  # noqa: E402
 from mirflow.evaluate import Reference, load_reference, predicted, score  # noqa: E402
@@ -60,12 +61,17 @@ def essentia_key(samples: np.ndarray, profile: str) -> str:
     return f"{tonic} {scale}"
 
 
-def madmom_key(samples: np.ndarray, processor=[]) -> str:
-    from madmom.features.key import CNNKeyRecognitionProcessor, key_prediction_to_label
+@functools.cache
+def madmom_key_processor():
+    from madmom.features.key import CNNKeyRecognitionProcessor
 
-    if not processor:
-        processor.append(CNNKeyRecognitionProcessor())
-    return key_prediction_to_label(processor[0](samples))
+    return CNNKeyRecognitionProcessor()
+
+
+def madmom_key(samples: np.ndarray) -> str:
+    from madmom.features.key import key_prediction_to_label
+
+    return key_prediction_to_label(madmom_key_processor()(samples))
 
 
 def key_measure(estimate: Reference, reference: Reference) -> float:
@@ -135,7 +141,8 @@ def main() -> None:
         tempo_rows = []
         for label, steps in (("librosa_enhanced.tempo", "[librosa_enhanced.tempo]"),
                              ("madmom_fast.tempo (from madmom_fast.downbeats)",
-                              "[{{analyzer: madmom_fast.downbeats, id: beats}}, madmom_fast.tempo]")):
+                              "[{{analyzer: madmom_fast.downbeats, id: beats}}, madmom_fast.tempo]"),
+                             ("essentia_gpu.rhythm (RhythmExtractor2013)", "[essentia_gpu.rhythm]")):
             estimates = mirflow_results("", steps, tempo_pieces, temp)
             rows = [score(Reference(tempo=estimates[p.name].tempo), tempo_truth[p.name]) for p in tempo_pieces]
             synth = rows[:len([p for p in tempo_pieces if p in sets["steady"]])]
@@ -169,10 +176,7 @@ def main() -> None:
     print()
     print(table)
     if args.write:
-        readme = ROOT / "benchmarks" / "README.md"
-        before, rest = readme.read_text().split("<!-- key -->", 1)
-        _, after = rest.split("<!-- /key -->", 1)
-        readme.write_text(f"{before}<!-- key -->\n{table}\n<!-- /key -->{after}")
+        replace_block(ROOT / "benchmarks" / "README.md", "key", table)
 
 
 def _analyzer_seconds(params: str, samples: np.ndarray) -> float:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from run import MIRFLOW, ROOT, measure, write_song
+from run import MIRFLOW, ROOT, measure, replace_block, write_song
 
 PIPELINE = """name: beats-{name}
 chunking: {chunking}
@@ -67,10 +67,7 @@ def main() -> None:
     print()
     print(table)
     if args.write:
-        readme = ROOT / "benchmarks" / "README.md"
-        before, rest = readme.read_text().split("<!-- madmom -->", 1)
-        _, after = rest.split("<!-- /madmom -->", 1)
-        readme.write_text(f"{before}<!-- madmom -->\n{table}\n<!-- /madmom -->{after}")
+        replace_block(ROOT / "benchmarks" / "README.md", "madmom", table)
 
 
 if __name__ == "__main__":

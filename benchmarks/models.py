@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run import replace_block  # noqa: E402
 
 INFERENCE = """
 import json, os, sys, time
@@ -74,10 +77,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        readme = ROOT / "benchmarks" / "README.md"
-        before, rest = readme.read_text().split("<!-- models -->", 1)
-        _, after = rest.split("<!-- /models -->", 1)
-        readme.write_text(f"{before}<!-- models -->\n{table}\n<!-- /models -->{after}")
+        replace_block(ROOT / "benchmarks" / "README.md", "models", table)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from accuracy import run_pipeline  # noqa: E402
 from corpus import modulating, realdata, synthesized  # noqa: E402
-from run import MIRFLOW, measure, write_song  # noqa: E402
+from run import MIRFLOW, measure, replace_block, write_song  # noqa: E402
 
 from mirflow.evaluate import load_reference, predicted, score  # noqa: E402
 
@@ -85,10 +85,7 @@ def main() -> None:
     print()
     print(table)
     if args.write:
-        readme = ROOT / "README.md"
-        before, rest = readme.read_text().split("<!-- pipelines -->", 1)
-        _, after = rest.split("<!-- /pipelines -->", 1)
-        readme.write_text(f"{before}<!-- pipelines -->\n{table}\n<!-- /pipelines -->{after}")
+        replace_block(ROOT / "README.md", "pipelines", table)
 
 
 if __name__ == "__main__":

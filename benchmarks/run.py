@@ -31,6 +31,13 @@ MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 KEYS = ["A:min", "C:maj", "E:min", "G:maj", "D:min", "F:maj", "B:min", "D:maj"]
 
 
+def replace_block(path: Path, marker: str, text: str) -> None:
+    """Rewrite what lies between ``<!-- marker -->`` and ``<!-- /marker -->`` in ``path``."""
+    before, rest = path.read_text().split(f"<!-- {marker} -->", 1)
+    _, after = rest.split(f"<!-- /{marker} -->", 1)
+    path.write_text(f"{before}<!-- {marker} -->\n{text}\n<!-- /{marker} -->{after}")
+
+
 def write_song(path: Path, minutes: float, seed: int) -> None:
     """A synthesized song, written in one-minute pieces so that hours stay cheap to make."""
     from mirflow.synth import make_song
@@ -145,10 +152,7 @@ def main() -> None:
     print()
     print(table)
     if args.write:
-        readme = ROOT / "benchmarks" / "README.md"
-        text = readme.read_text()
-        start, end = text.index("<!-- table -->") + len("<!-- table -->"), text.index("<!-- /table -->")
-        readme.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+        replace_block(ROOT / "benchmarks" / "README.md", "table", table)
     for path in work.iterdir():
         path.unlink()
     work.rmdir()

@@ -158,6 +158,11 @@ def test_a_missing_model_fails_validation_unless_the_step_is_optional(models_env
         - {analyzer: essentia_gpu.model, id: party, params: {model: mood_party-msd-musicnn-1}, optional: true}
         - madmom_fast.beats
     """)
+    # The folder can also come from the pipeline (params.models_dir) instead of MIRFLOW_MODELS.
+    pipeline.write_text(f"steps:\n  - {{analyzer: essentia_gpu.model, params: {{model: danceability-msd-musicnn-1, "
+                        f"models_dir: {models_env}}}}}\n")
+    os.environ.pop("MIRFLOW_MODELS")
+    assert load_pipeline(pipeline, registry).steps[0].unavailable is None
     assert outcome.ok and result["steps"]["party"]["status"] == "skipped"
     assert "mirflow models pull mood_party-msd-musicnn-1" in result["errors"][0]["message"]
     assert result["timeline"]["beats"]

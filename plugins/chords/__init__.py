@@ -52,49 +52,51 @@ def float_signal(chunk):
     return Signal(chunk.samples.astype(np.float32, copy=False), sample_rate=chunk.sample_rate)
 
 
-class CnnCrf(ChordRecognizer):
-    """Major/minor chords: madmom's CNN chord features + CRF (confidence: not given, 1.0)."""
+class MadmomRecognizer(ChordRecognizer):
+    """A madmom feature network + decoder pair, loaded once per worker (madmom gives no
+    confidence: 1.0)."""
+
+    sample_rate = 44100
+    libraries = ("madmom",)
+    install_hint = MADMOM_HINT
+
+    def processors(self):
+        """(features, decoder): the madmom processors this recognizer chains."""
+        raise NotImplementedError
+
+    def setup(self, device):
+        quiet_onnxruntime()  # before the sessions exist
+        self.features, self.decoder = self.processors()
+        limit_threads(self.features, mirflow.threads_per_worker())
+        self.device = "cpu"
+
+    def recognize(self, chunk):
+        return [(s, e, label, 1.0) for s, e, label in self.decoder(self.features(float_signal(chunk)))]
+
+
+class CnnCrf(MadmomRecognizer):
+    """Major/minor chords: madmom's CNN chord features + CRF."""
 
     name = "chords.cnn_crf"
     version = "2"
-    sample_rate = 44100
-    libraries = ("madmom",)
-    install_hint = MADMOM_HINT
 
-    def setup(self, device):
+    def processors(self):
         from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
 
-        quiet_onnxruntime()  # before the sessions exist
-        self.features = CNNChordFeatureProcessor()
-        limit_threads(self.features, mirflow.threads_per_worker())
-        self.decoder = CRFChordRecognitionProcessor()
-        self.device = "cpu"
-
-    def recognize(self, chunk):
-        return [(s, e, label, 1.0) for s, e, label in self.decoder(self.features(float_signal(chunk)))]
+        return CNNChordFeatureProcessor(), CRFChordRecognitionProcessor()
 
 
-class DeepChroma(ChordRecognizer):
-    """Major/minor chords: madmom's deep chroma network + its CRF (confidence: not given, 1.0)."""
+class DeepChroma(MadmomRecognizer):
+    """Major/minor chords: madmom's deep chroma network + its CRF."""
 
     name = "chords.deepchroma"
     version = "1"
-    sample_rate = 44100
-    libraries = ("madmom",)
-    install_hint = MADMOM_HINT
 
-    def setup(self, device):
+    def processors(self):
         from madmom.audio.chroma import DeepChromaProcessor
         from madmom.features.chords import DeepChromaChordRecognitionProcessor
 
-        quiet_onnxruntime()
-        self.features = DeepChromaProcessor()
-        limit_threads(self.features, mirflow.threads_per_worker())
-        self.decoder = DeepChromaChordRecognitionProcessor()
-        self.device = "cpu"
-
-    def recognize(self, chunk):
-        return [(s, e, label, 1.0) for s, e, label in self.decoder(self.features(float_signal(chunk)))]
+        return DeepChromaProcessor(), DeepChromaChordRecognitionProcessor()
 
 
 ROOTS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")

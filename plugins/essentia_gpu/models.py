@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +23,7 @@ import mirflow
 from .zoo import CATALOGUE, TEMPOCNN, ModelError, find, missing, models_dir
 
 HINT = "pip install essentia-tensorflow tensorflow  (or mirflow[gpu] for TensorFlow with its CUDA libraries)"
+MODELS_DIR = mirflow.Param("", str, help="folder of the models (default: MIRFLOW_MODELS, else ~/.local/share/mirflow/models)")
 
 
 @dataclass
@@ -45,15 +47,20 @@ class ZooModel(mirflow.Analyzer):
     embedding_cache = OrderedDict()  # (extractor, file, chunk) -> embeddings, per GPU worker
     CACHE_ITEMS = 256
 
+    @staticmethod
+    def folder(params) -> Path | None:
+        return Path(params["models_dir"]).expanduser() if params["models_dir"] else None
+
     @classmethod
     def unavailable(cls, params) -> str | None:
-        return missing(params["model"])
+        return missing(params["model"], cls.folder(params))
 
     def info(self):
-        info = find(self.config["model"])
+        folder = self.folder(self.config)
+        info = find(self.config["model"], folder)
         if info is None:
-            raise ModelError(missing(self.config["model"]))
-        return info, (find(info.embedding_model) if info.embedding_model else None)
+            raise ModelError(missing(self.config["model"], folder))
+        return info, (find(info.embedding_model, folder) if info.embedding_model else None)
 
     def setup_features(self):
         import essentia
@@ -118,7 +125,8 @@ class Model(ZooModel):
     version = "1"
     sample_rate = 16000
     params = {"model": mirflow.Param("discogs-effnet-bs64-1", str,
-                                     help=f"zoo model name (known: {', '.join(sorted(k for k in CATALOGUE if k != TEMPOCNN))})")}
+                                     help=f"zoo model name (known: {', '.join(sorted(k for k in CATALOGUE if k != TEMPOCNN))})"),
+              "models_dir": MODELS_DIR}
 
     @classmethod
     def check_params(cls, values):
@@ -132,7 +140,7 @@ class TempoCNN(ZooModel):
     name = "essentia_gpu.tempocnn"
     version = "1"
     sample_rate = 11025
-    params = {"model": mirflow.Param(TEMPOCNN, str, help="TempoCNN model name")}
+    params = {"model": mirflow.Param(TEMPOCNN, str, help="TempoCNN model name"), "models_dir": MODELS_DIR}
     outputs = {**ZooModel.outputs, "tempo": mirflow.SCALAR}
 
     def summarize(self, times, values):
