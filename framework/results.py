@@ -113,7 +113,10 @@ def summarize(pipeline, outputs: dict[str, dict], registry) -> tuple[dict, dict]
               and registry.get(pipeline.step(sid).analyzer).outputs.get(name) in (SCALAR, LABEL)]
     counts = Counter(name for _, name, _ in extras)
     for sid, name, value in extras:
-        label = name if counts[name] == 1 and name not in summary else f"{sid}.{name}"
+        # A descriptor's name (tempo, key, ...) is only ever the chosen step's, even when that
+        # step had no answer: another step's tempo must not pass for it.
+        bare = counts[name] == 1 and name not in summary and name not in pipeline.timeline
+        label = name if bare else f"{sid}.{name}"
         summary[label] = {k: v for k, v in value.items() if k != "timeline"}
     return summary, timeline
 

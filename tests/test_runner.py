@@ -237,3 +237,18 @@ def test_a_plugin_can_take_over_aggregation_of_its_own_analyzer(pm, registry, wr
     assert result["summary"]["rate"]["value"] == -1.0
     assert len(result["timeline"]["beats"]) > len(truth)  # its own rule (no dedup) was used
     assert result["steps"]["sections"]["outputs"]["chords"][0]["label"] == "A:min"  # defaults for the rest
+
+
+def test_a_descriptor_without_an_answer_is_not_taken_from_another_step(registry, write_pipeline):
+    """The chosen tempo step found none: the other step's tempo is listed under its step id,
+    not as the song's tempo (and `mirflow run`'s summary printing does not trip over it)."""
+    from mirflow.results import summarize
+
+    pipeline = load_pipeline(write_pipeline("""
+        steps: [{analyzer: fake.level, id: chosen}, {analyzer: fake.level, id: other}]
+        timeline: {tempo: chosen, key: chosen.level}
+    """), registry)
+    outputs = {"chosen": {"tempo": {"value": None, "confidence": 0.0}, "level": {"label": "loud", "confidence": 1.0}},
+               "other": {"tempo": {"value": 120.0, "confidence": 0.5}, "level": {"label": "quiet", "confidence": 1.0}}}
+    summary, _ = summarize(pipeline, outputs, registry)
+    assert "tempo" not in summary and summary["other.tempo"]["value"] == 120.0
