@@ -12,6 +12,7 @@ from mirflow import features
 from mirflow.pipeline import load_pipeline
 from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
 from mirflow.plugins.librosa_enhanced import chroma_cqt
+from mirflow.plugins.librosa_enhanced.features import chroma_stft
 from mirflow.synth import key_progression, make_song
 
 STEPS = "[librosa_enhanced.key, librosa_enhanced.tempo, librosa_enhanced.features, chords.templates]"
@@ -123,3 +124,17 @@ def test_blockwise_cqt_chroma_matches_a_single_pass():
     assert blocked.shape == whole.shape
     assert np.abs(blocked - whole).max() < 0.05  # block edges: context covers the filters
     np.testing.assert_allclose(blocked.mean(axis=1), whole.mean(axis=1), atol=2e-3)
+
+
+def test_blockwise_stft_chroma_equals_a_single_pass_with_the_same_tuning():
+    import librosa
+    import soxr
+
+    song = make_song(["E:min", "C:maj", "G:maj", "D:maj"], bpm=96, duration=130.0, seed=6)
+    samples = soxr.resample(song.samples, song.sample_rate, 22050).astype(np.float32)
+    middle = len(samples) // 2
+    tuning = librosa.estimate_tuning(y=samples[middle - 22050 * 15:middle + 22050 * 15], sr=22050)
+    whole = librosa.feature.chroma_stft(y=samples, sr=22050, n_fft=8192, hop_length=2048, tuning=tuning)
+    blocked = chroma_stft(samples, 22050)
+    assert blocked.shape == whole.shape
+    np.testing.assert_allclose(blocked, whole, atol=1e-5)

@@ -43,22 +43,31 @@ def chroma(chunk, kind: str = "stft") -> np.ndarray:
 
 
 def chroma_stft(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """STFT chroma with an 8192-point window (~0.37 s: 2.7 Hz bins, enough for the bass)."""
+    """STFT chroma with an 8192-point window (~0.37 s: 2.7 Hz bins, enough for the bass),
+    computed ~60 s at a time (a 120 s chunk: ~170 MB in one call) with one tuning estimate
+    for the whole chunk, so blocks join exactly."""
     import librosa
 
-    return librosa.feature.chroma_stft(y=np.ascontiguousarray(samples, dtype=np.float32), sr=sample_rate,
-                                       n_fft=4 * HOP, hop_length=HOP).astype(np.float32)
+    middle = len(samples) // 2
+    excerpt = samples[max(0, middle - RATE * 15):middle + RATE * 15]  # tuning from the middle 30 s
+    tuning = float(librosa.estimate_tuning(y=np.ascontiguousarray(excerpt, dtype=np.float32), sr=sample_rate)) \
+        if len(excerpt) > 4 * HOP else 0.0
+    return blockwise(samples, lambda block: librosa.feature.chroma_stft(
+        y=block, sr=sample_rate, n_fft=4 * HOP, hop_length=HOP, tuning=tuning))
 
 
 def chroma_cqt(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """CQT chroma computed ~60 s at a time with context on both sides.
-
-    A 120 s chunk in one call peaks at ~340 MB; in blocks at ~60 MB, for ~30 % more time.
-    Frames are centred on multiples of the hop, so each block keeps exactly the frames it
-    owns; a short remainder joins the block before it.
-    """
+    """CQT chroma computed ~60 s at a time (a 120 s chunk in one call peaks at ~340 MB; in
+    blocks at ~60 MB, for ~30 % more time)."""
     import librosa
 
+    return blockwise(samples, lambda block: librosa.feature.chroma_cqt(y=block, sr=sample_rate, hop_length=HOP))
+
+
+def blockwise(samples: np.ndarray, compute) -> np.ndarray:
+    """``compute`` (samples -> features x frames at HOP) run ~60 s at a time with CONTEXT on
+    both sides. Frames are centred on multiples of the hop, so each block keeps exactly the
+    frames it owns; a short remainder joins the block before it."""
     frames = 1 + len(samples) // HOP
     starts = list(range(0, len(samples), BLOCK))
     if len(starts) > 1 and len(samples) - starts[-1] < BLOCK // 4:
@@ -67,8 +76,7 @@ def chroma_cqt(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     for n, first in enumerate(starts):
         last = starts[n + 1] if n + 1 < len(starts) else len(samples)
         start = max(0, first - CONTEXT)
-        block = np.ascontiguousarray(samples[start:last + CONTEXT], dtype=np.float32)
-        part = librosa.feature.chroma_cqt(y=block, sr=sample_rate, hop_length=HOP)
+        part = compute(np.ascontiguousarray(samples[start:last + CONTEXT], dtype=np.float32))
         skip = (first - start) // HOP
         parts.append(part[:, skip:skip + (last - first) // HOP])
     whole = np.hstack(parts)
