@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -124,7 +125,8 @@ def test_device_gpu_without_a_gpu_fails_clearly_in_the_gpu_lane(pm, registry, wr
     assert result["steps"]["gpu"]["error"]["message"] == "fake.gpu: setup failed: no GPU is visible to this fake backend"
 
 
-def test_only_a_few_files_are_decoded_at_once(pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+def test_only_a_few_files_are_decoded_at_once(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path, private_tmp):
     files = clicks_files(write_clicks, 10, 3.0)
     pipeline = write_pipeline("resources: {files_in_flight: 2}\nsteps: [fake.clicks]\n")
     outcomes, _, _ = run(pm, registry, pipeline, files, tmp_path / "out", jobs=2)
@@ -137,13 +139,35 @@ def test_only_a_few_files_are_decoded_at_once(pm, registry, recorder, write_pipe
         elif event.kind in ("file_finished", "file_failed"):
             held -= 1
     assert most == 2  # bounded, and actually used in parallel
-    assert not list(Path(tempfile_dir()).glob("mirflow-audio-*"))  # decoded audio removed
+    assert not list(private_tmp.glob("mirflow-audio-*"))  # decoded audio removed
 
 
-def tempfile_dir():
-    import tempfile
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """A temporary folder of the test's own (for this process and the ones it starts), so
+    that what other runs on the machine leave in /tmp cannot fail it, nor it them."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
-    return tempfile.gettempdir()
+
+def test_a_killed_runs_decoded_audio_is_removed_by_the_next_run(
+        pm, registry, write_pipeline, write_clicks, tmp_path, private_tmp):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    left = private_tmp / f"mirflow-audio-{dead.stdout.strip()}-abc123"
+    left.mkdir()
+    (left / "song.npy").write_bytes(b"0" * 1000)
+    alive = private_tmp / f"mirflow-audio-{os.getpid()}-xyz789"  # a run in this very process: kept
+    alive.mkdir()
+    other = private_tmp / "mirflow-audio-notours"  # not named the way we name ours: kept
+    other.mkdir()
+    files = clicks_files(write_clicks, 1, 3.0)
+    outcomes, _, _ = run(pm, registry, write_pipeline("steps: [fake.clicks]\n"), files, tmp_path / "out", jobs=1)
+    assert all(o.ok for o in outcomes)
+    assert sorted(p.name for p in private_tmp.glob("mirflow-audio-*")) == sorted([alive.name, other.name])
 
 
 def test_resume_skips_up_to_date_results_and_force_recomputes(pm, registry, write_pipeline, write_clicks, tmp_path):
@@ -177,7 +201,7 @@ def test_a_file_claimed_by_a_live_process_is_left_to_it(pm, registry, write_pipe
     assert not (out / ".f01.claim").exists()
 
 
-def test_ctrl_c_leaves_only_complete_result_files(tmp_path):
+def test_ctrl_c_leaves_only_complete_result_files(tmp_path, private_tmp):
     folder = tmp_path / "songs"
     folder.mkdir()
     song = make_song(["C:maj", "G:maj", "A:min", "F:maj"], bpm=120, duration=20.0)
@@ -201,7 +225,7 @@ def test_ctrl_c_leaves_only_complete_result_files(tmp_path):
     leftovers = [p.name for p in out.iterdir() if p.suffix in (".tmp", ".claim") or p.name.startswith(".")]
     assert leftovers == []
     time.sleep(0.5)
-    assert not [p for p in Path(tempfile_dir()).glob("mirflow-audio-*")]
+    assert not list(private_tmp.glob("mirflow-audio-*"))
 
 
 def test_an_at_merge_input_lets_chunks_run_before_the_step_that_gives_it(

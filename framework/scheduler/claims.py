@@ -2,13 +2,17 @@
 
 A claim is ``.NAME.claim`` beside the result, created with O_EXCL (atomic on local and
 NFSv3+ file systems) and holding ``host pid``. A claim whose process is gone (same host)
-is stale and taken over; one on another host is left alone.
+is stale and taken over; one on another host is left alone. Scratch folders for decoded
+audio follow the same rule: named after their process, removed once it is gone.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +53,29 @@ def _stale(path: Path) -> bool:
         return False
     if pid == os.getpid():
         return True  # left by this very process (an earlier, interrupted run in it)
+    return not process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
+
+
+def scratch_dir(prefix: str) -> str:
+    """A fresh temporary folder named after this process, after removing those of dead ones.
+
+    A run killed outright (SIGKILL, power loss) cannot clean up after itself, and decoded
+    audio of long files is large, so the next run removes what such runs left behind.
+    """
+    root = Path(tempfile.gettempdir())
+    for old in root.glob(f"{prefix}*"):
+        match = re.fullmatch(re.escape(prefix) + r"(\d+)-\w+", old.name)
+        if match and not process_alive(int(match.group(1))):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")

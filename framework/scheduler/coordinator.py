@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import signal
 import threading
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from .. import events
 from ..audio import ChunkSpan, plan_chunks
 from ..events import Event
 from ..results import build_result, output_names, write_outputs
-from .claims import Claim
+from .claims import Claim, scratch_dir
 from .units import AGGREGATE, ANALYZE, BATCH, DECODE, PREPARE, Completion, Unit
 
 
@@ -132,7 +131,7 @@ class Scheduler:
         active = self.active
         outcomes: dict[str, FileOutcome] = {}
         self.gpu_items: dict[str, list] = {}  # step -> [(file, chunk, offset, item, inputs)]
-        temp_dir = tempfile.mkdtemp(prefix="mirflow-audio-")
+        temp_dir = scratch_dir("mirflow-audio-")
         self.executor = self.make_executor(temp_dir, self._unit_started)
         self.emit(events.RUN_STARTED, data={"files": len(paths), "pipeline": self.pipeline.name})
         restore = self._stop_on_interrupt()
