@@ -3,7 +3,7 @@
 Three recognizers with one output (major/minor Harte labels and ``N``), so that a
 pipeline trades speed for accuracy by name: ``chords.cnn_crf`` (madmom's CNN features +
 CRF, the default), ``chords.deepchroma`` (madmom's deep chroma + CRF) and
-``chords.templates`` (CQT chroma against triad templates, Viterbi-smoothed: no neural
+``chords.templates`` (STFT or CQT chroma against triad templates, Viterbi-smoothed: no neural
 network). Segments are clipped to each chunk's core and equal chords meeting at a seam
 are joined; when the pipeline has beats, chord changes then move to the nearest beat and
 each chord carries its start beat and bar. ``chords.summary`` turns any chord timeline
