@@ -32,3 +32,15 @@ def test_every_pipeline_key_and_descriptor_is_in_the_yaml_reference():
         assert f"`{key}" in text, key
     for descriptor in DESCRIPTORS:
         assert f"| `{descriptor}` |" in text, descriptor
+
+
+def test_every_package_folder_is_listed_for_installation():
+    """An editable install finds subpackages anyway; a wheel holds only the listed ones."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    for package, folder in config["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            assert ".".join((package, *parts)) in listed, init.parent
