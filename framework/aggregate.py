@@ -83,6 +83,27 @@ def normalize(kind: str, value: Any, offset: float) -> Any:
     raise ValueError(f"unknown output kind {kind!r}")
 
 
+def chunk_preview(kinds: dict[str, str], outputs: dict[str, Any], offset: float, span: ChunkSpan) -> dict[str, Any]:
+    """What a live view can draw of one chunk before the merge: its events and segments in
+    track time within the chunk's core region (where the merge takes them from), and its
+    labels and scalars. Curves are left out: they are often activations, large and internal."""
+    preview: dict[str, Any] = {}
+    for name, value in outputs.items():
+        kind = kinds.get(name)
+        if kind == EVENTS:
+            preview[name] = [e for e in normalize(kind, value, offset) if span.core_start <= e["time"] < span.core_end]
+        elif kind == SEGMENTS:
+            clipped = []
+            for segment in normalize(kind, value, offset):
+                start, end = max(segment["start"], span.core_start), min(segment["end"], span.core_end)
+                if end > start:
+                    clipped.append({**segment, "start": start, "end": end})
+            preview[name] = clipped
+        elif kind in (LABEL, SCALAR):
+            preview[name] = normalize(kind, value, offset)
+    return preview
+
+
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 

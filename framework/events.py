@@ -13,9 +13,12 @@ FILE_DECODED = "file_decoded"
 UNIT_STARTED = "unit_started"
 UNIT_FINISHED = "unit_finished"
 UNIT_FAILED = "unit_failed"
+CHUNK_RESULT = "chunk_result"  # a chunk's events, segments and labels in track time, before the merge
+STEP_FINISHED = "step_finished"  # a step's merged outputs, before the file's result is written
 FILE_FINISHED = "file_finished"
 FILE_FAILED = "file_failed"
 FILE_SKIPPED = "file_skipped"  # up to date already, or claimed by another mirflow run
+FILE_CANCELLED = "file_cancelled"  # Scheduler.cancel: nothing written
 RUN_FINISHED = "run_finished"
 
 

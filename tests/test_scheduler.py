@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 
@@ -249,3 +250,45 @@ def test_an_absent_optional_at_merge_input_is_given_as_none(pm, registry, write_
     outcomes, (result,), _ = run(pm, registry, pipeline, [path], tmp_path / "out", inline=True)
     assert result["steps"]["count_at_merge"]["status"] == "ok"
     assert result["summary"]["counted"]["value"] is None
+
+
+def test_serve_takes_files_as_they_arrive_and_a_cancelled_file_stops_and_writes_nothing(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+    import queue
+    import threading
+
+    from mirflow.scheduler import build_scheduler
+    from mirflow.scheduler.coordinator import FileJob
+
+    slow, _ = write_clicks(60.0, name="slow.wav")
+    quick, clicks = write_clicks(30.0, name="quick.wav")
+    pipeline = load_pipeline(write_pipeline(
+        "chunking: {min_duration: 5, length: 5, overlap: 1}\n"
+        "steps:\n  - {analyzer: fake.slow, params: {sleep: 0.3}}\n  - fake.clicks\n"), registry)
+    scheduler = build_scheduler(pipeline, registry, pm, jobs=1, output_dir=tmp_path / "out")
+    inbox, outcomes = queue.Queue(), []
+    thread = threading.Thread(target=scheduler.serve, args=(inbox, outcomes.append))
+    thread.start()
+    inbox.put(FileJob(str(slow), "slow"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not recorder.of("unit_finished", file=str(slow), step="slow"):
+        time.sleep(0.05)
+    scheduler.cancel(str(slow))
+    inbox.put(FileJob(str(quick), "quick"))  # arrives while the scheduler is busy
+    inbox.put(None)
+    thread.join(60)
+    assert not thread.is_alive()
+    by_path = {o.path: o for o in outcomes}
+    assert not by_path[str(slow)].ok and "cancelled" in by_path[str(slow)].error
+    assert by_path[str(quick)].ok
+    assert recorder.of("file_cancelled", file=str(slow))
+    assert not (tmp_path / "out" / "slow.json").exists() and (tmp_path / "out" / "quick.json").exists()
+    ran = len(recorder.of("unit_started", file=str(slow), step="slow"))
+    assert ran < 15 / 2  # 15 chunks planned: the queued ones were dropped
+    # What each chunk found arrives as it is found, in track time, inside the chunk's core.
+    previews = recorder.of("chunk_result", file=str(quick), step="clicks")
+    assert len(previews) == len(json.loads((tmp_path / "out" / "quick.json").read_text())["chunks"])
+    found = sorted(c["time"] for p in previews for c in p.data["outputs"]["clicks"])
+    assert np.allclose(found, clicks, atol=1e-3)  # every click exactly once across the seams
+    merged = recorder.of("step_finished", file=str(quick), step="clicks")
+    assert len(merged) == 1 and len(merged[0].data["outputs"]["clicks"]) == len(clicks)

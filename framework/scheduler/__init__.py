@@ -1,6 +1,7 @@
 """Running a pipeline over files: a coordinator that plans units and an executor that runs them.
 
-``run_pipeline`` is the entry point for the CLI and for library users.
+``run_pipeline`` is the entry point for the CLI and for library users; ``build_scheduler``
+gives a scheduler that a server keeps and feeds (``Scheduler.serve``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,21 @@ from .coordinator import FileOutcome, Scheduler, StepRecord
 from .executors import InlineExecutor, ProcessExecutor, plugin_handoff
 from .units import Completion, Unit, UnitRunner
 
-__all__ = ["FileOutcome", "Scheduler", "StepRecord", "Unit", "Completion", "run_pipeline"]
+__all__ = ["FileOutcome", "Scheduler", "StepRecord", "Unit", "Completion", "build_scheduler", "run_pipeline"]
 
 
-def run_pipeline(pipeline, registry, pm, paths: list[str], *, jobs: int | None = None, inline: bool = False,
-                 output_dir: str | Path = "results", formats=None, device: str | None = None,
-                 max_files: int | None = None, force: bool = False, plot: bool = False,
-                 keep_tracebacks: bool = False, disabled: tuple[str, ...] = ()) -> tuple[list[FileOutcome], Scheduler]:
+def run_pipeline(pipeline, registry, pm, paths: list[str], **options) -> tuple[list[FileOutcome], Scheduler]:
     """Run ``pipeline`` over ``paths``; return the outcomes and the scheduler (for its stats).
+    Options as for :func:`build_scheduler`."""
+    scheduler = build_scheduler(pipeline, registry, pm, **options)
+    return scheduler.run([str(p) for p in paths]), scheduler
+
+
+def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: bool = False,
+                    output_dir: str | Path = "results", formats=None, device: str | None = None,
+                    max_files: int | None = None, force: bool = False, plot: bool = False,
+                    keep_tracebacks: bool = False, disabled: tuple[str, ...] = ()) -> Scheduler:
+    """A scheduler for ``pipeline`` (``run`` a list of files, or ``serve`` an inbox).
 
     ``inline`` runs every unit in this process (no workers: simplest to debug); otherwise
     ``jobs`` CPU worker processes (default: the pipeline's ``resources.cpu.workers``, else one
@@ -38,7 +46,5 @@ def run_pipeline(pipeline, registry, pm, paths: list[str], *, jobs: int | None =
                                disabled=disabled, handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir,
                                on_start=on_start)
 
-    scheduler = Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
-                          formats=formats, max_files=files, force=force, plot=plot,
-                          keep_tracebacks=keep_tracebacks)
-    return scheduler.run([str(p) for p in paths]), scheduler
+    return Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
+                     formats=formats, max_files=files, force=force, plot=plot, keep_tracebacks=keep_tracebacks)

@@ -5,6 +5,7 @@ moment its file is done. It never runs analysis itself; an executor does.
 
 from __future__ import annotations
 
+import queue
 import shutil
 import signal
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import events
+from ..aggregate import chunk_preview
 from ..audio import ChunkSpan, plan_chunks
 from ..events import Event
 from ..results import build_result, output_names, write_outputs
@@ -66,6 +68,7 @@ class FileJob:
     outstanding: int = 0  # units of this file submitted and not yet completed
     error: str | None = None  # the file could not be decoded
     up_to_date: bool = False  # an existing result already matches (resume)
+    cancelled: bool = False  # Scheduler.cancel: its completions are ignored, nothing is written
 
 
 class Scheduler:
@@ -87,17 +90,23 @@ class Scheduler:
         self.keep_tracebacks = keep_tracebacks
         self._ids = 0
         self.busy: dict[str, float] = {}
+        self.cancel_requests: queue.Queue[str] = queue.Queue()  # from any thread; the loop applies them
+        self.cancel_early: set[str] = set()  # cancelled before they were admitted
 
     # -- events -------------------------------------------------------------------
     def emit(self, kind: str, **fields) -> None:
         self.pm.hook.progress(event=Event(kind, **fields))
 
     def _unit_started(self, unit: Unit, pid: int) -> None:
-        data = {"pid": pid}
-        if unit.kind == BATCH:
-            data.update(batch_size=len(unit.payload["items"]), files=sorted({f for f, _ in unit.payload["owners"]}))
         self.emit(events.UNIT_STARTED, file=unit.file, step=unit.step, chunk=unit.chunk, lane=unit.lane,
-                  data={"kind": unit.kind, **data})
+                  data={"kind": unit.kind, "pid": pid, **self._batch_data(unit)})
+
+    @staticmethod
+    def _batch_data(unit: Unit) -> dict:
+        """A GPU batch belongs to no one file: its events name the files it holds chunks of."""
+        if unit.kind != BATCH:
+            return {}
+        return {"batch_size": len(unit.payload["items"]), "files": sorted({f for f, _ in unit.payload["owners"]})}
 
     def submit(self, job: FileJob, kind: str, **fields) -> None:
         """Queue a unit of ``job`` on the CPU lane (GPU batches go through flush_batches)."""
@@ -124,34 +133,59 @@ class Scheduler:
         return lambda: signal.signal(signal.SIGINT, previous)
 
     def run(self, paths: list[str]) -> list[FileOutcome]:
+        """Run the pipeline over ``paths``; their outcomes, in the same order."""
         names = output_names(paths)
-        queue = [FileJob(path, names[path]) for path in paths]
-        queue.reverse()
+        inbox: queue.Queue = queue.Queue()
+        for path in paths:
+            inbox.put(FileJob(path, names[path]))
+        inbox.put(None)
+        outcomes: dict[str, FileOutcome] = {}
+        self.emit(events.RUN_STARTED, data={"files": len(paths), "pipeline": self.pipeline.name})
+        self.serve(inbox, lambda outcome: outcomes.__setitem__(outcome.path, outcome))
+        ordered = [outcomes[path] for path in paths]
+        self.emit(events.RUN_FINISHED, data={"files": len(paths), "failed": sum(not o.ok for o in ordered),
+                                             "busy": self.busy})
+        return ordered
+
+    def serve(self, inbox: queue.Queue, on_outcome=lambda outcome: None) -> None:
+        """Run files as they arrive in ``inbox`` (FileJobs) until None arrives and the files in
+        flight are done; ``on_outcome`` gets each file's outcome. ``run`` fills the inbox with
+        a list; a server puts uploads there as they come, so its workers stay warm."""
         self.active: dict[str, FileJob] = {}
         active = self.active
-        outcomes: dict[str, FileOutcome] = {}
         self.gpu_items: dict[str, list] = {}  # step -> [(file, chunk, offset, item, inputs)]
         temp_dir = scratch_dir("mirflow-audio-")
         self.executor = self.make_executor(temp_dir, self._unit_started)
-        self.emit(events.RUN_STARTED, data={"files": len(paths), "pipeline": self.pipeline.name})
         restore = self._stop_on_interrupt()
+        closed = False
         try:
-            while queue or active:
+            while not closed or active:
                 if self.stop_requested:
                     raise KeyboardInterrupt
-                while queue and len(active) < self.max_files:
-                    job = queue.pop()
-                    skipped = self.admit(job)
-                    if skipped:
-                        outcomes[job.path] = skipped
+                while not closed and len(active) < self.max_files:
+                    try:  # with nothing in flight, wait here for work instead of spinning
+                        job = inbox.get(block=not active, timeout=0.5)
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        closed = True
+                    elif job.path in self.cancel_early:
+                        self.cancel_early.discard(job.path)
+                        self.emit(events.FILE_CANCELLED, file=job.path, data={"message": "cancelled"})
+                        on_outcome(FileOutcome(job.path, ok=False, error=f"{job.path}: cancelled"))
                     else:
-                        active[job.path] = job
+                        skipped = self.admit(job)
+                        if skipped:
+                            on_outcome(skipped)
+                        else:
+                            active[job.path] = job
+                self.apply_cancellations()
                 self.flush_batches()
                 for completion in self.executor.wait(timeout=1.0):
                     self.complete(completion)
                 for job in [j for j in active.values() if self.finished(j)]:
-                    outcomes[job.path] = self.finish(job)
                     del active[job.path]
+                    on_outcome(self.finish(job))
         finally:
             restore()
             self.executor.close()
@@ -160,10 +194,27 @@ class Scheduler:
                 if job.claim:
                     job.claim.release()
             shutil.rmtree(temp_dir, ignore_errors=True)
-        ordered = [outcomes[path] for path in paths]
-        self.emit(events.RUN_FINISHED, data={"files": len(paths), "failed": sum(not o.ok for o in ordered),
-                                             "busy": self.busy})
-        return ordered
+
+    # -- cancelling a file ------------------------------------------------------------
+    def cancel(self, path: str) -> None:
+        """Stop work on ``path``, from any thread: its queued units are dropped, those running
+        finish and are ignored, nothing is written, and it ends with FILE_CANCELLED."""
+        self.cancel_requests.put(path)
+
+    def apply_cancellations(self) -> None:
+        while True:
+            try:
+                path = self.cancel_requests.get_nowait()
+            except queue.Empty:
+                return
+            job = self.active.get(path)
+            if job is None:
+                self.cancel_early.add(path)
+            elif not job.cancelled:
+                job.cancelled = True
+                job.outstanding -= self.executor.drop(path)
+                for items in self.gpu_items.values():
+                    items[:] = [item for item in items if item[0] != path]
 
     def admit(self, job: FileJob) -> FileOutcome | None:
         """Claim the file and queue its decode; None, or an outcome if it is skipped."""
@@ -186,12 +237,17 @@ class Scheduler:
         unit = completion.unit
         self.emit(events.UNIT_FINISHED if completion.ok else events.UNIT_FAILED, file=unit.file, step=unit.step,
                   chunk=unit.chunk, lane=unit.lane, seconds=completion.seconds,
-                  data={"kind": unit.kind, "pid": completion.worker, **({} if completion.ok else {"message": completion.error})})
+                  data={"kind": unit.kind, "pid": completion.worker, **self._batch_data(unit),
+                        **({} if completion.ok else {"message": completion.error})})
         if unit.kind == BATCH:
             self.complete_batch(completion)
             return
         job = self.active[unit.file]
         job.outstanding -= 1
+        if job.cancelled:
+            if unit.kind == DECODE and completion.ok and completion.value.get("audio") is not None:
+                completion.value["audio"].remove()
+            return
         if unit.kind == DECODE:
             self.decoded(job, completion)
         elif unit.kind in (ANALYZE, PREPARE):
@@ -202,6 +258,7 @@ class Scheduler:
             if completion.ok:
                 record.status, record.outputs = "ok", completion.value
                 record.device = job.devices.get(unit.step, "cpu")
+                self.emit(events.STEP_FINISHED, file=job.path, step=unit.step, data={"outputs": completion.value})
             else:
                 self.fail(job, unit.step, completion)
             self.start_ready_steps(job)
@@ -316,6 +373,7 @@ class Scheduler:
         self.part_done(job, unit.step, unit.chunk, offset, value)
 
     def part_done(self, job: FileJob, step_id: str, chunk: int, offset: float, value: Any) -> None:
+        self.preview(job, step_id, chunk, offset, value)
         job.raw[step_id][chunk] = (offset, value)
         job.waiting[step_id] -= 1
         if job.waiting[step_id] == 0:
@@ -326,6 +384,19 @@ class Scheduler:
                 "raw": [value for _, (_, value) in parts],
                 "duration": job.audio.duration, "spans": spans}
             self.start_ready_steps(job)
+
+    def preview(self, job: FileJob, step_id: str, chunk: int, offset: float, value: Any) -> None:
+        """Tell listeners what this chunk found, in track time, before the step is merged."""
+        cls = self.registry.get(self.pipeline.step(step_id).analyzer)
+        span = next((s for s in self.spans_for(job, self.pipeline.step(step_id)) if s.index == chunk), None)
+        if span is None or not isinstance(value, dict):
+            return
+        try:
+            found = chunk_preview(getattr(cls, "chunk_outputs", None) or cls.outputs, value, offset, span)
+        except (KeyError, TypeError, ValueError):
+            return  # malformed output: the merge will say so
+        if found:
+            self.emit(events.CHUNK_RESULT, file=job.path, step=step_id, chunk=chunk, data={"outputs": found})
 
     def fail(self, job: FileJob, step_id: str, completion: Completion) -> None:
         record = job.records[step_id]
@@ -351,7 +422,7 @@ class Scheduler:
 
     def could_add(self, job: FileJob, step_id: str) -> bool:
         """Whether ``job`` may still prepare chunks for the gpu step ``step_id``."""
-        if job.error or job.up_to_date:
+        if job.error or job.up_to_date or job.cancelled:
             return False
         if not job.records:
             return True  # still decoding
@@ -366,7 +437,7 @@ class Scheduler:
         owners = unit.payload["owners"]
         for position, (path, chunk) in enumerate(owners):
             job = self.active.get(path)
-            if job is None or job.records[unit.step].status != "pending":
+            if job is None or job.cancelled or job.records[unit.step].status != "pending":
                 continue
             job.records[unit.step].seconds += completion.seconds / len(owners)
             if completion.ok:
@@ -382,13 +453,16 @@ class Scheduler:
     def finished(self, job: FileJob) -> bool:
         if job.outstanding:
             return False
-        if job.error or job.up_to_date:
+        if job.error or job.up_to_date or job.cancelled:
             return True
         return bool(job.records) and all(r.status != "pending" for r in job.records.values())
 
     def finish(self, job: FileJob) -> FileOutcome:
         seconds = time.perf_counter() - job.began
         try:
+            if job.cancelled:
+                self.emit(events.FILE_CANCELLED, file=job.path, data={"message": "cancelled"})
+                return FileOutcome(job.path, ok=False, error=f"{job.path}: cancelled", seconds=seconds)
             if job.error:
                 self.emit(events.FILE_FAILED, file=job.path, data={"message": job.error})
                 return FileOutcome(job.path, ok=False, error=job.error, seconds=seconds)

@@ -40,6 +40,12 @@ class InlineExecutor:
     def pending(self) -> int:
         return len(self.queue)
 
+    def drop(self, file: str) -> int:
+        """Forget the queued units of ``file``; how many there were."""
+        kept = deque(unit for unit in self.queue if unit.file != file)
+        dropped, self.queue = len(self.queue) - len(kept), kept
+        return dropped
+
     def wait(self, timeout: float | None = None) -> list[Completion]:
         if not self.queue:
             return []
@@ -142,6 +148,15 @@ class ProcessExecutor:
 
     def pending(self) -> int:
         return sum(map(len, self.queues.values())) + sum(w.unit is not None for w in self.workers)
+
+    def drop(self, file: str) -> int:
+        """Forget the queued units of ``file`` (those running finish); how many there were."""
+        dropped = 0
+        for lane, queue in self.queues.items():
+            kept = deque(unit for unit in queue if unit.file != file)
+            dropped += len(queue) - len(kept)
+            self.queues[lane] = kept
+        return dropped
 
     def _dispatch(self) -> None:
         for worker in self.workers:
