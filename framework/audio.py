@@ -283,6 +283,19 @@ def decode(path: str | Path) -> Decoded:
     return Decoded(path=path, samples=samples, sample_rate=int(rate))
 
 
+def check_decodable(path: str | Path) -> None:
+    """Raise DecodeError unless the file opens as audio and its first block decodes: a cheap
+    check (for an upload, say) before the file is queued for the whole decode."""
+    path = str(path)
+    blocks, _, _ = _open_blocks(path)
+    first = next(iter(blocks), None)
+    if first is None or len(first) == 0:
+        raise DecodeError(f"{path}: contains no audio samples")
+    close = getattr(blocks, "close", None)
+    if close:
+        close()
+
+
 def file_sha256(path: str | Path) -> str:
     """Content hash of the file's bytes (part of the result and of resume checks)."""
     digest = hashlib.sha256()

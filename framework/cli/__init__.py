@@ -25,7 +25,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, disabled: tuple[str, ...]
 
 
 def _add_builtin_commands() -> None:
-    from . import doctor, evaluate, info, plot, run
+    from . import doctor, evaluate, info, plot, run, serve
 
     cli.add_command(run.run)
     cli.add_command(info.plugins)
@@ -34,6 +34,7 @@ def _add_builtin_commands() -> None:
     cli.add_command(plot.plot)
     cli.add_command(doctor.doctor)
     cli.add_command(evaluate.evaluate)
+    cli.add_command(serve.serve)
 
 
 _add_builtin_commands()
