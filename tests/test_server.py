@@ -243,6 +243,16 @@ def test_bad_uploads_are_4xx_and_the_server_goes_on(server, song, tmp_path):
     big.write_bytes(b"\0" * (21 * 1024 * 1024))
     response = httpx.post(server.base + "/api/jobs", **upload(big), timeout=60)
     assert response.status_code == 413 and "20 MB" in response.json()["detail"]
+
+    def chunked():  # no Content-Length: the limit is enforced while the body is read
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+        for _ in range(22):
+            yield b"\0" * (1024 * 1024)
+        yield b"\r\n--b--\r\n"
+
+    response = httpx.post(server.base + "/api/jobs", content=chunked(), timeout=60,
+                          headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 413
     assert httpx.post(server.base + "/api/jobs", **upload(song, pipeline="nope"), timeout=30).status_code == 404
     assert httpx.get(server.base + "/api/jobs/0123456789abcdef").status_code == 404
     assert httpx.get(server.base + "/api/health").status_code == 200
