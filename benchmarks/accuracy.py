@@ -11,7 +11,6 @@ and DBNDownBeatTrackingProcessor, called directly on the whole file, on the same
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import replace_block  # noqa: E402
+from run import arguments, publish  # noqa: E402
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 
 from corpus import modulating, realdata, synthesized  # noqa: E402
@@ -62,12 +61,11 @@ def madmom_direct(path: Path) -> Reference:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--pipeline", default="default")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per synthesized song")
     parser.add_argument("--baselines", action="store_true", help="also score madmom's own processors")
-    parser.add_argument("--write", action="store_true", help="rewrite the table in benchmarks/README.md")
     args = parser.parse_args()
 
     report = []
@@ -96,9 +94,7 @@ def main() -> None:
                 report.append(f"madmom's own processors on the same {title} pieces (whole file):\n")
                 report.append(table([r for r in rows if r[1]]) + "\n")
     text = "\n".join(report)
-    print(text)
-    if args.write:
-        replace_block(ROOT / "benchmarks" / "README.md", "accuracy", text)
+    publish(text, "accuracy", args.write)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ whole 5-minute song in this process, models already loaded (median of 3).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import soxr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import replace_block  # noqa: E402
+from run import arguments, publish  # noqa: E402
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 
 from corpus import synthesized  # noqa: E402
@@ -74,8 +73,7 @@ def seconds_per_song(method: str, minutes: float = 5.0) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="rewrite the table in benchmarks/README.md")
+    parser = arguments(__doc__)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as temp:
@@ -92,10 +90,7 @@ def main() -> None:
              "|---|---|---|---|"]
     lines += [f"| `{m}` | {a:.3f} | {s:.3f} | {t:.1f} |" for m, a, s, t in rows]
     table = "\n".join(lines)
-    print()
-    print(table)
-    if args.write:
-        replace_block(ROOT / "benchmarks" / "README.md", "chords", table)
+    publish(table, "chords", args.write)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ loaded; scaling: ``mirflow run`` of key + tempo + features (``--jobs 1``, whole 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import subprocess
@@ -34,7 +33,7 @@ MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 import essentia.standard as es  # noqa: E402  (essentia before anything that loads tensorflow)
 
 from corpus import modulating, realdata, synthesized  # noqa: E402
-from run import measure, replace_block, write_song  # noqa: E402
+from run import arguments, measure, publish, write_song  # noqa: E402
 
 from mirflow.audio import decode  # noqa: E402
 from mirflow.evaluate import Reference, load_reference, predicted, score  # noqa: E402
@@ -89,8 +88,7 @@ def mirflow_results(params: str, steps: str, pieces, out: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true")
+    parser = arguments(__doc__)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
@@ -173,10 +171,7 @@ def main() -> None:
               "included):", "", "| song | seconds | seconds per minute of audio | peak MB |", "|---|---|---|---|"]
     lines += [f"| {m:g} min | {w:.1f} | {w / m:.2f} | {p:.0f} |" for m, w, p in scaling]
     table = "\n".join(lines)
-    print()
-    print(table)
-    if args.write:
-        replace_block(ROOT / "benchmarks" / "README.md", "key", table)
+    publish(table, "key", args.write)
 
 
 def _analyzer_seconds(params: str, samples: np.ndarray) -> float:

@@ -12,13 +12,12 @@ directly on the whole file (``madmom_direct.py``); mirflow with chunking off in 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from run import MIRFLOW, ROOT, measure, replace_block, write_song
+from run import MIRFLOW, ROOT, arguments, measure, publish, write_song
 
 PIPELINE = """name: beats-{name}
 chunking: {chunking}
@@ -32,10 +31,9 @@ output:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--write", action="store_true", help="rewrite the table in benchmarks/README.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
@@ -64,10 +62,7 @@ def main() -> None:
     for name, wall, peak in rows:
         lines.append(f"| {name} | {wall:.1f} | {wall / reference:.2f} | {args.minutes * 60 / wall:.1f}x | {peak:.0f} |")
     table = "\n".join(lines)
-    print()
-    print(table)
-    if args.write:
-        replace_block(ROOT / "benchmarks" / "README.md", "madmom", table)
+    publish(table, "madmom", args.write)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ a separate interpreter, as in mirflow, since TensorFlow must never precede Essen
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import replace_block  # noqa: E402
+from run import arguments, publish  # noqa: E402
 
 INFERENCE = """
 import json, os, sys, time
@@ -47,8 +46,7 @@ print(json.dumps(rates))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true")
+    parser = arguments(__doc__)
     args = parser.parse_args()
     from mirflow.plugins.essentia_gpu.runner import mel_patches
     from mirflow.synth import make_song
@@ -75,9 +73,7 @@ def main() -> None:
         share = per_patch / (per_patch + 1 / rate)
         lines.append(f"| {batch} | {rate:.0f} | {share:.0%} |")
     table = "\n".join(lines)
-    print(table)
-    if args.write:
-        replace_block(ROOT / "benchmarks" / "README.md", "models", table)
+    publish(table, "models", args.write)
 
 
 if __name__ == "__main__":

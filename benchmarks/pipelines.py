@@ -12,7 +12,6 @@ and 20 minutes.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from accuracy import run_pipeline  # noqa: E402
 from corpus import modulating, realdata, synthesized  # noqa: E402
-from run import MIRFLOW, measure, replace_block, write_song  # noqa: E402
+from run import MIRFLOW, arguments, measure, publish, write_song  # noqa: E402
 
 from mirflow.evaluate import load_reference, predicted, score  # noqa: E402
 
@@ -41,8 +40,7 @@ def accuracy(pipeline: str, pieces, out: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true")
+    parser = arguments(__doc__, "README.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
@@ -82,10 +80,7 @@ def main() -> None:
         lines.append(f"| `{pipeline}` | " + " | ".join(
             f"{w:.1f} s ({m * 60 / w:.0f}x, {p:.0f} MB)" for m, (w, p) in speed.items()) + " |")
     table = "\n".join(lines)
-    print()
-    print(table)
-    if args.write:
-        replace_block(ROOT / "README.md", "pipelines", table)
+    publish(table, "pipelines", args.write, ROOT / "README.md")
 
 
 if __name__ == "__main__":

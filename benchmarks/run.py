@@ -31,6 +31,21 @@ MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 KEYS = ["A:min", "C:maj", "E:min", "G:maj", "D:min", "F:maj", "B:min", "D:maj"]
 
 
+def arguments(doc: str, where: str = "benchmarks/README.md") -> argparse.ArgumentParser:
+    """Every benchmark's command line: its docstring as help, and --write."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help=f"rewrite the table in {where}")
+    return parser
+
+
+def publish(table: str, marker: str, write: bool, path: Path = ROOT / "benchmarks" / "README.md") -> None:
+    """Print the table; with --write, put it between its markers in ``path``."""
+    print()
+    print(table)
+    if write:
+        replace_block(path, marker, table)
+
+
 def replace_block(path: Path, marker: str, text: str) -> None:
     """Rewrite what lies between ``<!-- marker -->`` and ``<!-- /marker -->`` in ``path``."""
     before, rest = path.read_text().split(f"<!-- {marker} -->", 1)
@@ -127,9 +142,8 @@ def format_table(rows: list[dict], jobs: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--quick", action="store_true", help="only the folder and the 5-minute song")
-    parser.add_argument("--write", action="store_true", help="rewrite the table in benchmarks/README.md")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mirflow-bench-"))
@@ -149,10 +163,7 @@ def main() -> None:
         rows.append(run_case(name, files, args.jobs, baseline))
         print(format_table(rows[-1:], args.jobs).splitlines()[-1], flush=True)
     table = format_table(rows, args.jobs)
-    print()
-    print(table)
-    if args.write:
-        replace_block(ROOT / "benchmarks" / "README.md", "table", table)
+    publish(table, "table", args.write)
     for path in work.iterdir():
         path.unlink()
     work.rmdir()
