@@ -100,29 +100,27 @@ def _read_key(path: Path) -> Reference:
 
 
 def _read_lab(path: Path) -> Reference:
-    chords = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        try:
-            chords.append((float(parts[0]), float(parts[1]), parts[2]))
-        except (ValueError, IndexError):
-            raise ReferenceError(f"{path}:{n}: expected 'start end label', got {line!r}") from None
+    chords = _read_segments(path, "start end label", lambda rest, where: rest[0])
     return Reference(chords=chords, sources=[str(path)])
 
 
 def _read_keys(path: Path) -> Reference:
-    keys = []
+    keys = _read_segments(path, "start end tonic mode", lambda rest, where: normalize_key(" ".join(rest), where))
+    return Reference(keys=keys, sources=[str(path)])
+
+
+def _read_segments(path: Path, expected: str, label) -> list[tuple[float, float, str]]:
+    """(start, end, label) per non-empty line; ``label(rest_of_line, "file:line")`` reads the label."""
+    segments = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
         try:
-            keys.append((float(parts[0]), float(parts[1]), normalize_key(" ".join(parts[2:]), f"{path}:{n}")))
+            segments.append((float(parts[0]), float(parts[1]), label(parts[2:], f"{path}:{n}")))
         except (ValueError, IndexError):
-            raise ReferenceError(f"{path}:{n}: expected 'start end tonic mode', got {line!r}") from None
-    return Reference(keys=keys, sources=[str(path)])
+            raise ReferenceError(f"{path}:{n}: expected '{expected}', got {line!r}") from None
+    return segments
 
 
 def _read_jams(path: Path) -> Reference:
