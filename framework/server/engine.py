@@ -108,6 +108,8 @@ class Engine:
         for job in self._jobs_of(event):
             self._forward(job, event)
         if event.kind in (events.FILE_FINISHED, events.FILE_FAILED, events.FILE_CANCELLED, events.FILE_SKIPPED):
+            for path in event.data.get("written", []):  # read back above, or its job was cancelled meanwhile
+                Path(path).unlink(missing_ok=True)
             job = self.by_path.pop(event.file, None)
             if job is not None and event.kind != events.FILE_FINISHED:
                 job.end(CANCELLED if event.kind == events.FILE_CANCELLED else FAILED,
