@@ -92,6 +92,20 @@ def test_steady_tempo_has_no_changes_and_silence_no_tempo():
     assert Tempo().analyze(None, {"beats": []})["tempo"]["value"] is None
 
 
+def test_tempo_is_exact_although_beats_sit_on_10_ms_frames():
+    """At 96 BPM a beat comes every 62.5 frames: decoded beats alternate 0.62 / 0.63 s apart."""
+    from mirflow.plugins.madmom_fast import Tempo
+
+    for bpm in (96.0, 123.0, 174.0):
+        beats = np.round(np.arange(0.5, 60.0, 60.0 / bpm) * 100) / 100  # on the 100 fps grid
+        beats[20] += 0.05  # and one beat a little off
+        output = Tempo().analyze(None, {"beats": [{"time": t} for t in np.delete(beats, 40)]})  # one missed
+        assert output["tempo"]["value"] == pytest.approx(bpm, abs=0.1)
+        curve = np.array(output["tempo_curve"]["values"])
+        assert np.all(np.abs(curve - bpm) < 0.02 * bpm), (bpm, curve.min(), curve.max())
+        assert output["tempo_changes"] == []
+
+
 def test_parameters_out_of_range_are_clear_errors(write_pipeline):
     from mirflow.pipeline import PipelineError, load_pipeline
     from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
