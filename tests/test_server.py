@@ -211,6 +211,9 @@ def test_closing_the_stream_cancels_the_work(server, long_song):
         for event in sse(response):
             if event["event"] == "queued":
                 job = event["data"]["job"]
+            if event["event"] == "decoded":  # the plan the page draws: chunks per step
+                plan = {p["step"]: len(p["chunks"]) for p in event["data"]["plan"]}
+                assert plan == {"beats": 3, "tempo": 1, "chords": 3, "summary": 1, "key": 3}
             if event["event"] == "unit_finished" and event["data"]["kind"] == "analyze":
                 break  # the client goes away in the middle of the analysis
     deadline = time.monotonic() + 20

@@ -121,7 +121,8 @@ class Engine:
             job.state, job.started = RUNNING, time.time()
             job.add("started", {})
         elif event.kind == events.FILE_DECODED:
-            job.add("decoded", {"duration": data["duration"], "chunks": data["spans"]})
+            job.add("decoded", {"duration": data["duration"], "chunks": data["spans"],
+                                "plan": self._plan(job, data["spans"], data["duration"])})
         elif event.kind in UNIT_EVENTS:
             key = (event.step, event.chunk, data.get("kind"))
             if event.kind == events.UNIT_STARTED:
@@ -137,6 +138,12 @@ class Engine:
             job.add("partial", {"step": event.step, "chunk": event.chunk, "outputs": to_jsonable(data["outputs"])})
         elif event.kind == events.FILE_FINISHED:
             self._finish(job, data["written"])
+
+    def _plan(self, job: Job, spans: list[dict], duration: float) -> list[dict]:
+        """Each step's units over the song: every chunk, or one for a whole-track step."""
+        whole = [{"index": 0, "start": 0.0, "end": duration, "core_start": 0.0, "core_end": duration}]
+        return [{"step": step.id, "chunks": spans if self.registry.get(step.analyzer).chunked else whole}
+                for step in self.pipelines[job.pipeline].steps]
 
     def _finish(self, job: Job, written: list[str]) -> None:
         paths = {Path(p).suffix: Path(p) for p in written}

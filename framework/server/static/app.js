@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 const LANES = {wave: [4, 90], beats: [96, 134], chords: [140, 174], key: [180, 204], tempo: [212, 288], energy: [296, 372]};
 
-const state = {pipelines: [], job: null, source: null, duration: 0, chunks: [], steps: [], peaks: null,
+const state = {pipelines: [], job: null, source: null, duration: 0, chunks: [], peaks: null,
                partial: {chords: [], beats: []}, result: null, began: 0, timer: null};
 
 async function loadPipelines() {
@@ -29,7 +29,7 @@ async function start(event) {
   if (state.source) state.source.close();
   const pipeline = state.pipelines.find((p) => p.name === $("pipeline").value);
   Object.assign(state, {duration: 0, chunks: [], result: null, peaks: null, partial: {chords: [], beats: []},
-                        steps: pipeline.steps.map((s) => s.id), began: Date.now()});
+                        began: Date.now()});
   $("chunks").innerHTML = "";
   $("song-section").hidden = false;
   $("downloads").hidden = true;
@@ -59,7 +59,7 @@ function follow(url) {
   const on = (type, handler) => source.addEventListener(type, (e) => handler(JSON.parse(e.data)));
   on("queued", () => setStatus("Queued"));
   on("started", () => setStatus("Decoding…"));
-  on("decoded", (d) => { state.duration = d.duration; state.chunks = d.chunks; buildRows(); drawSong();
+  on("decoded", (d) => { state.duration = d.duration; state.chunks = d.chunks; buildRows(d.plan); drawSong();
                           setStatus(`Analyzing ${d.duration.toFixed(1)} s in ${d.chunks.length} chunk(s)…`); });
   on("unit_started", (d) => markUnit(d, "running"));
   on("unit_finished", (d) => markUnit(d, "done"));
@@ -78,15 +78,16 @@ function finish() {
   $("cancel").hidden = true;
 }
 
-function buildRows() {
+function buildRows(plan) {
+  // One row per step, one cell per unit of it: every chunk, or one cell for a whole-track step.
   const box = $("chunks");
   box.innerHTML = "";
-  for (const step of state.steps) {
+  for (const {step, chunks} of plan) {
     const row = document.createElement("div");
     row.className = "row";
     row.dataset.step = step;
     row.innerHTML = `<span class="label" title="${step}">${step}</span><span class="track"></span><span class="merge queued" title="merge"></span>`;
-    for (const chunk of state.chunks) {
+    for (const chunk of chunks) {
       const cell = document.createElement("span");
       cell.className = "chunk queued";
       cell.dataset.chunk = chunk.index;
@@ -198,6 +199,7 @@ function drawSong() {
   for (const c of chords) {
     if (c.label === "N") continue;
     const g = el("g", {class: "chord" + (result ? "" : " preview")}, svg);
+    el("title", {}, g, `${c.label}  ${c.start.toFixed(2)}–${c.end.toFixed(2)} s` + (c.bar ? `, bar ${c.bar}` : ""));
     el("rect", {x: x(c.start), y: ctop + 13, width: Math.max(x(c.end) - x(c.start), 1), height: cbottom - ctop - 13}, g);
     if (x(c.end) - x(c.start) > 22) el("text", {x: x(c.start) + 3, y: cbottom - 5, class: "chord-label"}, g, c.label);
   }
@@ -208,7 +210,7 @@ function drawSong() {
     el("rect", {x: x(k.start), y: ktop + 12, width: Math.max(x(k.end) - x(k.start), 1), height: kbottom - ktop - 12}, g);
     el("text", {x: x(k.start) + 3, y: kbottom - 2, class: "key-label"}, g, k.label);
   }
-  drawCurve(svg, "tempo", "tempo (BPM)", (result.timeline.tempo || []).map((p) => [p.time, p.bpm]), x);
+  drawCurve(svg, "tempo", "tempo (BPM)", (result.timeline.tempo || []).map((p) => [p.time, p.bpm]), x, 0.1);
   const [label, curve] = energyCurve(result);
   drawCurve(svg, "energy", label, curve, x);
   el("line", {x1: 0, x2: 0, y1: 0, y2: height, class: "playhead", id: "playhead"}, svg);
@@ -227,12 +229,16 @@ function energyCurve(result) {
   return ["energy (RMS, dB)", state.peaks ? state.peaks.energy : []];
 }
 
-function drawCurve(svg, name, label, points, x) {
+function drawCurve(svg, name, label, points, x, minimumSpan = 0) {
+  // minimumSpan (a share of the middle value) keeps a steady curve flat instead of magnifying jitter.
   const [top, bottom] = LANES[name];
   el("text", {x: 4, y: top + 11, class: "lane-label"}, svg, label);
   const values = points.map((p) => p[1]).filter((v) => v !== null && Number.isFinite(v));
   if (!values.length) return;
-  const low = Math.min(...values), high = Math.max(...values), span = high - low || 1;
+  let low = Math.min(...values), high = Math.max(...values);
+  const middle = (low + high) / 2, least = Math.abs(middle) * minimumSpan;
+  if (high - low < least) { low = middle - least / 2; high = middle + least / 2; }
+  const span = high - low || 1;
   const y = (v) => bottom - ((v - low) / span) * (bottom - top - 16);
   const d = points.filter((p) => p[1] !== null).map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
   el("polyline", {points: d, class: name}, svg);
