@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -27,7 +28,7 @@ from sse_starlette import EventSourceResponse
 from ..audio import DecodeError, check_decodable
 from ..results import mirflow_version
 from .engine import Engine
-from .jobs import DONE, Job, JobStore, QueueFull
+from .jobs import DONE, FAILED, Job, JobStore, QueueFull
 
 STATIC = Path(__file__).with_name("static")
 HEARTBEAT_SECONDS = 1.0  # a quiet stream still says something this often (the page shows elapsed time)
@@ -130,8 +131,6 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await asyncio.to_thread(state["engine"].close)
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
 
     app = FastAPI(title="mirflow", version=mirflow_version(), lifespan=lifespan, description=(
@@ -183,8 +182,12 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(_save_upload, file, job.audio_path)
             await asyncio.to_thread(check_decodable, job.audio_path)
         except DecodeError as err:
-            job.end("failed", error=Engine._public(job, str(err)))
-            raise HTTPException(415, Engine._public(job, str(err))) from None
+            message = Engine._public(job, str(err))
+            job.end(FAILED, error=message)
+            raise HTTPException(415, message) from None
+        except BaseException:
+            job.end(FAILED, error=f"{job.filename}: the upload could not be stored")  # frees its place
+            raise
         engine().submit(job)
         return job
 
@@ -284,10 +287,6 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if cancel_on_close and not job.ended:
                 engine().cancel(job, "the client closed the stream")
-
-    @app.exception_handler(HTTPException)
-    async def problem(request: Request, err: HTTPException):
-        return JSONResponse({"detail": err.detail}, status_code=err.status_code, headers=err.headers)
 
     return app
 
