@@ -94,8 +94,9 @@ class Engine:
     def _broken(self, pipeline: str, message: str) -> None:
         with self.lock:
             self.runners.pop(pipeline, None)  # the next job starts a fresh one
-        for job in list(self.by_path.values()):
+        for path, job in list(self.by_path.items()):
             if job.pipeline == pipeline:
+                del self.by_path[path]
                 job.end(FAILED, error=message)
 
     # -- scheduler events -> job events -------------------------------------------
