@@ -360,3 +360,14 @@ def test_the_page_shows_progress_and_the_song_in_headless_chromium(server, song,
     assert pixels.shape[0] > 500
     colours = np.unique((pixels.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
     assert len(colours) > 50 and pixels.std() > 0.05  # drawn, not blank
+
+
+def test_a_broken_pipeline_stops_the_server_from_starting_with_one_line(tmp_path):
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    (folder / "mine.yaml").write_text("steps:\n  - madmom.beat\n")
+    done = subprocess.run([MIRFLOW, "serve", "--pipelines", str(folder), "--port", "1"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "mirflow: mine.yaml:2:5 steps[0].analyzer: unknown analyzer 'madmom.beat' (did you mean 'madmom_fast.beats'?)"]
