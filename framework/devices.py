@@ -94,6 +94,15 @@ def probe(backend: str, timeout: float = 120) -> dict:
     return result
 
 
+def probe_all() -> dict[str, dict]:
+    """``probe`` of every backend, at once (each is its own interpreter): what doctor and the
+    server's health endpoint show."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(PROBES)) as pool:
+        return dict(zip(PROBES, pool.map(probe, PROBES)))
+
+
 def gpu_problem(backend: str) -> str | None:
     """None when ``backend`` can use a GPU here, else the reason it cannot."""
     found = probe(backend)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 import click
 
@@ -12,10 +11,9 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json):
     """For TensorFlow, Essentia's own TensorFlow and onnxruntime: devices seen, GPU or the reason not."""
-    from ..devices import PROBES, probe
+    from ..devices import probe_all
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        found = dict(zip(PROBES, pool.map(probe, PROBES)))
+    found = probe_all()
     if as_json:
         click.echo(json.dumps(found, indent=1))
         return

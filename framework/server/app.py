@@ -340,10 +340,9 @@ def _save_upload(file: UploadFile, target: Path) -> None:
 
 
 def _probe_devices(into: dict) -> None:
-    from ..devices import PROBES, probe
+    from ..devices import probe_all
 
-    for backend in PROBES:
-        found = probe(backend)
+    for backend, found in probe_all().items():
         found.pop("log", None)
         into[backend] = found
 

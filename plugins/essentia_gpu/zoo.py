@@ -78,8 +78,8 @@ class ModelInfo:
 
 
 def _node(entry: dict) -> str:
-    name = entry.get("name", "")
-    return name
+    """A schema entry's graph node name (``model/Placeholder``, ``PartitionedCall:1``)."""
+    return entry.get("name", "")
 
 
 def read_metadata(path: Path) -> ModelInfo:
