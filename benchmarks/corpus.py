@@ -120,3 +120,79 @@ def realdata(folder: Path) -> list[Piece]:
         Piece("classical key", r / "tonality_classicaldb/01-Allegro_Gloria_in_excelsis_Deo.wav",
               [r / "tonality_classicaldb/01-Allegro_Gloria_in_excelsis_Deo.key"]),
     ]
+
+
+# --- songs with a form (sections), split into a dev half to tune on and a test half -------
+
+FORMS = [
+    ["intro", "verse", "chorus", "verse", "chorus", "bridge", "chorus", "outro"],
+    ["verse", "chorus", "verse", "chorus", "bridge", "chorus"],
+    ["intro", "verse", "chorus", "verse", "chorus", "instrumental", "chorus", "outro"],
+    ["intro", "chorus", "verse", "chorus", "verse", "chorus", "outro"],
+    ["intro", "verse", "verse", "chorus", "verse", "chorus", "outro"],  # a verse twice in a row
+    ["verse", "chorus", "verse", "chorus", "instrumental", "verse", "chorus", "outro"],
+]
+BARS = {"intro": (4, 8), "verse": (8, 16), "chorus": (8, 8), "bridge": (4, 8), "instrumental": (8, 8), "outro": (4, 8)}
+MAJOR_LOOPS = [(0, 7, 9, 5), (9, 5, 0, 7), (0, 5, 7, 5), (2, 7, 0, 9), (0, 9, 5, 7), (5, 0, 7, 9), (0, 4, 5, 7),
+               (5, 7, 4, 9)]
+MINOR_LOOPS = [(0, 8, 3, 10), (0, 5, 7, 0), (0, 10, 8, 7), (5, 0, 8, 7), (0, 3, 10, 5), (8, 10, 0, 0),
+               (0, 8, 5, 7), (3, 10, 0, 8)]
+MAJOR_QUALITY = {0: "maj", 2: "min", 4: "min", 5: "maj", 7: "maj", 9: "min"}
+MINOR_QUALITY = {0: "min", 3: "maj", 5: "min", 7: "maj", 8: "maj", 10: "maj"}
+KEYS24 = [f"{tonic} {mode}" for mode in ("major", "minor")
+          for tonic in ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
+
+
+def structured_song(seed: int):
+    """A seeded song with a form from FORMS, its own chord loops per section kind and an
+    arrangement per kind (drums, texture, loudness): intro and outro sparse, chorus loudest."""
+    import numpy as np
+
+    from mirflow.synth import PITCH_CLASSES, Material, _sharp, make_structured_song
+
+    rng = np.random.default_rng(seed)
+    form = FORMS[int(rng.integers(len(FORMS)))]
+    key = KEYS24[int(rng.integers(24))]
+    tonic, mode = key.split()
+    root = PITCH_CLASSES.index(_sharp(tonic))
+    loops, quality = (MAJOR_LOOPS, MAJOR_QUALITY) if mode == "major" else (MINOR_LOOPS, MINOR_QUALITY)
+    chosen = rng.choice(len(loops), size=3, replace=False)
+
+    def progression(n):
+        return tuple(f"{PITCH_CLASSES[(root + d) % 12]}:{quality[d]}" for d in loops[chosen[n]])
+
+    textures = list(rng.permutation(["pad", "stabs", "arp"]))
+    materials = {
+        "verse": Material(progression(0), drums=str(rng.choice(["light", "full"])), texture=textures[0], gain=0.8),
+        "chorus": Material(progression(1), drums=str(rng.choice(["full", "four"])), texture=textures[1], gain=1.1,
+                           register=67),
+        "bridge": Material(progression(2), drums=str(rng.choice(["none", "light"])), texture=textures[2], gain=0.9),
+        "instrumental": Material(progression(1), drums="full", texture="arp", melody=False, gain=1.0),
+        "intro": Material(progression(0), drums="none", texture="pad", melody=False, bass=False, gain=0.6),
+        "outro": Material(progression(1), drums="none", texture="pad", melody=False, gain=0.6),
+    }
+    bars = {name: int(rng.choice(choices)) for name, choices in BARS.items()}
+    bpm = float(rng.integers(72, 160))
+    metre = 3 if rng.random() < 0.2 else 4
+    song = make_structured_song([(name, bars[name]) for name in form], materials, bpm=bpm, beats_per_bar=metre,
+                                key=key, seed=seed)
+    return song, f"form{seed:03d}_{bpm:g}bpm_{metre}-4_{'-'.join(name[0] for name in form)}"
+
+
+DEV_SEEDS, TEST_SEEDS = range(0, 12), range(500, 512)
+
+
+def structured(folder: Path, split: str = "test") -> list[Piece]:
+    """The songs with sections of one split (``dev`` to tune on, ``test`` to report), as FLAC
+    with ``.beats``, ``.lab`` (chords), ``.key`` and ``.sections.lab`` annotations."""
+    from mirflow.synth import write_sections
+
+    pieces = []
+    for seed in DEV_SEEDS if split == "dev" else TEST_SEEDS:
+        song, name = structured_song(seed)
+        audio = folder / f"{name}.flac"
+        if not audio.exists():
+            soundfile.write(audio, song.samples, song.sample_rate)
+        truth = write_annotations(song, folder / name) + [write_sections(song, folder / name)]
+        pieces.append(Piece(name, audio, truth))
+    return pieces

@@ -26,6 +26,10 @@ MEASURES = {
     "key_timeline": "key over time, MIREX weighted score weighted by duration",
     "chords_majmin": "chords, major/minor weighted symbol recall",
     "chords_sevenths": "chords, sevenths weighted symbol recall",
+    "sections_f05": "section boundaries, hit-rate F-measure (0.5 s window)",
+    "sections_f3": "section boundaries, hit-rate F-measure (3 s window)",
+    "sections_pairwise": "section labels, pairwise frame-clustering F-measure",
+    "sections_nce": "section labels, normalized conditional entropy F-measure",
 }
 
 
@@ -39,10 +43,11 @@ class Reference:
     key: str | None = None  # "A minor"
     chords: list[tuple[float, float, str]] | None = None  # (start, end, Harte label)
     keys: list[tuple[float, float, str]] | None = None  # (start, end, "A minor"): key changes
+    sections: list[tuple[float, float, str]] | None = None  # (start, end, label): the song's form
     sources: list[str] = field(default_factory=list)
 
     def merge(self, other: Reference) -> None:
-        for name in ("beats", "downbeats", "tempo", "key", "chords", "keys"):
+        for name in ("beats", "downbeats", "tempo", "key", "chords", "keys", "sections"):
             if getattr(self, name) is None and getattr(other, name) is not None:
                 setattr(self, name, getattr(other, name))
         self.sources += other.sources
@@ -104,6 +109,11 @@ def _read_lab(path: Path) -> Reference:
     return Reference(chords=chords, sources=[str(path)])
 
 
+def _read_sections(path: Path) -> Reference:
+    return Reference(sections=_read_segments(path, "start end label", lambda rest, where: " ".join(rest)),
+                     sources=[str(path)])
+
+
 def _read_keys(path: Path) -> Reference:
     keys = _read_segments(path, "start end tonic mode", lambda rest, where: normalize_key(" ".join(rest), where))
     return Reference(keys=keys, sources=[str(path)])
@@ -140,6 +150,8 @@ def _read_jams(path: Path) -> Reference:
             reference.tempo = float(max(data, key=lambda row: row.get("confidence") or 0)["value"])
         elif namespace == "key_mode" and reference.key is None and data:
             reference.key = normalize_key(str(data[0]["value"]).replace(":", " "), path)
+        elif namespace in ("segment_open", "segment_salami_function") and reference.sections is None:
+            reference.sections = [(row["time"], row["time"] + row["duration"], str(row["value"])) for row in data]
         elif namespace.startswith("chord") and reference.chords is None:
             reference.chords = [(row["time"], row["time"] + row["duration"], str(row["value"])) for row in data]
     return reference
@@ -150,7 +162,7 @@ READERS = {".beats": _read_beats, ".txt": _read_beats, ".bpm": _read_tempo, ".te
 
 
 def _read_one(path: Path) -> Reference:
-    reader = READERS.get(path.suffix)
+    reader = _read_sections if path.name.endswith(".sections.lab") else READERS.get(path.suffix)
     if reader is None:
         raise ReferenceError(f"{path}: unknown annotation format (known: {', '.join(READERS)})")
     try:
@@ -177,7 +189,9 @@ def predicted(result: dict) -> Reference:
     key = (summary.get("key") or {}).get("label")
     chords = timeline.get("chords")
     keys = timeline.get("keys")
+    sections = timeline.get("sections")
     return Reference(
+        sections=[(s["start"], s["end"], s["label"]) for s in sections] if sections else None,
         keys=[(k["start"], k["end"], k["label"]) for k in keys] if keys else None,
         beats=np.array([b["time"] for b in beats]) if beats is not None else None,
         # Beats without bar positions (a beat tracker, not a downbeat tracker) give no downbeats.
@@ -209,7 +223,31 @@ def score(estimate: Reference, reference: Reference) -> dict[str, float]:
         scores.update(chord_scores(estimate.chords or [], reference.chords))
     if reference.keys:
         scores["key_timeline"] = key_timeline_score(estimate.keys or [], reference.keys)
+    if reference.sections:
+        scores.update(section_scores(estimate.sections or [], reference.sections))
     return scores
+
+
+def section_scores(estimate: list, reference: list) -> dict[str, float]:
+    """mir_eval.segment on the reference's time span: boundary hit rates (F at 0.5 s and 3 s,
+    the track's start and end not counted), pairwise and conditional-entropy label F-measures.
+    No estimate (no sections found) counts as one section over the whole span."""
+    import mir_eval
+
+    ref_intervals = np.array([[s, e] for s, e, _ in reference], dtype=float)
+    ref_labels = [label for _, _, label in reference]
+    start, end = float(ref_intervals.min()), float(ref_intervals.max())
+    if not estimate:
+        estimate = [(start, end, "A")]
+    est_intervals, est_labels = mir_eval.util.adjust_intervals(
+        np.array([[s, e] for s, e, _ in estimate], dtype=float), [label for _, _, label in estimate],
+        t_min=start, t_max=end)
+    f05 = mir_eval.segment.detection(ref_intervals, est_intervals, window=0.5, trim=True)[2]
+    f3 = mir_eval.segment.detection(ref_intervals, est_intervals, window=3.0, trim=True)[2]
+    pairwise = mir_eval.segment.pairwise(ref_intervals, ref_labels, est_intervals, est_labels)[2]
+    nce = mir_eval.segment.nce(ref_intervals, ref_labels, est_intervals, est_labels)[2]
+    return {"sections_f05": float(f05), "sections_f3": float(f3), "sections_pairwise": float(pairwise),
+            "sections_nce": float(nce)}
 
 
 def key_timeline_score(estimate: list, reference: list) -> float:

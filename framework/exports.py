@@ -1,11 +1,11 @@
 """Export formats beside the JSON result, each one read back by a real reader in the tests.
 
 - ``json``: the result itself (docs/results.md);
-- ``jams``: namespaces beat, chord, key_mode, tempo (``jams.load``, mir_eval);
-- ``lab``: one ``start<TAB>end<TAB>label`` file per segment timeline (chords, keys and any
-  other segment output), as mir_eval and Sonic Visualiser read them;
-- ``csv``: beats with bar positions, the tempo curve and every curve output, with a
-  header row, for spreadsheets and Sonic Visualiser's layer import.
+- ``jams``: namespaces beat, chord, key_mode, tempo, segment_open (``jams.load``, mir_eval);
+- ``lab``: one ``start<TAB>end<TAB>label`` file per segment timeline (chords, keys, sections
+  and any other segment output), as mir_eval and Sonic Visualiser read them;
+- ``csv``: beats with bar positions, the tempo curve, the sections (letter, function, bar)
+  and every curve output, with a header row, for spreadsheets and Sonic Visualiser's layer import.
 
 Each exporter returns ``[(suffix, text)]``; the caller writes them atomically.
 """
@@ -27,15 +27,17 @@ def export_jams(result: dict) -> list[tuple[str, str]]:
 
 
 def export_lab(result: dict) -> list[tuple[str, str]]:
-    """``.chords.lab``, ``.keys.lab`` and ``.<step>.<output>.lab`` for other segment outputs."""
+    """``.chords.lab``, ``.keys.lab``, ``.sections.lab`` (the letters) and ``.<step>.<output>.lab``
+    for other segment outputs."""
     files = []
     timeline = result["timeline"]
-    for name in ("chords", "keys"):
-        if timeline[name]:
+    named = ("chords", "keys", "sections")
+    for name in named:
+        if timeline.get(name):
             files.append((f".{name}.lab", _lab(timeline[name])))
     for step_id, step in result["steps"].items():
         for output, value in (step.get("outputs") or {}).items():
-            if _is_segments(value) and value not in (timeline["chords"], timeline["keys"]):
+            if _is_segments(value) and value not in [timeline.get(name) for name in named]:
                 files.append((f".{step_id}.{output}.lab", _lab(value)))
     return files
 
@@ -49,6 +51,10 @@ def export_csv(result: dict) -> list[tuple[str, str]]:
         rows = [(b["time"], "" if b.get("position") is None else b["position"], int(b["time"] in downbeats))
                 for b in timeline["beats"]]
         files.append((".beats.csv", _csv(("time", "position", "downbeat"), rows)))
+    if timeline.get("sections"):
+        files.append((".sections.csv", _csv(("start", "end", "label", "function", "confidence", "start_bar"), [
+            (s["start"], s["end"], s["label"], s.get("function") or "", s.get("confidence"),
+             "" if s.get("start_bar") is None else s["start_bar"]) for s in timeline["sections"]])))
     if timeline["tempo"]:
         files.append((".tempo.csv", _csv(("time", "bpm"), [(t["time"], t["bpm"]) for t in timeline["tempo"]])))
     for step_id, step in result["steps"].items():
@@ -90,18 +96,19 @@ def key_to_jams(label: str) -> str:
 
 
 def to_jams(result: dict) -> dict:
-    """The timeline as a JAMS document: namespaces beat, chord, key_mode, tempo."""
+    """The timeline as a JAMS document: namespaces beat, chord, key_mode, tempo, segment_open
+    (the sections' letters; their functions in the annotation's sandbox)."""
     duration = result["source"]["duration"]
     timeline, summary = result["timeline"], result["summary"]
 
-    def annotation(namespace, data):
+    def annotation(namespace, data, sandbox=None):
         return {
             "annotation_metadata": {
                 "curator": {"name": "", "email": ""}, "annotator": {}, "version": result["mirflow_version"],
                 "corpus": "", "annotation_tools": "mirflow", "annotation_rules": "",
                 "validation": "", "data_source": f"mirflow pipeline {result['pipeline']['name']}",
             },
-            "namespace": namespace, "data": data, "sandbox": {}, "time": 0, "duration": duration,
+            "namespace": namespace, "data": data, "sandbox": sandbox or {}, "time": 0, "duration": duration,
         }
 
     def obs(time, dur, value, confidence=None):
@@ -118,6 +125,11 @@ def to_jams(result: dict) -> dict:
                                                    for k in timeline["keys"]]))
     elif "key" in summary:
         annotations.append(annotation("key_mode", [obs(0.0, duration, key_to_jams(summary["key"]["label"]), summary["key"]["confidence"])]))
+    if timeline.get("sections"):
+        sections = timeline["sections"]
+        annotations.append(annotation("segment_open", [obs(s["start"], s["end"] - s["start"], s["label"], s.get("confidence"))
+                                                       for s in sections],
+                                      {"functions": [s.get("function") for s in sections]}))
     if "tempo" in summary:
         confidence = min(1.0, max(0.0, summary["tempo"].get("confidence") or 0.0))
         annotations.append(annotation("tempo", [obs(0.0, duration, summary["tempo"]["bpm"], confidence)]))

@@ -1,4 +1,4 @@
-"""A picture of one result: waveform, beats, chords, keys, tempo and chunk seams.
+"""A picture of one result: waveform, beats, chords, keys, sections, tempo and chunk seams.
 
 matplotlib is an optional extra (``pip install 'mirflow[plot]'``), imported only here.
 Lanes share one time axis; labels that would not fit their segment are left out, so a
@@ -69,9 +69,12 @@ def render(result: dict, *, start: float | None = None, end: float | None = None
     timeline, summary = result["timeline"], result["summary"]
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     FigureCanvasAgg(figure)
-    axes = figure.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1, 0.6, 1.4], "hspace": 0.08})
+    sections = [{**s, "label": s["label"] + (f" {s['function']}" if s.get("function") else "")}
+                for s in timeline.get("sections") or []]
+    ratios = [3, 1, 0.6] + ([0.6] if sections else []) + [1.4]
+    axes = figure.subplots(len(ratios), 1, sharex=True, gridspec_kw={"height_ratios": ratios, "hspace": 0.08})
     figure.subplots_adjust(left=0.06, right=0.98, top=0.94, bottom=0.07)
-    wave, chords, keys, tempo = axes
+    wave, chords, keys, *middle, tempo = axes
     seconds_per_pixel = (end - start) / (width * 0.92)
 
     found = envelope(result, start, end, columns=int(width * 0.92))
@@ -88,6 +91,8 @@ def render(result: dict, *, start: float | None = None, end: float | None = None
 
     lane(chords, timeline["chords"], start, end, seconds_per_pixel, "chords")
     lane(keys, timeline["keys"], start, end, seconds_per_pixel, "key")
+    if sections:
+        lane(middle[0], sections, start, end, seconds_per_pixel, "sections", colour=section_colour)
 
     if timeline["tempo"]:
         points = [(t["time"], t["bpm"]) for t in timeline["tempo"] if start <= t["time"] <= end]
@@ -107,7 +112,7 @@ def render(result: dict, *, start: float | None = None, end: float | None = None
             axis.axvline(chunk["core_end"], color="#666666", linestyle="--", linewidth=0.7)
     for axis in axes:
         axis.set_xlim(start, end)
-    for axis in axes[1:3]:
+    for axis in axes[1:-1]:
         axis.set_yticks([])
     key = summary.get("key", {}).get("label", "no key")
     bpm = f"{summary['tempo']['bpm']:.1f} BPM" if "tempo" in summary else "no tempo"
@@ -118,13 +123,24 @@ def render(result: dict, *, start: float | None = None, end: float | None = None
     return buffer.getvalue()
 
 
-def lane(axis, segments, start: float, end: float, seconds_per_pixel: float, name: str) -> None:
+def section_colour(label: str):
+    """One colour per section letter (A, B, ...), the same letter the same colour."""
+    import matplotlib
+
+    letters = label.split(" ")[0]
+    index = sum((ord(c) - 64) * 26 ** n for n, c in enumerate(reversed(letters))) - 1
+    return matplotlib.colormaps["Pastel1"](index % 9)
+
+
+def lane(axis, segments, start: float, end: float, seconds_per_pixel: float, name: str, colour=label_colour) -> None:
     """Coloured segments with their labels where the label fits (about 7 px a character)."""
     for segment in segments:
         if segment["end"] < start or segment["start"] > end:
             continue
         left, right = max(segment["start"], start), min(segment["end"], end)
-        axis.axvspan(left, right, color=label_colour(segment["label"]), linewidth=0)
+        axis.axvspan(left, right, color=colour(segment["label"]), linewidth=0)
+        if colour is section_colour:  # sections of one letter in a row stay apart
+            axis.axvline(left, color="#555555", linewidth=0.5)
         if (right - left) / seconds_per_pixel > 7 * len(segment["label"]) + 4:
             axis.text((left + right) / 2, 0.5, segment["label"], ha="center", va="center",
                       fontsize=8, transform=axis.get_xaxis_transform(), clip_on=True)

@@ -3,7 +3,7 @@
 Format (``schema_version`` 1): ``source``, ``pipeline``, ``chunks``, ``steps`` (per
 step: analyzer, version, params, status, device, seconds, outputs, error),
 ``summary`` (tempo, key, time signature, other scalars and labels), ``timeline``
-(beats, downbeats, chords, keys, tempo) and ``errors``. docs/results.md has it all.
+(beats, downbeats, chords, keys, tempo, sections) and ``errors``. docs/results.md has it all.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def summarize(pipeline, outputs: dict[str, dict], registry) -> tuple[dict, dict]
         return outputs.get(step_id, {}).get(output)
 
     summary: dict[str, Any] = {}
-    timeline: dict[str, Any] = {"beats": [], "downbeats": [], "chords": [], "keys": [], "tempo": []}
+    timeline: dict[str, Any] = {"beats": [], "downbeats": [], "chords": [], "keys": [], "tempo": [], "sections": []}
     tempo = pick("tempo")
     if tempo and tempo.get("value") is not None:
         extra = {k: v for k, v in tempo.items() if k not in ("value", "confidence")}
@@ -102,6 +102,10 @@ def summarize(pipeline, outputs: dict[str, dict], registry) -> tuple[dict, dict]
     else:
         timeline["downbeats"] = [b["time"] for b in beats if b.get("position") == 1]
     timeline["chords"] = pick("chords") or []
+    timeline["sections"] = pick("sections") or []
+    form = pick("form")
+    if form and form.get("label"):
+        summary["form"] = {k: v for k, v in form.items() if k != "timeline"}
     curve = pick("tempo_curve")
     if curve is not None:
         timeline["tempo"] = [{"time": t, "bpm": v} for t, v in zip(curve["times"], curve["values"])]

@@ -183,3 +183,119 @@ def write_annotations(song: Song, stem: str | Path, tempo: bool = True) -> list[
         written.append(stem.with_suffix(".bpm"))
         written[-1].write_text(f"{song.bpm:g}\n")
     return written
+
+
+# --- songs with a form: sections with their own material ---------------------------------
+
+DRUM_KITS = ("none", "light", "full", "four")  # light: kick on 1, hats; four: four-on-the-floor
+TEXTURES = ("pad", "stabs", "arp")
+
+
+@dataclass(frozen=True)
+class Material:
+    """What one kind of section plays each time it comes back: its chords and arrangement."""
+
+    progression: tuple[str, ...]
+    drums: str = "full"
+    texture: str = "pad"
+    bass: bool = True
+    melody: bool = True
+    gain: float = 1.0
+    register: int = 60  # MIDI note of the chords' octave
+
+
+def make_structured_song(
+    form: list[tuple[str, int]],
+    materials: dict[str, Material],
+    *,
+    bpm: float = 110.0,
+    beats_per_bar: int = 4,
+    key: str = "C major",
+    sample_rate: int = 44100,
+    start: float = 0.5,
+    tail: float = 2.0,
+    seed: int = 0,
+) -> Song:
+    """A song played section by section: ``form`` lists (section name, bars), ``materials``
+    what each name plays (one chord per bar, looping its progression from the section's first
+    bar). A returning section plays the same chords and arrangement with a new melody.
+    ``Song.extra["sections"]`` holds (start, end, name) per section, on downbeats; the first
+    starts at 0 (the silence before the first beat belongs to it), the last ends with the file."""
+    rng = np.random.default_rng(seed)
+    period = 60.0 / bpm
+    bars = sum(n for _, n in form)
+    duration = start + bars * beats_per_bar * period + tail
+    out = np.zeros(int(duration * sample_rate), dtype=np.float32)
+    kick = _kick(sample_rate)
+    beats: list[tuple[float, int]] = []
+    chords: list[tuple[float, float, str]] = [(0.0, start, "N")] if start > 0 else []
+    sections: list[tuple[float, float, str]] = []
+    beat = 0
+    for name, count in form:
+        material = materials[name]
+        section_start = start + beat * period
+        for bar in range(count):
+            label = material.progression[bar % len(material.progression)]
+            root, intervals = parse_chord(label)
+            bar_time = start + beat * period
+            bar_end = bar_time + beats_per_bar * period
+            if chords and chords[-1][2] == label and abs(chords[-1][1] - bar_time) < 1e-9:
+                chords[-1] = (chords[-1][0], bar_end, label)
+            else:
+                chords.append((bar_time, bar_end, label))
+            notes = [material.register + (root + i) % 12 for i in intervals]
+            for position in range(1, beats_per_bar + 1):
+                time = start + beat * period
+                beats.append((time, position))
+                at = int(round(time * sample_rate))
+                _render_beat(out, at, period, position, beats_per_bar, material, notes, root, rng, kick,
+                             sample_rate, first=position == 1)
+                beat += 1
+        sections.append((section_start, start + beat * period, name))
+    end = start + beat * period
+    if chords:
+        chords[-1] = (chords[-1][0], duration, chords[-1][2])
+    sections[0] = (0.0, sections[0][1], sections[0][2])
+    sections[-1] = (sections[-1][0], duration, sections[-1][2])
+    peak = float(np.max(np.abs(out))) or 1.0
+    out *= 0.9 / peak
+    song = Song(out, sample_rate, beats, chords, key, bpm, beats_per_bar,
+                extra={"keys": [(0.0, duration, key)], "sections": sections, "music_end": end})
+    return song
+
+
+def _render_beat(out, at, period, position, beats_per_bar, material, notes, root, rng, kick, rate, first):
+    gain = material.gain
+    length = int(period * rate)
+    if material.texture == "pad" and first:
+        for note in notes:
+            _add(out, _tone(midi_hz(note), length * beats_per_bar, rate, 6, decay=2.5), at, 0.12 * gain)
+    elif material.texture == "stabs":
+        for note in notes:
+            _add(out, _tone(midi_hz(note), length, rate, 8, decay=0.18), at, 0.14 * gain)
+    elif material.texture == "arp":
+        step = length // 2
+        for half in (0, 1):
+            note = notes[(2 * (position - 1) + half) % len(notes)] + 12
+            _add(out, _tone(midi_hz(note), step * 2, rate, 3, decay=0.3), at + half * step, 0.16 * gain)
+    if material.bass:
+        _add(out, _tone(midi_hz(36 + root), length, rate, 4, decay=0.4), at, 0.25 * gain)
+    if material.melody and rng.random() < 0.8:
+        note = notes[int(rng.integers(len(notes)))] + 12
+        _add(out, _tone(midi_hz(note), length, rate, 3, decay=0.25), at, 0.15 * gain)
+    drums = material.drums
+    if drums == "none":
+        return
+    if position == 1 or (drums == "full" and beats_per_bar == 4 and position == 3) or drums == "four":
+        _add(out, kick, at, 0.8 * gain)
+    if drums in ("full", "four") and position in ((2, 4) if beats_per_bar == 4 else (2, 3)):
+        _add(out, _noise_hit(rate, 0.2, 0.05, rng, highpass=drums == "four"), at, 0.45 * gain)
+    for half in (0, 1) if drums != "light" else (0,):
+        _add(out, _noise_hit(rate, 0.05, 0.012, rng, highpass=True), at + int(half * period / 2 * rate), 0.25 * gain)
+
+
+def write_sections(song: Song, stem: str | Path) -> Path:
+    """The song's sections as ``STEM.sections.lab`` (start, end, name), as mir_eval reads them."""
+    path = Path(f"{stem}.sections.lab")
+    path.write_text("".join(f"{s:.6f}\t{e:.6f}\t{name}\n" for s, e, name in song.extra["sections"]))
+    return path

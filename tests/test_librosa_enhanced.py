@@ -80,7 +80,7 @@ def test_each_feature_is_computed_once_per_chunk_for_all_analyzers(tmp_path):
     result = run(tmp_path, {"song": song}, chunking="{min_duration: 30, length: 30, overlap: 5}")["song"]
     chunks = len(result["chunks"])
     assert chunks == 3
-    assert dict(features.COMPUTED) == {"chroma_stft-2048": chunks, "onset-512": chunks, "spectral-2048": chunks}
+    assert dict(features.COMPUTED) == {"chroma_stft-2048": chunks, "onset-512": chunks, "timbre-2048": chunks}
     assert all(step["status"] == "ok" for step in result["steps"].values())
     assert not list(tmp_path.glob("**/*.npy"))  # shared features leave with the audio
 

@@ -121,6 +121,10 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
         labels = [c["label"] for c in timeline["chords"]]
         shown = " ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
         lines.append(f"  chords     {shown}  ({len(labels)} segments)")
+    if timeline.get("sections"):
+        shown = " ".join(f"{s['label']}" + (f"({s['function']})" if s.get("function") else "")
+                         for s in timeline["sections"][:10]) + (" ..." if len(timeline["sections"]) > 10 else "")
+        lines.append(f"  sections   {shown}")
     changes = next((step["outputs"].get("tempo_changes") for step in result["steps"].values()
                     if step["status"] == "ok" and step["outputs"].get("tempo_changes")), None)
     if changes:

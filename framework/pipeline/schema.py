@@ -28,6 +28,8 @@ DESCRIPTORS = {
     "tempo": SCALAR,
     "tempo_curve": CURVE,
     "time_signature": LABEL,
+    "sections": SEGMENTS,
+    "form": LABEL,
 }
 DEVICES = ("auto", "cpu", "gpu")
 FORMATS = ("json", "jams", "lab", "csv")

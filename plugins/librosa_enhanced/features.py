@@ -94,7 +94,17 @@ def onset_envelope(chunk) -> np.ndarray:
 
 
 def spectral(chunk) -> np.ndarray:
-    """2 x frames: RMS (linear) and spectral centroid (Hz) from one 4096-point STFT."""
+    """2 x frames: RMS (linear) and spectral centroid (Hz): the first rows of :func:`timbre`."""
+    return timbre(chunk)[:2]
+
+
+MFCCS = 13
+
+
+def timbre(chunk) -> np.ndarray:
+    """(2 + MFCCS) x frames from one 4096-point STFT: RMS (linear), spectral centroid (Hz) and
+    13 MFCCs of a 40-band mel spectrogram of the same STFT. The loudness curves, the template
+    chords' silence test and the structure analyzer's timbre all read this one transform."""
 
     def compute():
         import librosa
@@ -102,6 +112,8 @@ def spectral(chunk) -> np.ndarray:
         magnitude = np.abs(librosa.stft(_aligned(chunk), n_fft=2 * HOP, hop_length=HOP))
         rms = librosa.feature.rms(S=magnitude, frame_length=2 * HOP)[0]
         centroid = librosa.feature.spectral_centroid(S=magnitude, sr=chunk.sample_rate, n_fft=2 * HOP)[0]
-        return np.vstack([rms, centroid]).astype(np.float32)
+        mel = librosa.feature.melspectrogram(S=magnitude ** 2, sr=chunk.sample_rate, n_mels=40)
+        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=1.0, top_db=None), n_mfcc=MFCCS)
+        return np.vstack([rms, centroid, mfcc]).astype(np.float32)
 
-    return shared(chunk, f"spectral-{HOP}", compute)
+    return shared(chunk, f"timbre-{HOP}", compute)

@@ -1,0 +1,54 @@
+"""A best guess at each section's function from evidence that can be named and measured.
+
+The evidence, in pop and rock forms (verse-chorus songs): the chorus is the material that
+returns and is the loudest of what returns; the verse is the other returning material,
+heard first; an intro or outro is the first or last section when its material is heard
+nowhere else (or only at the other end); a bridge is material heard once, between
+returning sections, unless its chords are those of returning material in another arrangement
+(an instrumental break over the chorus chords, say): then it is instrumental. A section none of these describe gets ``None``: no guess beats a wrong
+one. benchmarks/structure.py measures how often these rules are right.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+FUNCTIONS = ("intro", "verse", "chorus", "bridge", "instrumental", "outro")
+LOUDER_DB = 1.0  # a chorus is at least this much louder than the verse, or is the one that returns more
+
+
+def guess_functions(labels: list[int], loudness: list[float], borrowed: list[bool] | None = None) -> list[str | None]:
+    """One function (or None) per section from its cluster label, mean loudness (dB) and
+    whether its chords are those of material with another label (``borrowed``)."""
+    borrowed = borrowed or [False] * len(labels)
+    n = len(labels)
+    if n < 2:
+        return [None] * n
+    counts = Counter(labels)
+    energy = {label: sum(loudness[i] for i in range(n) if labels[i] == label) / counts[label] for label in counts}
+    first_seen = {label: labels.index(label) for label in counts}
+    returning = [label for label in counts if counts[label] >= 2]
+    chorus = verse = None
+    if returning:
+        # The loudest returning material; near-equal loudness: the one that returns more often.
+        chorus = max(returning, key=lambda label: (round(energy[label] / LOUDER_DB), counts[label], -first_seen[label]))
+        others = [label for label in returning if label != chorus]
+        if others:
+            verse = min(others, key=lambda label: first_seen[label])
+    functions: list[str | None] = [None] * n
+    for i, label in enumerate(labels):
+        if label == chorus:
+            functions[i] = "chorus"
+        elif label == verse:
+            functions[i] = "verse"
+    ends = {labels[0], labels[-1]}
+    if functions[0] is None and (counts[labels[0]] == 1 or set(i for i, x in enumerate(labels) if x == labels[0]) <= {0, n - 1}):
+        functions[0] = "intro"
+    if functions[-1] is None and (counts[labels[-1]] == 1 or labels[-1] in ends):
+        functions[-1] = "outro"
+    body = [i for i in range(1, n - 1) if functions[i] is None]
+    main = [i for i in range(n) if functions[i] in ("verse", "chorus")]
+    for i in body:
+        if counts[labels[i]] == 1 and main and main[0] < i < main[-1]:
+            functions[i] = "instrumental" if borrowed[i] else "bridge"
+    return functions

@@ -1,0 +1,158 @@
+"""structure.sections: the form of a synthesized song, bar-accurate, the same chunked or not."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import jams
+import mir_eval
+import numpy as np
+import pytest
+import soundfile
+
+from mirflow.evaluate import section_scores
+from mirflow.pipeline import load_pipeline
+from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
+from mirflow.plugins.structure.functions import guess_functions
+from mirflow.plugins.structure.segment import letter, pick_boundaries, unit_grid
+from mirflow.scheduler import run_pipeline
+from mirflow.synth import Material, make_structured_song
+
+STEPS = "[madmom_fast.downbeats, structure.sections]"
+# A B A B C B: verse, chorus, verse, chorus, bridge, chorus; each its own chords and arrangement.
+MATERIALS = {
+    "verse": Material(("A:min", "F:maj", "C:maj", "G:maj"), drums="light", texture="stabs", gain=0.8),
+    "chorus": Material(("F:maj", "G:maj", "E:min", "A:min"), drums="full", texture="pad", gain=1.1, register=67),
+    "bridge": Material(("D:min", "E:maj", "D:min", "E:maj"), drums="none", texture="arp", gain=0.9),
+}
+FORM = [("verse", 8), ("chorus", 8), ("verse", 8), ("chorus", 8), ("bridge", 8), ("chorus", 8)]
+
+
+def run(tmp_path, audio: dict, chunking: str = "off", steps: str = STEPS, formats=("json",)) -> dict:
+    paths = []
+    for name, samples in audio.items():
+        paths.append(tmp_path / f"{name}.flac")
+        soundfile.write(paths[-1], samples, 44100)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"chunking: {chunking}\nsteps: {steps}\n")
+    pm = make_plugin_manager()
+    registry = collect_analyzers(pm)
+    outcomes, _ = run_pipeline(load_pipeline(pipeline, registry), registry, pm, [str(p) for p in paths],
+                               output_dir=tmp_path / "out", formats=list(formats), inline=True)
+    assert all(o.ok for o in outcomes), outcomes
+    return {name: json.loads((tmp_path / "out" / f"{name}.json").read_text()) for name in audio}
+
+
+@pytest.fixture(scope="module")
+def song():
+    return make_structured_song(FORM, MATERIALS, bpm=120, key="A minor", seed=3)
+
+
+@pytest.fixture(scope="module")
+def results(song, tmp_path_factory):
+    """The same song whole and in 30 s chunks; the whole run also exports every format."""
+    whole = run(tmp_path_factory.mktemp("whole"), {"song": song.samples}, formats=("json", "jams", "lab", "csv"))
+    chunked = run(tmp_path_factory.mktemp("chunked"), {"song": song.samples},
+                  chunking="{min_duration: 0, length: 30, overlap: 5}")
+    return whole["song"], chunked["song"]
+
+
+def test_an_a_b_a_b_c_b_song_has_its_form_with_boundaries_on_the_right_downbeats(song, results):
+    whole, _ = results
+    sections = whole["timeline"]["sections"]
+    assert [s["label"] for s in sections] == ["A", "B", "A", "B", "C", "B"]
+    assert whole["summary"]["form"]["label"] == "A B A B C B" and whole["summary"]["form"]["sections"] == 6
+    truth = [start for start, _, _ in song.extra["sections"][1:]]
+    found = [s["start"] for s in sections[1:]]
+    assert np.abs(np.array(found) - truth).max() < 0.07  # on the downbeat (madmom's, 10 ms frames)
+    assert [s["start_bar"] for s in sections] == [1, 9, 17, 25, 33, 41]
+    assert sections[0]["start"] == 0.0 and sections[-1]["end"] == pytest.approx(whole["source"]["duration"])
+    assert all(a["end"] == b["start"] for a, b in zip(sections, sections[1:]))  # tiles the track
+    assert [s["function"] for s in sections] == ["verse", "chorus", "verse", "chorus", "bridge", "chorus"]
+    downbeats = set(whole["timeline"]["downbeats"])
+    assert all(s["start"] in downbeats for s in sections[1:])
+
+
+def test_chunked_sections_equal_the_whole_file_ones(results):
+    whole, chunked = results
+    assert len(chunked["chunks"]) > 3
+    def decisions(result):  # everything but the confidence, a novelty value that may move in the 3rd decimal
+        return [{k: v for k, v in s.items() if k != "confidence"} for s in result["timeline"]["sections"]]
+
+    assert decisions(chunked) == decisions(whole)
+    assert [s["confidence"] for s in chunked["timeline"]["sections"]] == pytest.approx(
+        [s["confidence"] for s in whole["timeline"]["sections"]], abs=0.02)
+
+
+def test_exports_read_back_with_mir_eval_jams_and_csv(results, tmp_path_factory):
+    whole, _ = results
+    out = next(p for p in tmp_path_factory.getbasetemp().glob("whole*/out"))
+    sections = whole["timeline"]["sections"]
+    intervals, labels = mir_eval.io.load_labeled_intervals(str(out / "song.sections.lab"))
+    assert labels == [s["label"] for s in sections]
+    np.testing.assert_allclose(intervals, [[s["start"], s["end"]] for s in sections], atol=1e-6)
+    document = jams.load(str(out / "song.jams"))
+    (annotation,) = document.search(namespace="segment_open")
+    assert [o.value for o in annotation.data] == labels
+    assert annotation.sandbox["functions"] == [s["function"] for s in sections]
+    with open(out / "song.sections.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["function"] for r in rows] == [s["function"] for s in sections]
+    assert [int(r["start_bar"]) for r in rows] == [s["start_bar"] for s in sections]
+
+
+def test_silence_has_no_sections_and_a_short_clip_has_one(tmp_path, song):
+    clip = song.samples[: 20 * 44100]
+    found = run(tmp_path, {"silence": np.zeros(40 * 44100, dtype=np.float32), "clip": clip})
+    assert found["silence"]["timeline"]["sections"] == [] and "form" not in found["silence"]["summary"]
+    assert found["silence"]["steps"]["sections"]["status"] == "ok"
+    (only,) = found["clip"]["timeline"]["sections"]
+    assert (only["start"], only["end"], only["label"]) == (0.0, pytest.approx(20.0), "A")
+
+
+def test_without_beats_sections_fall_on_a_half_second_grid(tmp_path, song):
+    found = run(tmp_path, {"song": song.samples}, steps="[structure.sections]")["song"]
+    sections = found["timeline"]["sections"]
+    assert len(sections) >= 4 and all(s["start_bar"] is None for s in sections)
+    assert all(float(s["start"] * 2).is_integer() for s in sections)
+    truth = [start for start, _, _ in song.extra["sections"][1:]]
+    assert section_scores([(s["start"], s["end"], s["label"]) for s in sections],
+                          song.extra["sections"])["sections_f3"] >= 0.8, (sections, truth)
+
+
+def test_grid_bars_from_positions_beats_without_them_and_frames():
+    beats = [{"time": 0.5 + n * 0.5, "position": n % 4 + 1} for n in range(32)]
+    bars = unit_grid(beats, 20.0)
+    assert bars.kind == "bar" and bars.edges[0] == 0.5 and bars.bars[:3] == [1, 2, 3] and len(bars.edges) == 9
+    plain = unit_grid([{"time": b["time"]} for b in beats], 20.0)
+    assert plain.kind == "beat" and len(plain.edges) == 33 and plain.per_bar == 4
+    frames = unit_grid(None, 20.0)
+    assert frames.kind == "frame" and frames.edges[1] == 0.5 and frames.edges[-1] == 20.0
+
+
+def test_peaks_keep_their_distance_from_each_other_and_the_ends():
+    novelty = np.zeros(41)
+    novelty[[2, 8, 10, 20, 38]] = [1.0, 0.9, 0.5, 0.7, 1.0]
+    assert pick_boundaries(novelty, min_units=4, threshold=0.4) == [8, 20]
+
+
+def test_functions_follow_repetition_loudness_and_position():
+    #        intro verse chorus verse chorus bridge chorus outro
+    labels = [0, 1, 2, 1, 2, 3, 2, 4]
+    loudness = [-30, -25, -20, -25, -20, -24, -20, -30]
+    assert guess_functions(labels, loudness) == ["intro", "verse", "chorus", "verse", "chorus", "bridge",
+                                                 "chorus", "outro"]
+    borrowed = [False] * 5 + [True] + [False] * 2
+    assert guess_functions(labels, loudness, borrowed)[5] == "instrumental"
+    assert guess_functions([0, 1, 2], [-20, -20, -20]) == ["intro", None, "outro"]  # nothing returns
+    assert [letter(n) for n in (0, 1, 25, 26)] == ["A", "B", "Z", "AA"]
+
+
+def test_section_scores_match_mir_eval_on_known_intervals():
+    reference = [(0.0, 10.0, "verse"), (10.0, 20.0, "chorus"), (20.0, 30.0, "verse")]
+    exact = section_scores([(0.0, 10.0, "A"), (10.0, 20.0, "B"), (20.0, 30.0, "A")], reference)
+    assert exact == {"sections_f05": 1.0, "sections_f3": 1.0, "sections_pairwise": 1.0, "sections_nce": 1.0}
+    late = section_scores([(0.0, 12.0, "A"), (12.0, 20.0, "B"), (20.0, 30.0, "A")], reference)
+    assert late["sections_f05"] == 0.5 and late["sections_f3"] == 1.0 and late["sections_pairwise"] < 1.0
+    assert section_scores([], reference)["sections_f3"] == 0.0
