@@ -28,7 +28,7 @@ from run import MIRFLOW, arguments, measure, publish, write_song  # noqa: E402
 
 from mirflow.evaluate import load_reference, predicted, score  # noqa: E402
 
-PIPELINES = ("fast", "default", "full")
+PIPELINES = ("fast", "default", "full", "commercial")
 MEASURES = ("beat_f", "downbeat_f", "tempo_acc1", "tempo_acc2", "key", "key_timeline", "chords_majmin")
 LENGTHS = (0.5, 2, 5, 20)
 

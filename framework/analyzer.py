@@ -114,7 +114,12 @@ class Analyzer:
     params: ClassVar[dict[str, Param]] = {}
     outputs: ClassVar[dict[str, str]] = {}  # output name -> kind
     requires: ClassVar[dict[str, Requirement]] = {}  # input slot -> requirement
-    libraries: ClassVar[tuple[str, ...]] = ()  # import names it needs (for `mirflow plugins`)
+    libraries: ClassVar[tuple[str, ...]] = ()  # import names it needs (checked when a pipeline is loaded)
+    extra: ClassVar[str | None] = None  # the mirflow extra that installs them (None: the core install)
+    install_hint: ClassVar[str] = ""  # how to install them when they are not an extra of mirflow's
+    code_licence: ClassVar[str] = ""  # licence of the code that analyzes (the libraries it runs)
+    model_licence: ClassVar[str | None] = None  # licence of the trained model it runs; None: no model
+    chunk_outputs: ClassVar[dict[str, str]] = {}  # what analyze() returns when the merge turns it into outputs
 
     def __init__(self, **config: Any) -> None:
         self.config = self.validate_params(config)
@@ -183,6 +188,29 @@ class Analyzer:
         """Analyze many prepared chunks (from any files) in one call; ``gpu`` analyzers
         override it to run their model once per batch. Default: ``analyze`` each."""
         return [self.analyze(item, item_inputs) for item, item_inputs in zip(items, inputs)]
+
+    @classmethod
+    def install_command(cls) -> str:
+        """The command that installs this analyzer's libraries."""
+        if cls.extra:
+            return f"pip install 'mirflow[{cls.extra}]'"
+        return cls.install_hint or "pip install " + " ".join(cls.libraries)
+
+    @classmethod
+    def missing_libraries(cls) -> list[str]:
+        """The declared libraries that are not installed (found without importing them: a
+        listing must not load TensorFlow)."""
+        from importlib.util import find_spec
+
+        missing = []
+        for library in cls.libraries:
+            try:
+                found = find_spec(library) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                missing.append(library)
+        return missing
 
     @classmethod
     def describe(cls) -> str:

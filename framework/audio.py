@@ -157,8 +157,9 @@ class StoredAudio:
         """Delete the raw audio and the features shared beside it."""
         for raw, _, _ in self.arrays.values():
             raw = Path(raw)
-            for feature in raw.parent.glob(f"{raw.stem}.*.npy"):
-                feature.unlink(missing_ok=True)
+            for pattern in (f"{raw.stem}.*.npy", f"{raw.stem}.*.lock"):
+                for feature in raw.parent.glob(pattern):
+                    feature.unlink(missing_ok=True)
             raw.unlink(missing_ok=True)
 
 

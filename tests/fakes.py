@@ -88,18 +88,27 @@ class Broken(mirflow.Analyzer):
 
 
 class NeedsMissingLibrary(mirflow.Analyzer):
-    """Imports a library that is not installed."""
+    """Declares a library that is not installed (a pipeline with it does not load)."""
 
     name = "fake.missing"
     outputs = {"value": mirflow.SCALAR}
     libraries = ("no_such_library_xyz",)
-    install_hint = "pip install no-such-library-xyz"
+    extra = "xyz"
 
     def setup(self, device):
         import no_such_library_xyz  # noqa: F401
 
     def analyze(self, chunk, inputs):
         return {"value": 1.0}
+
+
+class ImportsMissingLibrary(NeedsMissingLibrary):
+    """Imports a library it did not declare: found out only when a worker sets it up."""
+
+    name = "fake.undeclared"
+    libraries = ()
+    extra = None
+    install_hint = "pip install no-such-library-xyz"
 
 
 class GpuCounter(mirflow.Analyzer):
@@ -159,7 +168,7 @@ class CountAtMerge(mirflow.Analyzer):
         return {"counted": 0}
 
 
-ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, GpuCounter, Slow, CountAtMerge)
+ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, ImportsMissingLibrary, GpuCounter, Slow, CountAtMerge)
 
 
 class FakePlugin:

@@ -65,7 +65,8 @@ def test_an_undecodable_file_fails_that_file_only(tmp_path, write_clicks):
 
 def test_pipelines_lists_the_bundled_ones():
     done = mirflow("pipelines")
-    assert done.returncode == 0 and done.stdout.startswith("default")
+    assert done.returncode == 0
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["commercial", "default", "fast", "full"]
 
 
 def test_plugins_checks_that_libraries_import():
@@ -73,6 +74,15 @@ def test_plugins_checks_that_libraries_import():
     assert done.returncode == 0
     line = next(line for line in done.stdout.splitlines() if line.startswith("madmom_fast.beats"))
     assert line.split()[1:4] == ["madmom_fast", "cpu", "1"] and line.endswith("madmom ok")
+
+
+def test_plugins_licences_name_the_code_and_model_licence_of_every_analyzer():
+    done = mirflow("plugins", "--licences")
+    assert done.returncode == 0
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+    assert "CC BY-NC-SA 4.0" in rows["madmom_fast.downbeats"] and "BSD-2-Clause" in rows["madmom_fast.downbeats"]
+    assert rows["librosa_enhanced.beats"].endswith("no trained model")
+    assert "structure.sections" in rows and "essentia_gpu.model" in rows
 
 
 def test_doctor_tells_each_backends_devices_and_why_there_is_no_gpu():

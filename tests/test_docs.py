@@ -44,3 +44,26 @@ def test_every_package_folder_is_listed_for_installation():
         for init in (ROOT / folder).rglob("__init__.py"):
             parts = init.parent.relative_to(ROOT / folder).parts
             assert ".".join((package, *parts)) in listed, init.parent
+
+
+def test_every_analyzer_has_its_licences_in_the_readme_and_commercial_runs_no_nc_model():
+    from mirflow.cli.common import bundled_pipelines
+    from mirflow.pipeline import load_pipeline
+    from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
+
+    registry = collect_analyzers(make_plugin_manager())
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("### Licences of the models"):]
+    table = table[:table.index("\n\n", table.index("| analyzer |"))]
+    for name in registry.names():
+        cls = registry.get(name)
+        row = next((line for line in table.splitlines()
+                    if f"`{name}`" in line or f"`{name.split('.')[0]}.*`" in line
+                    or f"`.{name.split('.')[1]}`" in line and f"`{name.split('.')[0]}." in line), None)
+        assert row is not None, name
+        assert cls.code_licence and cls.code_licence.split(" ")[0] in row, name
+        assert (cls.model_licence is None and "no trained model" in row) or (
+            cls.model_licence and cls.model_licence.split(" (")[0] in row), name
+    commercial = load_pipeline(bundled_pipelines()["commercial"], registry)
+    for step in commercial.steps:
+        assert "NC" not in (registry.get(step.analyzer).model_licence or ""), step.analyzer

@@ -138,3 +138,42 @@ def test_blockwise_stft_chroma_equals_a_single_pass_with_the_same_tuning():
     blocked = chroma_stft(samples, 22050)
     assert blocked.shape == whole.shape
     np.testing.assert_allclose(blocked, whole, atol=1e-5)
+
+
+def test_a_shared_feature_whose_computer_died_is_computed_by_the_next_asker_at_once(tmp_path):
+    """The lock is an flock: the kernel drops it with the process that held it."""
+    import subprocess
+    import sys
+    import time
+    from types import SimpleNamespace
+
+    chunk = SimpleNamespace(cache_prefix=str(tmp_path / "song"), index=0)
+    lock = tmp_path / "song.0.thing.lock"
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import fcntl, time
+handle = open({str(lock)!r}, "a")
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    holder.kill()
+    holder.wait()
+    began = time.monotonic()
+    value = features.shared(chunk, "thing", lambda: np.arange(3.0))
+    assert time.monotonic() - began < 5 and value.tolist() == [0.0, 1.0, 2.0]
+    assert (tmp_path / "song.0.thing.npy").exists() and lock.exists()  # left for Audio.remove()
+
+
+def test_beats_without_a_model_follow_a_drum_pattern_across_chunks(tmp_path):
+    import mir_eval
+
+    song = make_song(key_progression("E minor"), bpm=112, duration=75.0, key="E minor", seed=9)
+    result = run(tmp_path, {"song": song}, steps="[librosa_enhanced.beats]",
+                 chunking="{min_duration: 30, length: 30, overlap: 5}")["song"]
+    assert len(result["chunks"]) == 3
+    beats = np.array([b["time"] for b in result["timeline"]["beats"]])
+    truth = np.array([t for t, _ in song.beats])
+    assert mir_eval.beat.f_measure(truth, beats, f_measure_threshold=0.07) >= 0.9
+    assert result["summary"]["tempo"]["bpm"] == pytest.approx(112, rel=0.02)
+    assert all(b["position"] is None for b in result["timeline"]["beats"]) and result["timeline"]["downbeats"] == []

@@ -10,7 +10,7 @@ import pytest
 
 import fakes
 import mirflow
-from mirflow.pipeline import load_pipeline
+from mirflow.pipeline import PipelineError, load_pipeline
 from mirflow.plugin_manager import collect_analyzers
 from mirflow.results import SCHEMA_VERSION, output_names, write_atomic
 from mirflow.scheduler import run_pipeline
@@ -105,12 +105,31 @@ def test_steps_that_need_a_failed_step_are_skipped_with_a_reason(pm, add_analyze
     assert [e["step"] for e in result["errors"]] == ["failing_clicks", "sections"]
 
 
-def test_missing_library_fails_only_its_analyzer_and_says_what_to_install(pm, registry, write_pipeline, write_clicks, tmp_path):
+def test_a_library_found_missing_at_setup_fails_only_its_analyzer_and_says_what_to_install(
+        pm, registry, write_pipeline, write_clicks, tmp_path):
     audio, _ = write_clicks(3.0)
-    outcomes, (result,) = run(pm, registry, write_pipeline("steps: [fake.missing, fake.clicks]\n"), [audio], tmp_path / "o")
+    outcomes, (result,) = run(pm, registry, write_pipeline("steps: [fake.undeclared, fake.clicks]\n"), [audio], tmp_path / "o")
     assert result["steps"]["clicks"]["status"] == "ok"
-    message = result["steps"]["missing"]["error"]["message"]
+    message = result["steps"]["undeclared"]["error"]["message"]
     assert "no_such_library_xyz" in message and "pip install no-such-library-xyz" in message
+
+
+def test_a_declared_library_that_is_missing_stops_the_pipeline_at_load_with_the_extra_to_install(
+        registry, write_pipeline):
+    with pytest.raises(PipelineError) as caught:
+        load_pipeline(write_pipeline("steps:\n  - fake.clicks\n  - fake.missing\n"), registry)
+    assert str(caught.value) == ("pipe.yaml:3:5 steps[1].analyzer: fake.missing: needs no_such_library_xyz, which is "
+                                 "not installed: pip install 'mirflow[xyz]' (or mark the step optional: true)")
+
+
+def test_an_optional_step_whose_library_is_missing_is_skipped_and_says_why(pm, registry, write_pipeline,
+                                                                          write_clicks, tmp_path):
+    audio, _ = write_clicks(3.0)
+    pipeline = write_pipeline("steps:\n  - fake.clicks\n  - {analyzer: fake.missing, optional: true}\n")
+    outcomes, (result,) = run(pm, registry, pipeline, [audio], tmp_path / "o")
+    assert outcomes[0].ok and result["steps"]["clicks"]["status"] == "ok"
+    assert result["steps"]["missing"]["status"] == "skipped"
+    assert "pip install 'mirflow[xyz]'" in result["steps"]["missing"]["error"]["message"]
 
 
 def test_gpu_steps_get_batches_gathered_across_files_and_set_up_once(pm, registry, write_pipeline, write_clicks,

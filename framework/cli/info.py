@@ -38,33 +38,44 @@ def check_imports(libraries: set[str]) -> dict[str, str | None]:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-check", is_flag=True, help="Skip importing each analyzer's libraries.")
+@click.option("--licences", is_flag=True, help="The licence of each analyzer's code and of the model it runs.")
 @click.pass_obj
-def plugins(obj, as_json, no_check):
-    """List every analyzer: plugin, resource, version, and whether its libraries import."""
+def plugins(obj, as_json, no_check, licences):
+    """List every analyzer: plugin, resource, version, the extra that installs it, and whether
+    its libraries import (or, with --licences, what licences its code and model carry)."""
     _, registry = obj.plugins()
     libraries = {lib for cls in registry.analyzers.values() for lib in cls.libraries}
-    status = {} if no_check else check_imports(libraries)
+    status = {} if no_check or licences else check_imports(libraries)
     rows = []
     for name in registry.names():
         cls = registry.get(name)
         problems = {lib: status[lib] for lib in cls.libraries if status.get(lib)}
         rows.append({
             "analyzer": name, "plugin": registry.plugin_of[name], "resource": cls.resource,
-            "version": cls.version, "libraries": list(cls.libraries),
-            "libraries_ok": None if no_check else not problems, "problems": problems,
+            "version": cls.version, "extra": cls.extra, "install": cls.install_command(),
+            "libraries": list(cls.libraries),
+            "libraries_ok": None if no_check or licences else not problems, "problems": problems,
+            "code_licence": cls.code_licence or None, "model_licence": cls.model_licence,
             "description": cls.describe(),
         })
     if as_json:
         click.echo(json.dumps({"analyzers": rows, "load_errors": registry.load_errors}, indent=1))
         return
     width = max([len(r["analyzer"]) for r in rows] + [8])
-    click.echo(f"{'ANALYZER'.ljust(width)}  {'PLUGIN':18} RES  VER  LIBRARIES")
+    if licences:
+        click.echo(f"{'ANALYZER'.ljust(width)}  {'CODE':44} MODEL")
+        for row in rows:
+            click.echo(f"{row['analyzer'].ljust(width)}  {row['code_licence'] or 'not stated':44} "
+                       f"{row['model_licence'] or 'no trained model'}")
+        return
+    click.echo(f"{'ANALYZER'.ljust(width)}  {'PLUGIN':18} RES  VER  {'EXTRA':9} LIBRARIES")
     for row in rows:
         libs = ", ".join(row["libraries"]) or "-"
         state = "" if row["libraries_ok"] is None else (" ok" if row["libraries_ok"] else " MISSING")
-        click.echo(f"{row['analyzer'].ljust(width)}  {row['plugin']:18} {row['resource']:4} {row['version']:4} {libs}{state}")
+        click.echo(f"{row['analyzer'].ljust(width)}  {row['plugin']:18} {row['resource']:4} {row['version']:4} "
+                   f"{row['extra'] or 'core':9} {libs}{state}")
         for lib, problem in row["problems"].items():
-            click.echo(f"{'':{width}}    {lib}: {problem}")
+            click.echo(f"{'':{width}}    {lib}: {problem}  (install: {row['install']})")
     for plugin, error in registry.load_errors.items():
         click.echo(f"plugin {plugin!r} failed to load: {error}", err=True)
 

@@ -282,7 +282,9 @@ class _Validator:
         if not isinstance(optional, bool):
             self.error(path + ("optional",), f"expected true or false, got {_show(optional)}")
         inputs = self.inputs(i, section, cls, raw)
-        unavailable = cls.unavailable(params) if hasattr(cls, "unavailable") else None
+        missing = cls.missing_libraries()
+        unavailable = (f"needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
+                       f"{cls.install_command()}") if missing else cls.unavailable(params)
         if unavailable and optional is not True:
             self.error(path + ("params",) if section.get("params") else path + ("analyzer",),
                        f"{cls.name}: {unavailable} (or mark the step optional: true)")

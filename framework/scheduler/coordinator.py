@@ -392,7 +392,7 @@ class Scheduler:
         if span is None or not isinstance(value, dict):
             return
         try:
-            found = chunk_preview(getattr(cls, "chunk_outputs", None) or cls.outputs, value, offset, span)
+            found = chunk_preview(cls.chunk_outputs or cls.outputs, value, offset, span)
         except (KeyError, TypeError, ValueError):
             return  # malformed output: the merge will say so
         if found:

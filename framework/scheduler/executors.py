@@ -19,6 +19,7 @@ import time
 import types
 from collections import deque
 from multiprocessing.connection import wait as wait_for
+from pathlib import Path
 
 from .units import Completion, Unit, UnitRunner
 
@@ -97,6 +98,12 @@ def _worker_main(conn, lane: str, pipeline_path: str, disabled: tuple, handoff: 
         conn.send(("done", runner.run(unit)))
 
 
+def numba_cache_dir(slot: str) -> Path:
+    """Where a worker slot keeps numba's compiled code: the user's cache folder."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mirflow" / "numba" / slot
+
+
 class _Worker:
     def __init__(self, context, lane: str, args: tuple):
         self.lane = lane
@@ -108,6 +115,7 @@ class _Worker:
         self.unit: Unit | None = None
         self.ready = False
         self.started_at = 0.0
+        self.slot = 0  # its place in the lane (its numba cache)
 
 
 class ProcessExecutor:
@@ -123,18 +131,27 @@ class ProcessExecutor:
         threads = str(max(1, (os.cpu_count() or 1) // cpu_workers))
         self.environment = {name: threads for name in ("MIRFLOW_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                        "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-        self.workers = [self._start("cpu") for _ in range(cpu_workers)]
+        self.workers = [self._start("cpu", slot) for slot in range(cpu_workers)]
         if gpu_lane:
-            self.workers.append(self._start("gpu"))
+            self.workers.append(self._start("gpu", 0))
         self.busy = {"cpu": 0.0, "gpu": 0.0}
         self.replaced = 0
 
-    def _start(self, lane: str) -> _Worker:
-        """A worker started with the thread limits in its environment (read at import time)."""
-        saved = {name: os.environ.get(name) for name in self.environment}
-        os.environ.update(self.environment)
+    def _start(self, lane: str, slot: int) -> _Worker:
+        """A worker started with the thread limits in its environment (read at import time) and
+        a numba cache of its own slot: librosa compiles with ``cache=True``, and two processes
+        compiling different signatures of one function into one cache can leave an index that
+        points at the other's code (a worker then segfaults on every load, run after run). A
+        slot's cache lasts between runs, so only a new install compiles."""
+        environment = dict(self.environment)
+        if "NUMBA_CACHE_DIR" not in os.environ:
+            environment["NUMBA_CACHE_DIR"] = str(numba_cache_dir(f"{lane}-{slot}"))
+        saved = {name: os.environ.get(name) for name in environment}
+        os.environ.update(environment)
         try:
-            return _Worker(self.context, lane, self.args)
+            worker = _Worker(self.context, lane, self.args)
+            worker.slot = slot
+            return worker
         finally:
             for name, value in saved.items():
                 if value is None:
@@ -196,7 +213,7 @@ class ProcessExecutor:
 
     def _replace(self, worker: _Worker) -> list[Completion]:
         """Start a fresh worker in place of a dead one; retry or fail what it held."""
-        self.workers[self.workers.index(worker)] = self._start(worker.lane)
+        self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
         self.replaced += 1
         unit, worker.unit = worker.unit, None
         if unit is None:

@@ -40,7 +40,7 @@ def prepare_analyzer(cls: type[Analyzer], params: dict[str, Any], device: str, r
         else:
             analyzer.setup(device)
     except ImportError as err:
-        hint = getattr(cls, "install_hint", "") or f"pip install {err.name or 'the missing library'}"
+        hint = cls.install_command() if (cls.extra or cls.install_hint) else f"pip install {err.name or 'the missing library'}"
         raise SetupFailure(f"{cls.name} cannot import {err.name or 'a library'} ({err}); install it with: {hint}") from None
     except Exception as err:
         raise SetupFailure(f"{cls.name}: setup failed: {err}") from None
@@ -53,7 +53,7 @@ def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw
 
     ``offsets`` holds (chunk index, time of the chunk's first sample) per raw output.
     """
-    kinds = getattr(analyzer, "chunk_outputs", None) or analyzer.outputs
+    kinds = analyzer.chunk_outputs or analyzer.outputs
     spans = {span.index: span for span in track.spans}
     parts = []
     for position, ((index, start), outputs) in enumerate(zip(offsets, raw)):

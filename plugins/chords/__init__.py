@@ -59,6 +59,8 @@ class MadmomRecognizer(ChordRecognizer):
     sample_rate = 44100
     libraries = ("madmom",)
     install_hint = MADMOM_HINT
+    code_licence = "BSD-2-Clause (madmom)"
+    model_licence = "CC BY-NC-SA 4.0 (madmom's models)"
 
     def processors(self):
         """(features, decoder): the madmom processors this recognizer chains."""
@@ -132,6 +134,7 @@ class Templates(ChordRecognizer):
     }
     libraries = ("librosa",)
     install_hint = "pip install librosa"
+    code_licence = "ISC (librosa), MIT (mirflow)"
 
     def setup(self, device):
         import librosa.feature  # noqa: F401  (~4 s on first import in a process)

@@ -52,6 +52,7 @@ class Summary(mirflow.Analyzer):
         "top": mirflow.Param(5, int, min=1, max=50, help="progressions listed per length"),
     }
     requires = {"chords": mirflow.Requirement("chords")}
+    code_licence = "MIT (mirflow)"
     outputs = {
         "chord_histogram": mirflow.SCALAR,
         "chord_changes_per_minute": mirflow.SCALAR,

@@ -13,7 +13,6 @@ import numpy as np
 
 import mirflow
 
-HINT = "pip install essentia-tensorflow"
 KEY_PROFILES = ("edma", "bgate", "temperley", "krumhansl", "shaath", "braw", "diatonic", "tonictriad", "noland",
                 "faraldo", "pentatonic", "edmm", "wei", "gomez")
 
@@ -22,7 +21,8 @@ class EssentiaAnalyzer(mirflow.Analyzer):
     resource = "cpu"
     sample_rate = 44100
     libraries = ("essentia",)
-    install_hint = HINT
+    extra = "essentia"
+    code_licence = "AGPL-3.0 (Essentia)"
 
     def setup(self, device):
         import essentia

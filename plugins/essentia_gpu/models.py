@@ -22,7 +22,6 @@ import mirflow
 
 from .zoo import CATALOGUE, TEMPOCNN, ModelError, find, missing, models_dir
 
-HINT = "pip install essentia-tensorflow tensorflow  (or mirflow[gpu] for TensorFlow with its CUDA libraries)"
 MODELS_DIR = mirflow.Param("", str, help="folder of the models (default: MIRFLOW_MODELS, else ~/.local/share/mirflow/models)")
 
 
@@ -41,7 +40,9 @@ class ZooModel(mirflow.Analyzer):
 
     resource = "gpu"
     libraries = ("essentia", "tensorflow")
-    install_hint = HINT
+    extra = "models"
+    code_licence = "AGPL-3.0 (Essentia), Apache-2.0 (TensorFlow)"
+    model_licence = "CC BY-NC-SA 4.0 (Essentia's model zoo)"
     outputs = {"activations": mirflow.CURVE, "classes": mirflow.SCALAR, "label": mirflow.LABEL}
     chunk_outputs = {"activations": mirflow.CURVE}
     embedding_cache = OrderedDict()  # (extractor, file, chunk) -> embeddings, per GPU worker

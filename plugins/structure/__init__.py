@@ -71,6 +71,7 @@ class Sections(mirflow.Analyzer):
     chunk_outputs = {"features": mirflow.CURVE}
     libraries = ("librosa",)
     install_hint = "pip install librosa"
+    code_licence = "ISC (librosa), MIT (mirflow)"
 
     def setup(self, device):
         import librosa.feature  # noqa: F401
