@@ -143,3 +143,52 @@ def test_every_shipped_pipeline_validates(name):
     pipeline = load_pipeline(bundled_pipelines()[name], registry)
     assert pipeline.steps
     assert "default" in bundled_pipelines()
+
+
+def test_billion_laughs_fails_fast_with_a_line(write_pipeline, registry):
+    import time
+    import tracemalloc
+
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 10)]
+    text = "\n".join(levels) + "\nsteps: [fake.clicks]\n"
+    tracemalloc.start()
+    began = time.monotonic()
+    (error,) = errors_of(write_pipeline, registry, text)
+    seconds, peak = time.monotonic() - began, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert seconds < 5 and peak < 100 * 2**20
+    assert error.startswith("pipe.yaml:") and "more than 20,000 values (aliases expand to too many)" in error
+
+
+def test_an_alias_that_contains_itself_is_an_error_not_a_recursion(write_pipeline, registry):
+    (error,) = errors_of(write_pipeline, registry, "name: &n [*n]\nsteps: [fake.clicks]\n")
+    assert error == "pipe.yaml:1:7 name[0]: an alias that contains itself"
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_byte(tmp_path, registry):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes("# pipeline\nname: caf\xe9\nsteps: [fake.clicks]\n".encode("latin-1"))
+    with pytest.raises(PipelineError) as caught:
+        load_pipeline(path, registry)
+    assert str(caught.value) == "latin.yaml:2:10: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+
+
+def test_a_huge_file_is_refused_before_parsing(tmp_path, registry):
+    path = tmp_path / "huge.yaml"
+    path.write_text("steps:\n" + "  - fake.clicks\n" * 100_000)
+    with pytest.raises(PipelineError) as caught:
+        load_pipeline(path, registry)
+    assert "1,600,007 bytes; a pipeline may have 1,000,000 at most" in str(caught.value)
+
+
+def test_numbers_must_be_finite_and_within_sane_ranges(write_pipeline, registry):
+    errors = errors_of(write_pipeline, registry, """
+        chunking: {length: .nan, overlap: .inf, min_duration: 1.0e+9}
+        resources: {cpu: {workers: 100000}}
+        steps: [fake.clicks]
+        """)
+    assert any("chunking.length: expected a number, got nan" in e for e in errors)
+    assert any("chunking.overlap: expected a number, got inf" in e for e in errors)
+    assert any("chunking.min_duration: must be at most 86400.0" in e for e in errors)
+    assert any("resources.cpu.workers: must be at most" in e and "each worker is a process" in e for e in errors)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..analyzer import CURVE, EVENTS, LABEL, SCALAR, SEGMENTS, ParamError
 from .errors import Issue, PipelineError, did_you_mean, format_path
-from .yamlpos import Located, load_located
+from .yamlpos import MAX_BYTES, Located, load_located
 
 # Descriptors that feed the result's `summary` and `timeline`, with the kind each needs.
 DESCRIPTORS = {
@@ -95,9 +97,19 @@ def load_pipeline(path: str | Path, registry) -> Pipeline:
     """Read and validate a pipeline file; raise PipelineError listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        raw = path.read_bytes()
+    except OSError as err:
         raise PipelineError([Issue(str(path), None, None, "", f"cannot read pipeline: {err.strerror or err}")]) from None
+    if len(raw) > MAX_BYTES:
+        raise PipelineError([Issue(str(path), None, None, "", f"the file is {len(raw):,} bytes; a pipeline may have "
+                                                                   f"{MAX_BYTES:,} at most")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise PipelineError([Issue(path.name, line, column, "",
+                                   f"not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8")]) from None
     return parse_pipeline(text, str(path), registry)
 
 
@@ -130,13 +142,18 @@ class _Validator:
                 self.error(path + (key,), f"unknown key {key!r}{did_you_mean(key, allowed)}", key=True)
         return value
 
-    def number(self, value: Any, path: tuple, *, minimum: float, integer: bool = False, strict: bool = False):
+    def number(self, value: Any, path: tuple, *, minimum: float, maximum: float | None = None, why: str = "",
+               integer: bool = False, strict: bool = False):
         kind = "a whole number" if integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (integer and not float(value).is_integer()):
             self.error(path, f"expected {kind}, got {_show(value)}")
             return None
         if value < minimum or (strict and value == minimum):
             self.error(path, f"must be {'above' if strict else 'at least'} {minimum}, got {value}")
+            return None
+        if maximum is not None and value > maximum:
+            self.error(path, f"must be at most {maximum}, got {value}" + (f" ({why})" if why else ""))
             return None
         return int(value) if integer else float(value)
 
@@ -185,9 +202,11 @@ class _Validator:
         if not isinstance(enabled, bool):
             self.error(path + ("enabled",), f"expected true or false, got {_show(enabled)}")
             enabled = True
-        min_duration = self.number(section.get("min_duration", defaults.min_duration), path + ("min_duration",), minimum=0)
-        length = self.number(section.get("length", defaults.length), path + ("length",), minimum=1)
-        overlap = self.number(section.get("overlap", defaults.overlap), path + ("overlap",), minimum=0)
+        day = 24 * 3600.0
+        min_duration = self.number(section.get("min_duration", defaults.min_duration), path + ("min_duration",),
+                                   minimum=0, maximum=day)
+        length = self.number(section.get("length", defaults.length), path + ("length",), minimum=1, maximum=day)
+        overlap = self.number(section.get("overlap", defaults.overlap), path + ("overlap",), minimum=0, maximum=day)
         if length is not None and overlap is not None and overlap * 2 >= length:
             self.error(path + ("overlap",), f"must be less than half the chunk length ({length:g} s), got {overlap:g}")
         return Chunking(
@@ -205,11 +224,16 @@ class _Validator:
         gpu = self.mapping(section.get("gpu"), path + ("gpu",), ("batch_size",))
         workers = cpu.get("workers")
         if workers is not None:
-            workers = self.number(workers, path + ("cpu", "workers"), minimum=1, integer=True)
-        batch = self.number(gpu.get("batch_size", 8), path + ("gpu", "batch_size"), minimum=1, integer=True) or 8
+            cores = os.cpu_count() or 1
+            workers = self.number(workers, path + ("cpu", "workers"), minimum=1, integer=True, maximum=4 * cores,
+                                  why=f"4 per core on this {cores}-core machine: each worker is a process "
+                                      "holding its own models")
+        batch = self.number(gpu.get("batch_size", 8), path + ("gpu", "batch_size"), minimum=1, integer=True,
+                            maximum=1024) or 8
         files = section.get("files_in_flight")
         if files is not None:
-            files = self.number(files, path + ("files_in_flight",), minimum=1, integer=True)
+            files = self.number(files, path + ("files_in_flight",), minimum=1, integer=True, maximum=1000,
+                                why="each file in flight holds its decoded audio")
         return Resources(device=device, cpu_workers=workers, gpu_batch_size=batch, files_in_flight=files)
 
     def output(self, value: Any, pipeline: Pipeline) -> None:

@@ -1,4 +1,9 @@
-"""Load YAML into plain data while remembering where every key and value stands."""
+"""Load YAML into plain data while remembering where every key and value stands.
+
+Bounded: a pipeline is a small file. Text over MAX_BYTES, more than MAX_VALUES values once
+aliases are expanded (a "billion laughs" file expands nine levels of aliases into 10^9
+values) and an alias that contains itself are errors with a line, not a hang or a crash.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from yaml.constructor import SafeConstructor
 from .errors import Issue, PipelineError, format_path
 
 Position = tuple[int, int]  # 1-based line and column
+MAX_BYTES = 1_000_000
+MAX_VALUES = 20_000
 
 
 class Located:
@@ -33,7 +40,12 @@ class Located:
 
 
 def load_located(text: str, filename: str) -> Located:
-    """Parse ``text``; syntax errors and duplicate keys raise PipelineError with a line."""
+    """Parse ``text``; syntax errors, duplicate keys and the limits above raise PipelineError
+    with a line."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise PipelineError([Issue(filename, None, None, "", f"the file is {size:,} bytes; a pipeline may have "
+                                                              f"{MAX_BYTES:,} at most")])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
@@ -48,7 +60,26 @@ def load_located(text: str, filename: str) -> Located:
     def mark(n) -> Position:
         return (n.start_mark.line + 1, n.start_mark.column + 1)
 
+    counted = [0]
+    open_nodes: set[int] = set()
+
     def build(n, path: tuple) -> Any:
+        counted[0] += 1
+        if counted[0] > MAX_VALUES:
+            raise PipelineError([Issue(filename, *mark(n), format_path(path),
+                                       f"more than {MAX_VALUES:,} values (aliases expand to too many)")])
+        if id(n) in open_nodes:
+            raise PipelineError([Issue(filename, *mark(n), format_path(path), "an alias that contains itself")])
+        if isinstance(n, (yaml.MappingNode, yaml.SequenceNode)):
+            open_nodes.add(id(n))
+            try:
+                return build_collection(n, path)
+            finally:
+                open_nodes.discard(id(n))
+        values[path] = mark(n)
+        return constructor.construct_object(n, deep=True)
+
+    def build_collection(n, path: tuple) -> Any:
         values[path] = mark(n)
         if isinstance(n, yaml.MappingNode):
             result = {}
@@ -64,9 +95,7 @@ def load_located(text: str, filename: str) -> Located:
                 keys[path + (key,)] = mark(key_node)
                 result[key] = build(value_node, path + (key,))
             return result
-        if isinstance(n, yaml.SequenceNode):
-            return [build(item, path + (i,)) for i, item in enumerate(n.value)]
-        return constructor.construct_object(n, deep=True)
+        return [build(item, path + (i,)) for i, item in enumerate(n.value)]
 
     data = build(node, ()) if node is not None else None
     if issues:
