@@ -177,3 +177,18 @@ def test_beats_without_a_model_follow_a_drum_pattern_across_chunks(tmp_path):
     assert mir_eval.beat.f_measure(truth, beats, f_measure_threshold=0.07) >= 0.9
     assert result["summary"]["tempo"]["bpm"] == pytest.approx(112, rel=0.02)
     assert all(b["position"] is None for b in result["timeline"]["beats"]) and result["timeline"]["downbeats"] == []
+
+
+def test_chord_evidence_favours_the_tonic_over_the_dominant_and_the_relative_key():
+    from mirflow.plugins.librosa_enhanced.key import chord_evidence, key_label
+
+    loop = ["C:maj", "G:maj", "A:min", "F:maj"] * 4  # I V vi IV
+    chords = [{"start": 2.0 * n, "end": 2.0 * (n + 1), "label": label} for n, label in enumerate(loop)]
+    evidence = chord_evidence(chords, np.arange(0.0, 32.0), 16.0).mean(axis=0)
+    ranked = [key_label(i) for i in np.argsort(-evidence)]
+    assert ranked[0] == "C major"
+    assert evidence[0] > evidence[7] and evidence[0] > evidence[12 + 9]  # C major over G major and A minor
+    minor = [{"start": 2.0 * n, "end": 2.0 * (n + 1), "label": label}
+             for n, label in enumerate(["A:min", "D:min", "E:maj", "A:min"] * 4)]  # i iv V i
+    assert key_label(int(np.argmax(chord_evidence(minor, np.arange(0.0, 32.0), 16.0).mean(axis=0)))) == "A minor"
+    assert not chord_evidence([{"start": 0.0, "end": 4.0, "label": "N"}], np.arange(0.0, 4.0), 16.0).any()

@@ -34,8 +34,13 @@ def test_viterbi_finds_madmoms_path_and_probability(activation):
 def test_beats_decode_equals_madmoms_dbn_beat_tracker(activation):
     from madmom.features.beats import DBNBeatTrackingProcessor
 
+    from mirflow.plugins.madmom_fast import heard
+
     beats = Beats()
-    np.testing.assert_allclose(beats.decode(activation), DBNBeatTrackingProcessor(fps=100)(activation))
+    expected = DBNBeatTrackingProcessor(fps=100)(activation)
+    kept = heard(np.round(expected * 100).astype(int), activation)  # madmom's path, ends the network does not hear trimmed
+    assert kept.stop - kept.start >= len(expected) - 4
+    np.testing.assert_allclose(beats.decode(activation), expected[kept])
     assert len(beats.decode(np.zeros(500, dtype=np.float32))) == 0  # silence: no beats
 
 
@@ -168,3 +173,18 @@ def test_inputs_shorter_than_a_beat_or_a_chunk_give_no_error(tmp_path):
     half_result = json.loads((tmp_path / "out" / "half.json").read_text())
     assert short_result["errors"] == [] and len(short_result["timeline"]["beats"]) <= 1
     assert len(half_result["chunks"]) == 1 and half_result["summary"]["tempo"]["bpm"] == pytest.approx(120, rel=0.02)
+
+
+def test_beats_the_network_does_not_hear_at_either_end_are_dropped_but_quiet_ones_inside_stay():
+    from mirflow.plugins.madmom_fast import heard
+
+    activation = np.zeros(1000, dtype=np.float32)
+    frames = np.arange(50, 1000, 50)
+    activation[frames] = 0.8
+    activation[[50, 100, 950]] = 0.02  # before the music and in the release after it
+    activation[500] = 0.25  # a quiet beat inside the song
+    kept = frames[heard(frames, activation)]
+    assert kept[0] == 150 and kept[-1] == 900 and 500 in kept
+    two_columns = np.stack([activation * 0.5, activation * 0.5], axis=1)
+    assert (frames[heard(frames, two_columns)] == kept).all()
+    assert len(frames[heard(np.zeros(0, dtype=int), activation)]) == 0

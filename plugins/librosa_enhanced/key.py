@@ -1,7 +1,8 @@
 """librosa_enhanced.key: the key over time, with its changes, and the song's key.
 
 Per chunk: chroma, and every second the correlation of the chroma around it (``window``
-seconds) with the 24 key profiles. The chunks' score curves are stitched (crossfaded over
+seconds) with the 24 key profiles. When the pipeline has chords, their tonal functions add
+to those scores at the merge (:func:`chord_evidence`). The chunks' score curves are stitched (crossfaded over
 the overlaps) and decoded once over the whole track with a Viterbi pass that charges
 ``change_penalty`` for every key change, so that a modulation shows up once, where it
 happens, and a few ambiguous bars do not flicker. The song's key is the key held longest
@@ -33,6 +34,7 @@ PROFILES = {
 }
 STEP = 1.0  # seconds between key scores
 SILENT = 24  # the 25th state: nothing tonal to hear
+CHORD_WEIGHT = 1.0  # chosen on the GM corpus's dev split (benchmarks/independent.py)
 
 
 def key_label(index: int) -> str:
@@ -61,17 +63,22 @@ class Key(mirflow.Analyzer):
     """The key over time (a segment per key, modulations included) and the song's key."""
 
     name = "librosa_enhanced.key"
-    version = "2"
+    version = "4"
     resource = "cpu"
     sample_rate = 22050
     params = {
-        "profile": mirflow.Param("krumhansl", str, choices=tuple(PROFILES), help="key profile"),
+        # Albrecht-Shanahan: 0.77 MIREX on the GM corpus's dev split where Krumhansl-Kessler gives
+        # 0.50 and Temperley 0.66 (equal on the project's own synthesizer): benchmarks/independent.py.
+        "profile": mirflow.Param("albrecht", str, choices=tuple(PROFILES), help="key profile"),
         "chroma": mirflow.Param("stft", str, choices=("stft", "cqt"),
                                 help="chroma from an 8192-point STFT (faster) or a constant-Q transform"),
         "window": mirflow.Param(16.0, float, min=2.0, max=120.0, help="seconds of chroma behind each key score"),
         "change_penalty": mirflow.Param(30.0, float, min=0.0, max=1000.0,
                                         help="cost of a key change (higher: fewer, surer changes)"),
+        "chord_weight": mirflow.Param(CHORD_WEIGHT, float, min=0.0, max=10.0,
+                                      help="weight of the chord step's tonal evidence beside the chroma (0: chroma only)"),
     }
+    requires = {"chords": mirflow.Requirement("chords", optional=True, at_merge=True)}
     outputs = {"key": mirflow.LABEL}
     chunk_outputs = {"scores": mirflow.CURVE}
     libraries = ("librosa",)
@@ -152,9 +159,48 @@ def viterbi_keys(scores: np.ndarray, change_penalty: float) -> tuple[np.ndarray,
     return path, posterior
 
 
+# How much a chord says for a key, by its function there: the tonic chord most, then the
+# dominant (the major V, in minor keys too: harmonic minor), the subdominant, the other diatonic
+# chords; a chord outside the key counts against it. Profile correlations alone confuse a key
+# with its dominant and its relative (the fifth above shares six of seven notes): the tonic
+# chord's weight is what tells them apart.
+MAJOR_FUNCTIONS = {(0, "maj"): 1.0, (7, "maj"): 0.5, (5, "maj"): 0.4, (9, "min"): 0.3, (2, "min"): 0.3,
+                   (4, "min"): 0.2}
+MINOR_FUNCTIONS = {(0, "min"): 1.0, (7, "maj"): 0.6, (5, "min"): 0.4, (8, "maj"): 0.3, (3, "maj"): 0.2,
+                   (10, "maj"): 0.2, (7, "min"): 0.2}
+OUTSIDE = -0.3
+ROOTS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7, "G#": 8,
+         "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11, "Cb": 11}
+
+
+def chord_evidence(chords: list[dict], times: np.ndarray, window: float) -> np.ndarray:
+    """len(times) x 24: for each key, the chords of the ``window`` seconds around each time,
+    weighted by their function in that key and by how long they sound there (per second)."""
+    table = np.full((24, 12, 2), OUTSIDE)  # key, chord root, minor?
+    for tonic in range(12):
+        for (step, quality), weight in MAJOR_FUNCTIONS.items():
+            table[tonic, (tonic + step) % 12, int(quality == "min")] = weight
+        for (step, quality), weight in MINOR_FUNCTIONS.items():
+            table[12 + tonic, (tonic + step) % 12, int(quality == "min")] = weight
+    evidence = np.zeros((len(times), 24))
+    half = window / 2
+    for chord in chords:
+        root, _, quality = str(chord.get("label", "N")).partition(":")
+        if root not in ROOTS:
+            continue
+        minor = quality.startswith(("min", "dim", "hdim"))
+        overlap = np.clip(np.minimum(chord["end"], times + half) - np.maximum(chord["start"], times - half), 0, None)
+        evidence += overlap[:, None] * table[:, ROOTS[root], int(minor)][None, :]
+    return evidence / window
+
+
 def aggregate_key(analyzer: Key, parts, track) -> dict:
     curve = merge_curve(parts, "scores")
     times, scores = np.asarray(curve["times"], dtype=float), np.asarray(curve["values"], dtype=float)
     if len(times) == 0:
         return {"key": {"label": None, "confidence": 0.0, "timeline": []}}
+    chords = track.inputs.get("chords")
+    if chords and analyzer.config["chord_weight"] > 0:
+        scores = scores.copy()
+        scores[:, :24] += analyzer.config["chord_weight"] * chord_evidence(chords, times, analyzer.config["window"])
     return {"key": analyzer.decode(times, scores, track.duration)}

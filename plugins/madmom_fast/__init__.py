@@ -22,6 +22,7 @@ SILENT_ACTIVATION = 0.05  # below this everywhere there is no beat to report
 FEATURE_BLOCK = 2000  # frames (20 s) of spectrogram computed at a time
 FEATURE_CONTEXT = 16  # frames before each block: more than the spectral difference looks back
 PARALLEL_DECODE_BYTES = 64 * 2**20  # back-pointers of all bar lengths: ~11 minutes of 3/4 + 4/4
+END_SHARE = 0.2  # beats at either end whose activation is below this share of the typical beat's are dropped
 
 
 class BlockedRNN:
@@ -115,7 +116,7 @@ class Beats(RNNTracker):
     """Beat times: RNN activations per chunk, one DBN decode per track."""
 
     name = "madmom_fast.beats"
-    version = "1"
+    version = "2"
     outputs = {"beats": mirflow.EVENTS}
 
     def make_network(self):
@@ -141,7 +142,22 @@ class Beats(RNNTracker):
         path, _ = viterbi(dbn.hmm, activation.astype(np.float32))
         if not path.any():
             return np.zeros(0)
-        return beat_peaks(dbn.om.pointers[path] >= 1, activation) / FPS
+        frames = beat_peaks(dbn.om.pointers[path] >= 1, activation)
+        return frames[heard(frames.astype(int), activation)] / FPS
+
+
+def heard(frames: np.ndarray, activation: np.ndarray) -> slice:
+    """The beats between the first and the last one the network really hears: the DBN keeps
+    its tempo going through a final chord's release or a fade into silence (2-3 s of beats
+    after the music on the GM corpus, at activations under a tenth of the song's typical
+    beat), and before the first note. Only the ends are trimmed: a quiet passage inside the
+    song keeps its beats."""
+    if len(frames) == 0:
+        return slice(0, 0)
+    summed = activation if activation.ndim == 1 else activation.sum(axis=1)
+    strength = np.array([summed[max(0, f - 2):f + 3].max() for f in frames])
+    strong = np.nonzero(strength >= END_SHARE * np.median(strength))[0]
+    return slice(int(strong[0]), int(strong[-1]) + 1) if len(strong) else slice(0, 0)
 
 
 def beat_peaks(in_beat: np.ndarray, activation: np.ndarray) -> np.ndarray:
@@ -162,7 +178,7 @@ class Downbeats(RNNTracker):
     downbeat RNN per chunk, one bar-tracking DBN decode per track."""
 
     name = "madmom_fast.downbeats"
-    version = "1"
+    version = "2"
     params = {
         "beats_per_bar": mirflow.Param([3, 4], list, help="bar lengths (in beats) the DBN may choose between"),
         **RNNTracker.params,
@@ -209,6 +225,7 @@ class Downbeats(RNNTracker):
             return np.zeros(0), np.zeros(0, dtype=int), None, 0.0
         hmm = dbn.hmms[best]
         frames = beat_peaks(hmm.observation_model.pointers[path] >= 1, activation).astype(int)
+        frames = frames[heard(frames, activation)]
         positions = hmm.transition_model.state_space.state_positions[path].astype(int) + 1
         # Confidence: how much more probable the winning bar length is, per second of audio.
         margin = float(np.sort(scores)[-1] - np.sort(scores)[-2]) if len(scores) > 1 else np.inf
