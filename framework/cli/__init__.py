@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"mirflow: {err}", err=True)
         sys.exit(err.exit_code)
     except Exception as err:
+        from ..scheduler.coordinator import Terminated  # here, not at the top: --help stays light
+
+        if isinstance(err, Terminated):
+            click.echo("mirflow: terminated (SIGTERM); the results already written are complete", err=True)
+            sys.exit(143)
         if verbose:
             raise
         click.echo(f"mirflow: {type(err).__name__}: {err} (run with -v for the traceback)", err=True)

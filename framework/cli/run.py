@@ -30,7 +30,7 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot):
     Files whose result already exists for the same audio, pipeline and analyzer versions
     are skipped (resume); several runs on one folder share the files between them.
     """
-    from ..scheduler import run_pipeline
+    from ..scheduler import NothingForTheGpu, run_pipeline
 
     pm, registry = obj.plugins()
     spec = load_pipeline_or_fail(pipeline, registry)
@@ -44,10 +44,13 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot):
 
     pm.register(ProgressLine(len(paths), live=None if not obj.quiet else False, log=obj.verbose > 0))
     began = time.perf_counter()
-    outcomes, scheduler = run_pipeline(
-        spec, registry, pm, paths, jobs=jobs, inline=jobs == 1, disabled=obj.disabled, device=device,
-        formats=chosen_formats, output_dir=output_dir or spec.output_directory or "results", force=force,
-        plot=plot, keep_tracebacks=obj.verbose > 0)
+    try:
+        outcomes, scheduler = run_pipeline(
+            spec, registry, pm, paths, jobs=jobs, inline=jobs == 1, disabled=obj.disabled, device=device,
+            formats=chosen_formats, output_dir=output_dir or spec.output_directory or "results", force=force,
+            plot=plot, keep_tracebacks=obj.verbose > 0)
+    except NothingForTheGpu as err:
+        raise CliError(str(err)) from None
     elapsed = time.perf_counter() - began
     if not obj.quiet:
         for outcome in outcomes:

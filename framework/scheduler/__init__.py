@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .coordinator import FileOutcome, Scheduler, StepRecord
+from .coordinator import FileOutcome, Scheduler, StepRecord, Terminated
 from .executors import InlineExecutor, ProcessExecutor, plugin_handoff
 from .units import Completion, Unit, UnitRunner
 
-__all__ = ["FileOutcome", "Scheduler", "StepRecord", "Unit", "Completion", "build_scheduler", "run_pipeline"]
+__all__ = ["FileOutcome", "NothingForTheGpu", "Scheduler", "StepRecord", "Terminated", "Unit", "Completion",
+           "build_scheduler", "run_pipeline"]
 
 
 def run_pipeline(pipeline, registry, pm, paths: list[str], **options) -> tuple[list[FileOutcome], Scheduler]:
@@ -21,6 +22,10 @@ def run_pipeline(pipeline, registry, pm, paths: list[str], **options) -> tuple[l
     Options as for :func:`build_scheduler`."""
     scheduler = build_scheduler(pipeline, registry, pm, **options)
     return scheduler.run([str(p) for p in paths]), scheduler
+
+
+class NothingForTheGpu(ValueError):
+    """``device: gpu`` for a pipeline without a step that runs in the GPU lane."""
 
 
 def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: bool = False,
@@ -36,6 +41,11 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
     device = device or pipeline.resources.device
     workers = jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1
     gpu_lane = any(registry.get(step.analyzer).resource == "gpu" and not step.unavailable for step in pipeline.steps)
+    if device == "gpu" and not gpu_lane:
+        # An error, not a warning: asking for the GPU and running on the CPU is the silent
+        # fallback the old app was blamed for.
+        raise NothingForTheGpu(f"{pipeline.path}: device gpu, but no step of pipeline {pipeline.name!r} can run on "
+                               "a GPU (they are all cpu steps); use --device cpu or auto")
     batch = pipeline.resources.gpu_batch_size
     files = max_files or pipeline.resources.files_in_flight or (max(batch, 2 * workers) if gpu_lane else 2 * workers)
 

@@ -23,6 +23,10 @@ from .claims import Claim, scratch_dir
 from .units import AGGREGATE, ANALYZE, BATCH, DECODE, PREPARE, Completion, Unit
 
 
+class Terminated(Exception):
+    """The run stopped on SIGTERM (after releasing what it held); the CLI exits with 143."""
+
+
 @dataclass
 class StepRecord:
     """How one step went on one file: the part of the result that says so."""
@@ -117,20 +121,26 @@ class Scheduler:
     # -- the loop -----------------------------------------------------------------
     stop_requested = False
 
+    terminated = False
+
     def _stop_on_interrupt(self):
-        """Ctrl-C sets a flag that the loop checks between completions, so that it never
-        lands inside a result write; a second Ctrl-C interrupts at once."""
+        """Ctrl-C and SIGTERM (what ``kill``, ``timeout`` and service managers send) set a flag
+        that the loop checks between completions, so that a stop never lands inside a result
+        write; finished results stay, claims and scratch audio are released. A second Ctrl-C
+        interrupts at once."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
+        previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
 
         def handler(signum, frame):
-            if self.stop_requested:
+            if self.stop_requested and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.stop_requested = True
+            self.terminated = self.terminated or signum == signal.SIGTERM
 
-        signal.signal(signal.SIGINT, handler)
-        return lambda: signal.signal(signal.SIGINT, previous)
+        for number in previous:
+            signal.signal(number, handler)
+        return lambda: [signal.signal(number, handler) for number, handler in previous.items()]
 
     def run(self, paths: list[str]) -> list[FileOutcome]:
         """Run the pipeline over ``paths``; their outcomes, in the same order."""
@@ -161,7 +171,7 @@ class Scheduler:
         try:
             while not closed or active:
                 if self.stop_requested:
-                    raise KeyboardInterrupt
+                    raise Terminated() if self.terminated else KeyboardInterrupt
                 while not closed and len(active) < self.max_files:
                     try:  # with nothing in flight, wait here for work instead of spinning
                         job = inbox.get(block=not active, timeout=0.5)
