@@ -150,3 +150,12 @@ def test_sigterm_keeps_finished_results_and_leaves_no_claims_or_scratch(tmp_path
         assert json.loads(result.read_text())["steps"]  # complete JSON, not half a file
     assert not list(out.glob(".*claim*")) and not list(out.glob("*.tmp"))
     assert not [p for p in scratch.iterdir() if p.name.startswith("mirflow-audio-")]
+
+
+def test_plugin_commands_load_after_global_options_and_honour_disable_plugin():
+    listed = mirflow("-q", "models", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "models folder:" in listed.stdout
+    assert "models " in mirflow("--help").stdout  # listed beside the built-in commands
+    disabled = mirflow("--disable-plugin", "essentia_gpu", "models", "list")
+    assert disabled.returncode == 2 and "No such command 'models'" in disabled.stderr

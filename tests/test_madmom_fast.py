@@ -188,3 +188,11 @@ def test_beats_the_network_does_not_hear_at_either_end_are_dropped_but_quiet_one
     two_columns = np.stack([activation * 0.5, activation * 0.5], axis=1)
     assert (frames[heard(frames, two_columns)] == kept).all()
     assert len(frames[heard(np.zeros(0, dtype=int), activation)]) == 0
+
+
+def test_tempo_of_beats_whose_median_interval_lies_between_two_tempi_is_still_a_number():
+    from mirflow.plugins.madmom_fast import Tempo
+
+    times = np.cumsum([0.0] + [0.6] * 10 + [0.5] * 10)  # 100 BPM, then 120: the median interval is 0.55 s
+    found = Tempo().analyze(None, {"beats": [{"time": float(t)} for t in times]})["tempo"]
+    assert 100 <= found["value"] <= 120  # was NaN, which became null and crashed the command line's summary

@@ -12,7 +12,36 @@ import click
 from .common import CliError, Context
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PluginGroup(click.Group):
+    """mirflow's commands plus those plugins add (``register_commands``), loaded lazily.
+
+    Plugin commands are found the first time a command name is not a built-in one, or when
+    commands are listed (``--help``), whatever global options come first; plugins named with
+    ``--disable-plugin`` (or left out of ``MIRFLOW_PLUGINS``) add none. Listing built-ins and
+    running them never loads a plugin.
+    """
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        root = ctx.find_root()
+        cached = root.meta.get("mirflow.plugin_commands")
+        if cached is None:
+            from ..plugin_manager import make_plugin_manager
+
+            disabled = tuple(root.params.get("disabled") or ())
+            found = click.Group()
+            make_plugin_manager(disabled=disabled).hook.register_commands(cli=found)
+            cached = root.meta["mirflow.plugin_commands"] = {
+                name: command for name, command in found.commands.items() if name not in self.commands}
+        return cached
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._plugin_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self.commands.get(name) or self._plugin_commands(ctx).get(name)
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mirflow", prog_name="mirflow")
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
@@ -41,11 +70,10 @@ _add_builtin_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: plugin commands are added, then one-line errors, exit 2."""
+    """Console entry point: one-line errors (exit 2 for usage and input errors)."""
     args = sys.argv[1:] if argv is None else argv
     verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
     try:
-        _add_plugin_commands(args)
         cli.main(args=args, prog_name="mirflow", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("mirflow: interrupted", err=True)
@@ -67,12 +95,3 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"mirflow: {type(err).__name__}: {err} (run with -v for the traceback)", err=True)
         sys.exit(1)
     sys.exit(0)
-
-
-def _add_plugin_commands(args: list[str]) -> None:
-    """Let plugins add commands (``register_commands``) — only when a command is named."""
-    if not args or args[0].startswith("-") or args[0] in cli.commands:
-        return
-    from ..plugin_manager import make_plugin_manager
-
-    make_plugin_manager().hook.register_commands(cli=cli)

@@ -111,10 +111,10 @@ def print_outcome(outcome) -> None:
 def summary_text(result: dict, written: list[str], seconds: float) -> str:
     summary, timeline, source = result["summary"], result["timeline"], result["source"]
     lines = [f"{source['name']}  ({source['duration']:.1f} s, {len(result['chunks'])} chunk(s))"]
-    if "tempo" in summary:
+    if (summary.get("tempo") or {}).get("bpm") is not None:
         lines.append(f"  tempo      {summary['tempo']['bpm']:.1f} BPM")
     if "key" in summary:
-        lines.append(f"  key        {summary['key']['label']}  (confidence {summary['key']['confidence']:.2f})")
+        lines.append(f"  key        {summary['key']['label']}  (confidence {summary['key'].get('confidence') or 0:.2f})")
     if "time_signature" in summary:
         lines.append(f"  metre      {summary['time_signature']['label']}")
     if timeline["beats"]:
