@@ -109,7 +109,7 @@ def write_midi(song: GMSong, seed: int, path: Path) -> None:
     chords_a = progression(song.key, rng, song.sevenths)
     chords_b = progression(song.modulation, rng, song.sevenths) if song.modulation else None
     keys_at = [(0, song.key)]
-    chord_prog, melody_program = chords_a, SOUNDS[song.style][2]
+    chord_prog = chords_a
     programs = SOUNDS[song.style]
     for channel, program in enumerate(programs[:3]):
         events.append((0, 0, mido.Message("program_change", channel=channel, program=program)))

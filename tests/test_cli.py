@@ -87,8 +87,6 @@ def test_plugins_licences_name_the_code_and_model_licence_of_every_analyzer():
 
 
 def test_doctor_tells_each_backends_devices_and_why_there_is_no_gpu():
-    import json
-
     done = mirflow("doctor", "--json")
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
@@ -113,43 +111,6 @@ def test_device_gpu_on_a_pipeline_without_gpu_steps_is_an_error(tmp_path):
     assert done.stderr.strip().endswith("device gpu, but no step of pipeline 'fast' can run on a GPU (they are all "
                                         "cpu steps); use --device cpu or auto")
     assert not (tmp_path / "out").exists()
-
-
-def test_sigterm_keeps_finished_results_and_leaves_no_claims_or_scratch(tmp_path):
-    """Like Ctrl-C: the loop stops between completions, releases claims and scratch audio, exit 143."""
-    import os
-    import signal
-    import time
-
-    import numpy as np
-    import soundfile
-
-    from mirflow.synth import make_song
-
-    song = make_song(["A:min", "F:maj"], bpm=100, duration=20.0, seed=1)
-    files = []
-    for n in range(6):
-        files.append(tmp_path / f"s{n}.wav")
-        soundfile.write(files[-1], song.samples, song.sample_rate)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    out = tmp_path / "out"
-    process = subprocess.Popen([MIRFLOW, "run", "fast", *map(str, files), "-o", str(out)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)})
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list(out.glob("*.json")):
-        time.sleep(0.2)
-    assert list(out.glob("*.json")), "no file finished in time"
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
-    assert "terminated (SIGTERM)" in stderr
-    written = sorted(out.glob("*.json"))
-    assert 1 <= len(written) < 6
-    for result in written:
-        assert json.loads(result.read_text())["steps"]  # complete JSON, not half a file
-    assert not list(out.glob(".*claim*")) and not list(out.glob("*.tmp"))
-    assert not [p for p in scratch.iterdir() if p.name.startswith("mirflow-audio-")]
 
 
 def test_plugin_commands_load_after_global_options_and_honour_disable_plugin():

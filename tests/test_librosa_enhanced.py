@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
-import soundfile
 
 from mirflow import features
-from mirflow.pipeline import load_pipeline
-from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
 from mirflow.plugins.librosa_enhanced import chroma_cqt
 from mirflow.plugins.librosa_enhanced.features import chroma_stft
 from mirflow.synth import key_progression, make_song
+from songs import run_songs
 
 STEPS = "[librosa_enhanced.key, librosa_enhanced.tempo, librosa_enhanced.features, chords.templates]"
 
 
 def run(tmp_path, songs: dict, steps: str = STEPS, chunking: str = "off", **options) -> dict:
-    """Results of a pipeline over synthesized songs, by name (one inline run)."""
-    from mirflow.scheduler import run_pipeline
-
-    paths = []
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    for name, song in songs.items():
-        paths.append(tmp_path / f"{name}.flac")
-        samples = song if isinstance(song, np.ndarray) else song.samples
-        soundfile.write(paths[-1], samples, 44100)
-    pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(f"chunking: {chunking}\nsteps: {steps}\n")
-    pm = make_plugin_manager()
-    registry = collect_analyzers(pm)
-    outcomes, _ = run_pipeline(load_pipeline(pipeline, registry), registry, pm, [str(p) for p in paths],
-                               output_dir=tmp_path / "out", formats=["json"], **({"inline": True} | options))
-    assert all(o.ok for o in outcomes), outcomes
-    return {name: json.loads((tmp_path / "out" / f"{name}.json").read_text()) for name in songs}
+    return run_songs(tmp_path, songs, steps, chunking, **options)
 
 
 def test_songs_in_known_keys_major_and_minor(tmp_path):

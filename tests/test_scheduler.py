@@ -202,7 +202,10 @@ def test_a_file_claimed_by_a_live_process_is_left_to_it(pm, registry, write_pipe
     assert not (out / ".f01.claim").exists()
 
 
-def test_ctrl_c_leaves_only_complete_result_files(tmp_path, private_tmp):
+@pytest.mark.parametrize("stop, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                              (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_leave_only_complete_result_files(tmp_path, private_tmp, stop, code, said):
+    """Ctrl-C, and SIGTERM as kill, timeout and service managers send it."""
     folder = tmp_path / "songs"
     folder.mkdir()
     song = make_song(["C:maj", "G:maj", "A:min", "F:maj"], bpm=120, duration=20.0)
@@ -215,10 +218,10 @@ def test_ctrl_c_leaves_only_complete_result_files(tmp_path, private_tmp):
     while time.monotonic() < deadline and not list(out.glob("*.json")):
         time.sleep(0.1)
     assert list(out.glob("*.json")), "no result was written before the deadline"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "interrupted" in stderr
+    assert process.returncode == code, stderr
+    assert said in stderr
     results = list(out.glob("*.json"))
     assert 1 <= len(results) < 8
     for path in results:

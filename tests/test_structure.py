@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import csv
-import json
 
 import jams
 import mir_eval
 import numpy as np
 import pytest
-import soundfile
 
 from mirflow.evaluate import section_scores
-from mirflow.pipeline import load_pipeline
-from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
 from mirflow.plugins.structure.functions import guess_functions
 from mirflow.plugins.structure.segment import letter, pick_boundaries, unit_grid
-from mirflow.scheduler import run_pipeline
 from mirflow.synth import Material, make_structured_song
+from songs import run_songs
 
 STEPS = "[madmom_fast.downbeats, structure.sections]"
 # A B A B C B: verse, chorus, verse, chorus, bridge, chorus; each its own chords and arrangement.
@@ -30,18 +26,7 @@ FORM = [("verse", 8), ("chorus", 8), ("verse", 8), ("chorus", 8), ("bridge", 8),
 
 
 def run(tmp_path, audio: dict, chunking: str = "off", steps: str = STEPS, formats=("json",)) -> dict:
-    paths = []
-    for name, samples in audio.items():
-        paths.append(tmp_path / f"{name}.flac")
-        soundfile.write(paths[-1], samples, 44100)
-    pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(f"chunking: {chunking}\nsteps: {steps}\n")
-    pm = make_plugin_manager()
-    registry = collect_analyzers(pm)
-    outcomes, _ = run_pipeline(load_pipeline(pipeline, registry), registry, pm, [str(p) for p in paths],
-                               output_dir=tmp_path / "out", formats=list(formats), inline=True)
-    assert all(o.ok for o in outcomes), outcomes
-    return {name: json.loads((tmp_path / "out" / f"{name}.json").read_text()) for name in audio}
+    return run_songs(tmp_path, audio, steps, chunking, formats)
 
 
 @pytest.fixture(scope="module")

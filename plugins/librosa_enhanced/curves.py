@@ -12,19 +12,17 @@ import numpy as np
 import mirflow
 from mirflow.aggregate import merge_curve
 
-from .features import HOP, ONSET_HOP, RATE, first_frame_time, grid_offset, onset_envelope, spectral
+from .features import ONSET_HOP, LibrosaAnalyzer, first_frame_time, frame_times, onset_envelope, spectral
 
 FLOOR_DB = -100.0
 DENSITY_SPAN = 2.0  # seconds of onsets counted around each frame
 
 
-class Features(mirflow.Analyzer):
+class Features(LibrosaAnalyzer):
     """Loudness, brightness and onset density over time, with track summaries."""
 
     name = "librosa_enhanced.features"
     version = "1"
-    resource = "cpu"
-    sample_rate = RATE
     outputs = {
         "loudness": mirflow.CURVE,
         "spectral_centroid": mirflow.CURVE,
@@ -35,18 +33,10 @@ class Features(mirflow.Analyzer):
         "onset_rate": mirflow.SCALAR,
     }
     chunk_outputs = {name: mirflow.CURVE for name in ("loudness", "spectral_centroid", "onset_density")}
-    libraries = ("librosa",)
-    install_hint = "pip install librosa"
-    code_licence = "ISC (librosa), MIT (mirflow)"
-
-    def setup(self, device):
-        import librosa.onset  # noqa: F401
-
-        self.device = "cpu"
 
     def analyze(self, chunk, inputs):
-        frames = 1 + (len(chunk.samples) - grid_offset(chunk)) // HOP
-        times = first_frame_time(chunk) + np.arange(frames) * HOP / chunk.sample_rate
+        times = frame_times(chunk)
+        frames = len(times)
         if chunk.is_silent():
             zeros = np.zeros(frames)
             return {"loudness": {"times": times, "values": zeros + FLOOR_DB},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import mirflow
 from mirflow.features import shared
 
 RATE = 22050
@@ -19,6 +20,30 @@ HOP = 2048  # chroma and curve frames: ~10.8 per second
 ONSET_HOP = 512  # onset envelope frames: ~43 per second (tempo needs the resolution)
 BLOCK = HOP * 640  # ~60 s: CQT chroma is computed in blocks (memory)
 CONTEXT = HOP * 32  # ~3 s each side: the lowest CQT filters (and their resampling) reach ~1.6 s
+
+
+class LibrosaAnalyzer(mirflow.Analyzer):
+    """What the analyzers on these shared features have in common: 22.05 kHz mono, librosa
+    and its licence, and a set-up that imports librosa's feature code once per worker (~4 s
+    on the first import in a process, mostly scipy.signal)."""
+
+    resource = "cpu"
+    sample_rate = RATE
+    libraries = ("librosa",)
+    install_hint = "pip install librosa"
+    code_licence = "ISC (librosa), MIT (mirflow)"
+
+    def setup(self, device):
+        import librosa.feature  # noqa: F401
+        import librosa.onset  # noqa: F401
+
+        self.device = "cpu"
+
+
+def frame_times(chunk) -> np.ndarray:
+    """Chunk times of the HOP frames of every feature here (1 + the whole hops after the grid offset)."""
+    frames = 1 + (len(chunk.samples) - grid_offset(chunk)) // HOP
+    return first_frame_time(chunk) + np.arange(frames) * HOP / chunk.sample_rate
 
 
 def grid_offset(chunk) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 import mirflow
 from mirflow.aggregate import merge_curve
 
-from .features import HOP, chroma, first_frame_time
+from .features import HOP, LibrosaAnalyzer, chroma, first_frame_time
 
 MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MINOR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
@@ -59,13 +59,11 @@ def key_scores(vectors: np.ndarray, profile: str) -> np.ndarray:
     return (centred / np.maximum(norms, 1e-12)) @ profile_matrix(profile).T
 
 
-class Key(mirflow.Analyzer):
+class Key(LibrosaAnalyzer):
     """The key over time (a segment per key, modulations included) and the song's key."""
 
     name = "librosa_enhanced.key"
     version = "4"
-    resource = "cpu"
-    sample_rate = 22050
     params = {
         # Albrecht-Shanahan: 0.77 MIREX on the GM corpus's dev split where Krumhansl-Kessler gives
         # 0.50 and Temperley 0.66 (equal on the project's own synthesizer): benchmarks/independent.py.
@@ -81,14 +79,6 @@ class Key(mirflow.Analyzer):
     requires = {"chords": mirflow.Requirement("chords", optional=True, at_merge=True)}
     outputs = {"key": mirflow.LABEL}
     chunk_outputs = {"scores": mirflow.CURVE}
-    libraries = ("librosa",)
-    install_hint = "pip install librosa"
-    code_licence = "ISC (librosa), MIT (mirflow)"
-
-    def setup(self, device):
-        import librosa.feature  # noqa: F401  (~4 s on first import in a process, mostly scipy.signal)
-
-        self.device = "cpu"
 
     def analyze(self, chunk, inputs):
         """Key scores every STEP seconds of the chunk: 24 correlations and a silence flag."""

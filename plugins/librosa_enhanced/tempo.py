@@ -15,19 +15,17 @@ import numpy as np
 import mirflow
 from mirflow.aggregate import merge_curve
 
-from .features import ONSET_HOP, RATE, first_frame_time, grid_offset, onset_envelope
+from .features import ONSET_HOP, RATE, LibrosaAnalyzer, first_frame_time, grid_offset, onset_envelope
 
 FPS = RATE / ONSET_HOP
 STEP = 1.0  # seconds between local tempo estimates
 
 
-class Tempo(mirflow.Analyzer):
+class Tempo(LibrosaAnalyzer):
     """Global tempo (with confidence and the second candidate) and a local tempo curve."""
 
     name = "librosa_enhanced.tempo"
     version = "1"
-    resource = "cpu"
-    sample_rate = RATE
     params = {
         "min_bpm": mirflow.Param(40.0, float, min=20, max=300, help="slowest tempo considered"),
         "max_bpm": mirflow.Param(240.0, float, min=30, max=400, help="fastest tempo considered"),
@@ -37,19 +35,11 @@ class Tempo(mirflow.Analyzer):
     }
     outputs = {"tempo": mirflow.SCALAR, "tempo_curve": mirflow.CURVE}
     chunk_outputs = {"onset": mirflow.CURVE}
-    libraries = ("librosa",)
-    install_hint = "pip install librosa"
-    code_licence = "ISC (librosa), MIT (mirflow)"
 
     @classmethod
     def check_params(cls, values):
         if values["min_bpm"] >= values["max_bpm"]:
             raise mirflow.ParamError(f"min_bpm ({values['min_bpm']:g}) must be below max_bpm ({values['max_bpm']:g})")
-
-    def setup(self, device):
-        import librosa.onset  # noqa: F401
-
-        self.device = "cpu"
 
     def analyze(self, chunk, inputs):
         if chunk.is_silent():

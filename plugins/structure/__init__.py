@@ -13,6 +13,7 @@ import numpy as np
 
 import mirflow
 from mirflow.aggregate import merge_curve
+from mirflow.plugins.librosa_enhanced.features import LibrosaAnalyzer, chroma, frame_times, timbre
 
 from .functions import FUNCTIONS, guess_functions
 from .segment import (
@@ -35,7 +36,6 @@ from .segment import (
 
 __all__ = ["Sections", "FUNCTIONS", "find_sections"]
 
-RATE = 22050
 SILENT_DB = -60.0  # a track whose frames are all quieter than this has no sections
 # Texture change, harmonic set change, repetition change: chosen on the dev split of
 # benchmarks/structure.py (texture is the surest cue there; the other two find the boundaries
@@ -45,13 +45,11 @@ SAME_CHORDS = 0.85  # aligned harmonic similarity of two sections that play the 
 CHROMA, MFCC_FIRST = 12, 3  # feature columns: 12 chroma, then MFCC 1-12 and loudness (dB)
 
 
-class Sections(mirflow.Analyzer):
+class Sections(LibrosaAnalyzer):
     """Sections (intro, verse, chorus, ...) on the bar grid: boundaries, repetition letters, functions."""
 
     name = "structure.sections"
     version = "1"
-    resource = "cpu"
-    sample_rate = RATE
     params = {
         "min_bars": mirflow.Param(4, int, min=1, max=64, help="shortest section, in bars"),
         "kernel_bars": mirflow.Param(4, int, min=1, max=32, help="bars each side of a candidate boundary that the novelty compares"),
@@ -69,21 +67,11 @@ class Sections(mirflow.Analyzer):
     }
     outputs = {"sections": mirflow.SEGMENTS, "form": mirflow.LABEL}
     chunk_outputs = {"features": mirflow.CURVE}
-    libraries = ("librosa",)
-    install_hint = "pip install librosa"
-    code_licence = "ISC (librosa), MIT (mirflow)"
-
-    def setup(self, device):
-        import librosa.feature  # noqa: F401
-
-        self.device = "cpu"
 
     def analyze(self, chunk, inputs):
         """Frame features on the track's 2048-sample grid: chroma, MFCC 1-12, loudness (dB)."""
-        from mirflow.plugins.librosa_enhanced.features import HOP, chroma, first_frame_time, grid_offset, timbre
-
-        frames = 1 + (len(chunk.samples) - grid_offset(chunk)) // HOP
-        times = first_frame_time(chunk) + np.arange(frames) * HOP / chunk.sample_rate
+        times = frame_times(chunk)
+        frames = len(times)
         values = np.zeros((frames, CHROMA + 13), dtype=np.float32)
         values[:, -1] = -100.0
         if not chunk.is_silent() and frames > 0:
