@@ -1,8 +1,9 @@
 """What each compute backend really sees, and why a GPU is not usable when it is not.
 
-Each backend is probed in a fresh interpreter: importing tensorflow and essentia in one
-process aborts unless essentia comes first, and a probe that crashes must not take the
-caller down. ``mirflow doctor`` prints these; analyzers use ``gpu_problem`` to refuse
+The backends are the plugins' own (``register_backends``): each gives a probe, Python
+source run here in a fresh interpreter (importing tensorflow and essentia in one process
+aborts unless essentia comes first, and a probe that crashes must not take the caller down).
+``mirflow doctor`` and ``/api/health`` print these; analyzers use ``gpu_problem`` to refuse
 ``device: gpu`` with the precise reason instead of silently falling back to the CPU.
 """
 
@@ -12,11 +13,8 @@ import json
 import subprocess
 import sys
 
-# CUDA libraries the TensorFlow 2.5 inside essentia-tensorflow opens at run time (CUDA 11.2, cuDNN 8).
-ESSENTIA_TF_CUDA_LIBRARIES = ("libcudart.so.11.0", "libcublas.so.11", "libcublasLt.so.11", "libcufft.so.10",
-                              "libcurand.so.10", "libcusolver.so.11", "libcusparse.so.11", "libcudnn.so.8")
-
-_COMMON = r'''
+# What a probe may start with: ``loadable(library)`` and ``driver`` (libcuda.so.1 loads).
+PRELUDE = r'''
 import ctypes, json, os, sys
 def loadable(name):
     try:
@@ -27,61 +25,32 @@ def loadable(name):
 driver = loadable("libcuda.so.1")
 '''
 
-PROBES = {
-    "tensorflow": _COMMON + r'''
-import io, contextlib
-err = io.StringIO()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
-import tensorflow as tf
-gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-info = tf.sysconfig.get_build_info()
-reason = None
-if not gpus:
-    if not info.get("is_cuda_build"):
-        reason = "this TensorFlow build has no CUDA support (pip install 'mirflow[gpu]' brings tensorflow[and-cuda])"
-    elif not driver:
-        reason = "no NVIDIA driver: libcuda.so.1 cannot be loaded"
-    else:
-        reason = "TensorFlow found the driver but not its CUDA libraries (see its log above); pip install 'mirflow[gpu]'"
-print(json.dumps({"version": tf.__version__, "devices": ["CPU"] + gpus, "gpu": bool(gpus), "reason": reason,
-                  "cuda": info.get("cuda_version"), "cudnn": info.get("cudnn_version")}))
-''',
-    "essentia": _COMMON + r'''
-import essentia, essentia.standard as es
-libraries = %r
-missing = [name for name in libraries if not loadable(name)]
-has_tf = hasattr(es, "TensorflowPredict")
-reasons = []
-if not has_tf:
-    reasons.append("this essentia build has no TensorFlow (pip install essentia-tensorflow)")
-if not driver:
-    reasons.append("no NVIDIA driver: libcuda.so.1 cannot be loaded")
-if missing:
-    reasons.append("its bundled TensorFlow 2.5 needs CUDA 11.2 / cuDNN 8 libraries that cannot be loaded: "
-                   + ", ".join(missing))
-reason = "; ".join(reasons) or None
-gpu = has_tf and driver and not missing
-print(json.dumps({"version": essentia.__version__, "devices": ["CPU"] + (["GPU"] if gpu else []), "gpu": gpu,
-                  "reason": reason}))
-''' % (ESSENTIA_TF_CUDA_LIBRARIES,),
-    "onnxruntime": _COMMON + r'''
-import onnxruntime as ort
-providers = ort.get_available_providers()
-gpu = "CUDAExecutionProvider" in providers
-reason = None
-if not gpu:
-    reason = "this onnxruntime build has no CUDA provider (pip install onnxruntime-gpu)"
-elif not driver:
-    gpu, reason = False, "no NVIDIA driver: libcuda.so.1 cannot be loaded"
-print(json.dumps({"version": ort.__version__, "devices": providers, "gpu": gpu, "reason": reason}))
-''',
-}
+
+class BackendError(Exception):
+    """Two plugins describe one backend differently."""
 
 
-def probe(backend: str, timeout: float = 120) -> dict:
-    """{"version", "devices", "gpu", "reason"} for one backend, or {"error": ...} if it does not import."""
+def backends(pm) -> dict[str, str]:
+    """name -> probe source, from every plugin's ``register_backends``."""
+    found: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for impl in pm.hook.register_backends.get_hookimpls():
+
+        def register(name: str, source: str, _plugin=impl.plugin_name) -> None:
+            if name in found and found[name] != source:
+                raise BackendError(f"backend {name!r} is described by both plugin {owner[name]!r} "
+                                   f"and plugin {_plugin!r}")
+            found[name], owner[name] = source, _plugin
+
+        impl.function(register=register)
+    return dict(sorted(found.items()))
+
+
+def probe(source: str, timeout: float = 120) -> dict:
+    """{"version", "devices", "gpu", "reason"} from one probe, or {"error": ...} when it
+    fails (the backend does not import, say)."""
     try:
-        done = subprocess.run([sys.executable, "-c", PROBES[backend]], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"probe timed out after {timeout:.0f} s"}
     lines = done.stdout.strip().splitlines()
@@ -94,18 +63,21 @@ def probe(backend: str, timeout: float = 120) -> dict:
     return result
 
 
-def probe_all() -> dict[str, dict]:
-    """``probe`` of every backend, at once (each is its own interpreter): what doctor and the
-    server's health endpoint show."""
+def probe_all(pm) -> dict[str, dict]:
+    """``probe`` of every backend the installed plugins use, at once (each is its own
+    interpreter): what doctor and the server's health endpoint show."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=len(PROBES)) as pool:
-        return dict(zip(PROBES, pool.map(probe, PROBES)))
+    sources = backends(pm)
+    if not sources:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(sources)) as pool:
+        return dict(zip(sources, pool.map(probe, sources.values())))
 
 
-def gpu_problem(backend: str) -> str | None:
-    """None when ``backend`` can use a GPU here, else the reason it cannot."""
-    found = probe(backend)
+def gpu_problem(name: str, source: str) -> str | None:
+    """None when the backend ``name`` (probed by ``source``) can use a GPU here, else why not."""
+    found = probe(source)
     if "error" in found:
-        return f"{backend} does not import: {found['error']}"
+        return f"{name} does not import: {found['error']}"
     return None if found["gpu"] else found["reason"]

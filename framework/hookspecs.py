@@ -1,7 +1,8 @@
 """The hooks a mirflow plugin can implement.
 
 The set is small on purpose: a plugin registers analyzers, may merge its own
-analyzers' per-chunk parts, may listen to progress, and may add CLI commands.
+analyzers' per-chunk parts, may listen to progress, may add CLI commands, and describes the
+compute backends it uses (for ``mirflow doctor``).
 Each docstring below is the reference for its hook.
 """
 
@@ -48,3 +49,18 @@ def progress(event):
 @hookspec
 def register_commands(cli):
     """Add click commands or groups to the ``mirflow`` CLI group ``cli``."""
+
+
+@hookspec
+def register_backends(register):
+    """Describe the compute backends this plugin's analyzers run on, by calling
+    ``register(name, probe)``: ``probe`` is Python source that ``mirflow doctor`` and the
+    server's ``/api/health`` run in a fresh interpreter (a crashing import must not take them
+    down; TensorFlow and Essentia must not share one) and that prints one JSON line
+    ``{"version", "devices", "gpu", "reason"}`` — ``reason`` saying why no GPU is usable.
+    ``mirflow.devices.PRELUDE`` may start it (it defines ``loadable(name)`` and ``driver``).
+
+    Not ``firstresult``: every plugin adds its own. Two plugins may register one name with
+    the same probe (two plugins on onnxruntime); different probes for one name are an error.
+    A core install probes only the backends of the plugins it has.
+    """

@@ -30,3 +30,23 @@ def limit_threads(processor, threads: int) -> None:
             runtime._intra_op_num_threads = threads
             runtime._configure_session()
         stack.extend(getattr(item, "processors", None) or [])
+
+
+def register_onnxruntime(register) -> None:
+    """The backend madmom's networks run on, for ``mirflow doctor`` (``register_backends``)."""
+    from mirflow.devices import PRELUDE
+
+    register("onnxruntime", PRELUDE + ONNXRUNTIME_PROBE)
+
+
+ONNXRUNTIME_PROBE = r'''
+import onnxruntime as ort
+providers = ort.get_available_providers()
+gpu = "CUDAExecutionProvider" in providers
+reason = None
+if not gpu:
+    reason = "this onnxruntime build has no CUDA provider (pip install onnxruntime-gpu)"
+elif not driver:
+    gpu, reason = False, "no NVIDIA driver: libcuda.so.1 cannot be loaded"
+print(json.dumps({"version": ort.__version__, "devices": providers, "gpu": gpu, "reason": reason}))
+'''

@@ -80,6 +80,8 @@ def test_the_wheel_without_extras_runs_the_example_and_says_what_full_needs(whee
     assert validate.returncode == 0, validate.stderr
     skipped = [line for line in validate.stdout.splitlines() if "will be skipped" in line]
     assert skipped and all("pip install 'mirflow[models]'" in line for line in skipped)
+    doctor = subprocess.run([mirflow, "doctor", "--json"], capture_output=True, text=True, timeout=300)
+    assert doctor.returncode == 0 and set(json.loads(doctor.stdout)) == {"onnxruntime"}  # only what it has
     plugins = subprocess.run([mirflow, "plugins"], capture_output=True, text=True, timeout=300)
     line = next(line for line in plugins.stdout.splitlines() if line.startswith("essentia_gpu.key"))
     assert "essentia" in line.split() and line.endswith("MISSING")

@@ -98,3 +98,37 @@ def test_a_third_party_analyzer_runs_in_a_pipeline_and_adds_a_command(third_part
     disabled = subprocess.run([MIRFLOW, "--disable-plugin", "hello", "plugins", "--json", "--no-check"],
                               env=third_party, capture_output=True, text=True)
     assert "hello.loudness" not in disabled.stdout
+
+
+def test_backends_come_from_the_plugins_that_use_them_and_are_probed_in_their_own_interpreter(pm):
+    from mirflow.devices import PRELUDE, BackendError, backends, probe_all
+
+    class Backed:
+        @mirflow.hookimpl
+        def register_backends(self, register):
+            register("abacus", PRELUDE + 'print(json.dumps({"version": "1", "devices": ["beads"], "gpu": False, '
+                                         '"reason": "an abacus has no GPU" if not driver else "still none"}))')
+            register("broken", "import no_such_backend_xyz")
+
+    pm.register(Backed(), name="backed")
+    found = probe_all(pm)
+    assert found["abacus"]["devices"] == ["beads"] and found["abacus"]["gpu"] is False
+    assert found["abacus"]["reason"] in ("an abacus has no GPU", "still none")
+    assert "No module named 'no_such_backend_xyz'" in found["broken"]["error"]
+
+    class Rival:
+        @mirflow.hookimpl
+        def register_backends(self, register):
+            register("abacus", "print('{}')")
+
+    pm.register(Rival(), name="rival")
+    with pytest.raises(BackendError, match="backend 'abacus' is described by both plugin"):
+        backends(pm)
+
+
+def test_a_core_install_probes_only_what_its_plugins_use():
+    from mirflow.devices import backends
+
+    assert set(backends(make_plugin_manager())) == {"tensorflow", "essentia", "onnxruntime"}
+    assert set(backends(make_plugin_manager(disabled=("essentia_gpu",)))) == {"onnxruntime"}
+    assert backends(make_plugin_manager(disabled=("essentia_gpu", "madmom_fast", "chords"))) == {}

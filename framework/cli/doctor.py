@@ -9,11 +9,14 @@ import click
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def doctor(as_json):
-    """For TensorFlow, Essentia's own TensorFlow and onnxruntime: devices seen, GPU or the reason not."""
+@click.pass_obj
+def doctor(obj, as_json):
+    """For each backend the installed plugins use (TensorFlow, Essentia, onnxruntime, ...):
+    devices seen, GPU or the reason not."""
     from ..devices import probe_all
 
-    found = probe_all()
+    pm, _ = obj.plugins()
+    found = probe_all(pm)
     if as_json:
         click.echo(json.dumps(found, indent=1))
         return

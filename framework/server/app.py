@@ -126,7 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
         state["store"] = JobStore(scratch / "jobs", max_active=settings.max_jobs, keep_finished=settings.keep_finished)
         state["engine"] = Engine(pm, registry, pipelines, scratch=scratch, jobs=settings.jobs,
                                  device=settings.device, disabled=settings.disabled)
-        threading.Thread(target=_probe_devices, args=(state["devices"],), daemon=True).start()
+        threading.Thread(target=_probe_devices, args=(pm, state["devices"]), daemon=True).start()
         try:
             yield
         finally:
@@ -339,10 +339,10 @@ def _save_upload(file: UploadFile, target: Path) -> None:
             out.write(block)
 
 
-def _probe_devices(into: dict) -> None:
+def _probe_devices(pm, into: dict) -> None:
     from ..devices import probe_all
 
-    for backend, found in probe_all().items():
+    for backend, found in probe_all(pm).items():
         found.pop("log", None)
         into[backend] = found
 

@@ -16,7 +16,7 @@ import numpy as np
 
 import mirflow
 from mirflow.aggregate import merge_segments
-from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime
+from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime, register_onnxruntime
 
 from .summary import Summary
 
@@ -221,3 +221,9 @@ def aggregate(analyzer, parts, track):
     if analyzer.config["snap_to_beats"] and beats:
         chords = snap_to_beats(chords, beats)
     return {"chords": chords}
+
+
+@mirflow.hookimpl
+def register_backends(register):
+    """madmom's networks run on onnxruntime."""
+    register_onnxruntime(register)

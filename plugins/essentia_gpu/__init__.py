@@ -35,3 +35,16 @@ def register_commands(cli):
     from .commands import models
 
     cli.add_command(models)
+
+
+@mirflow.hookimpl
+def register_backends(register):
+    """TensorFlow and Essentia, where they are installed (the `models` and `essentia` extras)."""
+    from importlib.util import find_spec
+
+    from .backends import ESSENTIA, TENSORFLOW
+
+    if find_spec("tensorflow") is not None:
+        register("tensorflow", TENSORFLOW)
+    if find_spec("essentia") is not None:
+        register("essentia", ESSENTIA)

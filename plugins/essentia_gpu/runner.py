@@ -100,7 +100,10 @@ def devices(requested: str) -> str:
     if requested == "gpu" and not gpus:
         from mirflow.devices import gpu_problem
 
-        raise RuntimeError(f"device: gpu was asked for, but TensorFlow sees no GPU: {gpu_problem('tensorflow')}")
+        from .backends import TENSORFLOW
+
+        raise RuntimeError("device: gpu was asked for, but TensorFlow sees no GPU: "
+                           f"{gpu_problem('tensorflow', TENSORFLOW)}")
     if requested == "cpu":
         tf.config.set_visible_devices([], "GPU")
         return "cpu"

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 import mirflow
-from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime
+from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime, register_onnxruntime
 from mirflow.aggregate import merge_curve
 
 FPS = 100  # madmom's beat networks are trained at 100 frames per second
@@ -341,3 +341,9 @@ def aggregate(analyzer, parts, track):
             "time_signature": {"label": signature, "confidence": confidence},
         }
     return None
+
+
+@mirflow.hookimpl
+def register_backends(register):
+    """madmom's networks run on onnxruntime."""
+    register_onnxruntime(register)
