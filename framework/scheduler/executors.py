@@ -139,10 +139,12 @@ class ProcessExecutor:
 
     def _start(self, lane: str, slot: int) -> _Worker:
         """A worker started with the thread limits in its environment (read at import time) and
-        a numba cache of its own slot: librosa compiles with ``cache=True``, and two processes
-        compiling different signatures of one function into one cache can leave an index that
-        points at the other's code (a worker then segfaults on every load, run after run). A
-        slot's cache lasts between runs, so only a new install compiles."""
+        a numba cache of its own slot. librosa compiles with ``cache=True``; two workers of a
+        first run after an install compiled into one cache and left it so that every later run
+        segfaulted in librosa's compiled pitch code until the cache was deleted (seen once, not
+        reproduced on demand: numba's index and code files are written separately, so two
+        writers can interleave them). A slot's cache lasts between runs: only a new install
+        compiles."""
         environment = dict(self.environment)
         if "NUMBA_CACHE_DIR" not in os.environ:
             environment["NUMBA_CACHE_DIR"] = str(numba_cache_dir(f"{lane}-{slot}"))

@@ -92,11 +92,11 @@ def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config
     if duration < config["min_duration"] or units < 2 * config["min_bars"] * grid.per_bar:
         return [_section(0.0, duration, 0, None, 1.0, grid.bars[0] if grid.bars else None)]
     parts = QUARTERS if grid.kind == "bar" else 1
-    chroma = unit_length(unit_means(times, values[:, :CHROMA], grid.edges, parts))
+    chroma_units = unit_length(unit_means(times, values[:, :CHROMA], grid.edges, parts))
     if chords:
-        chroma = unit_length(chroma + chord_units(chords, times, grid.edges, parts))
-    timbre = unit_means(times, values[:, CHROMA:], grid.edges, 1)[:, 0, :]
-    harmonic, texture = harmonic_similarity(chroma), timbre_similarity(timbre)
+        chroma_units = unit_length(chroma_units + chord_units(chords, times, grid.edges, parts))
+    timbre_units = unit_means(times, values[:, CHROMA:], grid.edges, 1)[:, 0, :]  # MFCC 1-12, loudness
+    harmonic, texture = harmonic_similarity(chroma_units), timbre_similarity(timbre_units)
     half = config["kernel_bars"] * grid.per_bar
     novelty = scaled(WEIGHTS[0] * scaled(foote_novelty(texture, half)) + WEIGHTS[1] * scaled(set_novelty(harmonic, half))
                      + WEIGHTS[2] * scaled(repetition_novelty(harmonic, embed=grid.per_bar, smooth=grid.per_bar)))
@@ -104,7 +104,7 @@ def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config
     segments = list(zip(edges[:-1], edges[1:]))
     labels = cluster_segments(segments, harmonic, texture, config["harmonic_weight"], config["same_material"])
     segments, labels = join_repeats(segments, labels)
-    loudness = [float(timbre[a:b, -1].mean()) for a, b in segments]
+    loudness = [float(timbre_units[a:b, -1].mean()) for a, b in segments]
     sums = diagonal_sums(harmonic)
     borrowed = [any(labels[j] != labels[i] and aligned_similarity(sums, segments[i], segments[j]) >= SAME_CHORDS
                     for j in range(len(segments))) for i in range(len(segments))]
