@@ -65,7 +65,7 @@ def test_result_format(pm, registry, write_pipeline, write_clicks, tmp_path):
     assert result["summary"]["tempo"]["bpm"] == 120.0
     assert result["summary"]["level"]["label"] == "loud"  # other labels and scalars are kept, by name
     assert result["summary"]["rate"]["value"] == pytest.approx(len(truth) / 30.0, rel=0.05)
-    assert set(result["timeline"]) == {"beats", "downbeats", "chords", "keys", "tempo"}
+    assert set(result["timeline"]) == {"beats", "downbeats", "chords", "keys", "tempo", "sections"}
     assert result["timeline"]["chords"][0] == {"start": 0.0, "end": 4.0, "label": "A:min", "confidence": 1.0}
     assert result["errors"] == []
 

@@ -213,7 +213,7 @@ def test_closing_the_stream_cancels_the_work(server, long_song):
                 job = event["data"]["job"]
             if event["event"] == "decoded":  # the plan the page draws: chunks per step
                 plan = {p["step"]: len(p["chunks"]) for p in event["data"]["plan"]}
-                assert plan == {"beats": 3, "tempo": 1, "chords": 3, "summary": 1, "key": 3}
+                assert plan == {"beats": 3, "tempo": 1, "chords": 3, "summary": 1, "key": 3, "sections": 3}
             if event["event"] == "unit_finished" and event["data"]["kind"] == "analyze":
                 break  # the client goes away in the middle of the analysis
     deadline = time.monotonic() + 20
@@ -336,10 +336,10 @@ def test_the_page_shows_progress_and_the_song_in_headless_chromium(server, song,
             page.select_option("#pipeline", "default")
             page.click("#start")
             page.wait_for_selector(".row .chunk", timeout=60_000)  # the chunk rows appear once decoded
-            assert page.locator(".row").count() == 5
+            assert page.locator(".row").count() == 6  # a row per step of default (sections included)
             page.wait_for_selector(".row .chunk.running, .row .chunk.done", timeout=60_000)
             page.wait_for_selector("#downloads:not([hidden])", timeout=180_000)
-            assert page.locator(".row .chunk.done").count() == 5
+            assert page.locator(".row .chunk.done").count() == 6
             labels = page.locator(".chord-label").all_text_contents()
             assert {"C:maj", "G:maj", "A:min", "F:maj"} <= set(labels)
             assert page.locator("line.beat").count() > 30 and page.locator("line.downbeat").count() > 5
