@@ -295,3 +295,25 @@ def test_serve_takes_files_as_they_arrive_and_a_cancelled_file_stops_and_writes_
     assert np.allclose(found, clicks, atol=1e-3)  # every click exactly once across the seams
     merged = recorder.of("step_finished", file=str(quick), step="clicks")
     assert len(merged) == 1 and len(merged[0].data["outputs"]["clicks"]) == len(clicks)
+
+
+def test_a_script_without_a_main_guard_stops_with_a_clear_error_instead_of_respawning_workers(tmp_path):
+    """Spawned workers import the calling script; without the guard each one runs it again and
+    dies while starting. After a few such deaths in a row the run stops and says why."""
+    song = make_song(["C:maj"], bpm=120, duration=5.0)
+    soundfile.write(tmp_path / "a.wav", song.samples, song.sample_rate)
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from mirflow.cli.common import bundled_pipelines\n"
+        "from mirflow.pipeline import load_pipeline\n"
+        "from mirflow.plugin_manager import collect_analyzers, make_plugin_manager\n"
+        "from mirflow.scheduler import run_pipeline\n"
+        "pm = make_plugin_manager()\n"
+        "registry = collect_analyzers(pm)\n"
+        "pipeline = load_pipeline(bundled_pipelines()['fast'], registry)\n"
+        f"run_pipeline(pipeline, registry, pm, [{str(tmp_path / 'a.wav')!r}], jobs=2, output_dir={str(tmp_path / 'out')!r})\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "worker processes die while starting (3 in a row" in done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))

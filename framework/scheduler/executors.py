@@ -98,6 +98,13 @@ def _worker_main(conn, lane: str, pipeline_path: str, disabled: tuple, handoff: 
         conn.send(("done", runner.run(unit)))
 
 
+MAX_FAILED_STARTS = 3
+
+
+class WorkersCannotStart(RuntimeError):
+    """Worker processes die before they are ready, again and again (the run stops)."""
+
+
 def numba_cache_dir(slot: str) -> Path:
     """Where a worker slot keeps numba's compiled code: the user's cache folder."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -136,6 +143,7 @@ class ProcessExecutor:
             self.workers.append(self._start("gpu", 0))
         self.busy = {"cpu": 0.0, "gpu": 0.0}
         self.replaced = 0
+        self.failed_starts = 0  # workers in a row that died before they were ready
 
     def _start(self, lane: str, slot: int) -> _Worker:
         """A worker started with the thread limits in its environment (read at import time) and
@@ -203,6 +211,7 @@ class ProcessExecutor:
                     continue  # it died; its sentinel says so
                 if message == "ready":
                     worker.ready = True
+                    self.failed_starts = 0
                     continue
                 value.worker = worker.process.pid
                 self.busy[worker.lane] += value.seconds
@@ -214,7 +223,16 @@ class ProcessExecutor:
         return completions
 
     def _replace(self, worker: _Worker) -> list[Completion]:
-        """Start a fresh worker in place of a dead one; retry or fail what it held."""
+        """Start a fresh worker in place of a dead one; retry or fail what it held. Workers that
+        keep dying before they are ready stop the run: replacing them would loop for ever."""
+        if not worker.ready:
+            self.failed_starts += 1
+            if self.failed_starts >= MAX_FAILED_STARTS:
+                code = worker.process.exitcode
+                raise WorkersCannotStart(
+                    f"worker processes die while starting ({self.failed_starts} in a row, the last with exit code "
+                    f"{code}): a script that runs mirflow must call it under `if __name__ == \"__main__\":` "
+                    "(workers are spawned and import the script), and every plugin must import in a fresh process")
         self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
         self.replaced += 1
         unit, worker.unit = worker.unit, None
