@@ -294,9 +294,8 @@ def render(song: GMSong, seed: int, folder: Path) -> Path:
         wav.unlink()
     stem = folder / song.name
     Path(f"{stem}.beats").write_text("".join(f"{t:.6f}\t{p}\n" for t, p in song.beats))
-    Path(f"{stem}.lab").write_text("".join(f"{s:.6f}\t{e:.6f}\t{c}\n" for s, e, c in
-                                           [(0.0, song.beats[0][0], "N")] * (song.beats[0][0] > 0) + song.chords
-                                           + [(song.chords[-1][1], song.duration, "N")]))
+    chords = song.chords + [(song.chords[-1][1], song.duration, "N")]  # the music starts at 0; the release is N
+    Path(f"{stem}.lab").write_text("".join(f"{s:.6f}\t{e:.6f}\t{c}\n" for s, e, c in chords))
     Path(f"{stem}.keys").write_text("".join(f"{s:.6f}\t{e:.6f}\t{k}\n" for s, e, k in song.keys))
     if len(song.keys) == 1:
         Path(f"{stem}.key").write_text(song.key + "\n")

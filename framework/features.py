@@ -4,8 +4,8 @@ Two analyzers of one pipeline that both need, say, the CQT chroma of a chunk (th
 the template chords) may run in different worker processes. The first to ask computes it
 and leaves it beside the chunk's memory-mapped audio in the run's temporary folder; the
 others load it (a second asker while it is being computed waits for it rather than
-computing it again). The files (and their lock files) go when the file's audio does. Outside the scheduler (a
-chunk made by hand) features are simply computed.
+computing it again). The files (and their lock files) go when the file's audio does.
+Outside the scheduler (a chunk made by hand) features are simply computed.
 """
 
 from __future__ import annotations

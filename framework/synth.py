@@ -187,17 +187,13 @@ def write_annotations(song: Song, stem: str | Path, tempo: bool = True) -> list[
 
 # --- songs with a form: sections with their own material ---------------------------------
 
-DRUM_KITS = ("none", "light", "full", "four")  # light: kick on 1, hats; four: four-on-the-floor
-TEXTURES = ("pad", "stabs", "arp")
-
-
 @dataclass(frozen=True)
 class Material:
     """What one kind of section plays each time it comes back: its chords and arrangement."""
 
     progression: tuple[str, ...]
-    drums: str = "full"
-    texture: str = "pad"
+    drums: str = "full"  # none | light (kick on 1, hats) | full | four (four on the floor, clap)
+    texture: str = "pad"  # pad | stabs | arp
     bass: bool = True
     melody: bool = True
     gain: float = 1.0
@@ -252,16 +248,14 @@ def make_structured_song(
                              sample_rate, first=position == 1)
                 beat += 1
         sections.append((section_start, start + beat * period, name))
-    end = start + beat * period
     if chords:
         chords[-1] = (chords[-1][0], duration, chords[-1][2])
     sections[0] = (0.0, sections[0][1], sections[0][2])
     sections[-1] = (sections[-1][0], duration, sections[-1][2])
     peak = float(np.max(np.abs(out))) or 1.0
     out *= 0.9 / peak
-    song = Song(out, sample_rate, beats, chords, key, bpm, beats_per_bar,
-                extra={"keys": [(0.0, duration, key)], "sections": sections, "music_end": end})
-    return song
+    return Song(out, sample_rate, beats, chords, key, bpm, beats_per_bar,
+                extra={"keys": [(0.0, duration, key)], "sections": sections})
 
 
 def _render_beat(out, at, period, position, beats_per_bar, material, notes, root, rng, kick, rate, first):

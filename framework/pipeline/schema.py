@@ -18,7 +18,7 @@ from typing import Any
 
 from ..analyzer import CURVE, EVENTS, LABEL, SCALAR, SEGMENTS, ParamError
 from .errors import Issue, PipelineError, did_you_mean, format_path
-from .yamlpos import MAX_BYTES, Located, load_located
+from .yamlpos import Located, check_size, load_located
 
 # Descriptors that feed the result's `summary` and `timeline`, with the kind each needs.
 DESCRIPTORS = {
@@ -100,9 +100,7 @@ def load_pipeline(path: str | Path, registry) -> Pipeline:
         raw = path.read_bytes()
     except OSError as err:
         raise PipelineError([Issue(str(path), None, None, "", f"cannot read pipeline: {err.strerror or err}")]) from None
-    if len(raw) > MAX_BYTES:
-        raise PipelineError([Issue(str(path), None, None, "", f"the file is {len(raw):,} bytes; a pipeline may have "
-                                                                   f"{MAX_BYTES:,} at most")])
+    check_size(len(raw), path.name)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

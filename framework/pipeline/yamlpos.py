@@ -39,13 +39,17 @@ class Located:
         return self.values.get((), None)
 
 
-def load_located(text: str, filename: str) -> Located:
-    """Parse ``text``; syntax errors, duplicate keys and the limits above raise PipelineError
-    with a line."""
-    size = len(text.encode("utf-8", "surrogatepass"))
+def check_size(size: int, filename: str) -> None:
+    """A pipeline over MAX_BYTES is refused before it is decoded or parsed."""
     if size > MAX_BYTES:
         raise PipelineError([Issue(filename, None, None, "", f"the file is {size:,} bytes; a pipeline may have "
                                                               f"{MAX_BYTES:,} at most")])
+
+
+def load_located(text: str, filename: str) -> Located:
+    """Parse ``text``; syntax errors, duplicate keys and the limits above raise PipelineError
+    with a line."""
+    check_size(len(text.encode("utf-8", "surrogatepass")), filename)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:

@@ -120,8 +120,7 @@ class Scheduler:
 
     # -- the loop -----------------------------------------------------------------
     stop_requested = False
-
-    terminated = False
+    terminated = False  # the stop came from SIGTERM (the CLI exits 143, not 130)
 
     def _stop_on_interrupt(self):
         """Ctrl-C and SIGTERM (what ``kill``, ``timeout`` and service managers send) set a flag
@@ -140,7 +139,7 @@ class Scheduler:
 
         for number in previous:
             signal.signal(number, handler)
-        return lambda: [signal.signal(number, handler) for number, handler in previous.items()]
+        return lambda: [signal.signal(number, saved) for number, saved in previous.items()]
 
     def run(self, paths: list[str]) -> list[FileOutcome]:
         """Run the pipeline over ``paths``; their outcomes, in the same order."""

@@ -112,8 +112,9 @@ def numba_cache_dir(slot: str) -> Path:
 
 
 class _Worker:
-    def __init__(self, context, lane: str, args: tuple):
+    def __init__(self, context, lane: str, slot: int, args: tuple):
         self.lane = lane
+        self.slot = slot  # its place in the lane (and its numba cache)
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, lane, *args), daemon=True,
                                        name=f"mirflow-{lane}")
@@ -122,7 +123,6 @@ class _Worker:
         self.unit: Unit | None = None
         self.ready = False
         self.started_at = 0.0
-        self.slot = 0  # its place in the lane (its numba cache)
 
 
 class ProcessExecutor:
@@ -159,9 +159,7 @@ class ProcessExecutor:
         saved = {name: os.environ.get(name) for name in environment}
         os.environ.update(environment)
         try:
-            worker = _Worker(self.context, lane, self.args)
-            worker.slot = slot
-            return worker
+            return _Worker(self.context, lane, slot, self.args)
         finally:
             for name, value in saved.items():
                 if value is None:

@@ -159,13 +159,13 @@ MAJOR_FUNCTIONS = {(0, "maj"): 1.0, (7, "maj"): 0.5, (5, "maj"): 0.4, (9, "min")
 MINOR_FUNCTIONS = {(0, "min"): 1.0, (7, "maj"): 0.6, (5, "min"): 0.4, (8, "maj"): 0.3, (3, "maj"): 0.2,
                    (10, "maj"): 0.2, (7, "min"): 0.2}
 OUTSIDE = -0.3
-ROOTS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7, "G#": 8,
-         "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11, "Cb": 11}
 
 
 def chord_evidence(chords: list[dict], times: np.ndarray, window: float) -> np.ndarray:
     """len(times) x 24: for each key, the chords of the ``window`` seconds around each time,
     weighted by their function in that key and by how long they sound there (per second)."""
+    from mirflow.plugins.chords.summary import chord_root
+
     table = np.full((24, 12, 2), OUTSIDE)  # key, chord root, minor?
     for tonic in range(12):
         for (step, quality), weight in MAJOR_FUNCTIONS.items():
@@ -175,12 +175,12 @@ def chord_evidence(chords: list[dict], times: np.ndarray, window: float) -> np.n
     evidence = np.zeros((len(times), 24))
     half = window / 2
     for chord in chords:
-        root, _, quality = str(chord.get("label", "N")).partition(":")
-        if root not in ROOTS:
+        found = chord_root(chord.get("label", "N"))
+        if found is None:
             continue
-        minor = quality.startswith(("min", "dim", "hdim"))
+        root, minor = found
         overlap = np.clip(np.minimum(chord["end"], times + half) - np.maximum(chord["start"], times - half), 0, None)
-        evidence += overlap[:, None] * table[:, ROOTS[root], int(minor)][None, :]
+        evidence += overlap[:, None] * table[:, root, int(minor)][None, :]
     return evidence / window
 
 

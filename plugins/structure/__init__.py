@@ -102,10 +102,10 @@ def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config
                      + WEIGHTS[2] * scaled(repetition_novelty(harmonic, embed=grid.per_bar, smooth=grid.per_bar)))
     edges = [0, *pick_boundaries(novelty, config["min_bars"] * grid.per_bar, config["threshold"]), units]
     segments = list(zip(edges[:-1], edges[1:]))
-    labels = cluster_segments(segments, harmonic, texture, config["harmonic_weight"], config["same_material"])
+    sums = diagonal_sums(harmonic)  # aligned similarities of segments, for the letters and the functions
+    labels = cluster_segments(segments, sums, texture, config["harmonic_weight"], config["same_material"])
     segments, labels = join_repeats(segments, labels)
     loudness = [float(timbre_units[a:b, -1].mean()) for a, b in segments]
-    sums = diagonal_sums(harmonic)
     borrowed = [any(labels[j] != labels[i] and aligned_similarity(sums, segments[i], segments[j]) >= SAME_CHORDS
                     for j in range(len(segments))) for i in range(len(segments))]
     functions = guess_functions(labels, loudness, borrowed)

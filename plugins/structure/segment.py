@@ -74,7 +74,7 @@ def _coarsened(grid: Grid) -> Grid:
     k = int(np.ceil(units / MAX_UNITS))
     keep = np.r_[np.arange(0, units, k), units]
     bars = None if grid.bars is None else [grid.bars[i] for i in keep[:-1]] + [grid.bars[-1]]
-    return Grid(grid.edges[keep], grid.kind, max(1, grid.per_bar // k) if grid.per_bar >= k else 1, bars)
+    return Grid(grid.edges[keep], grid.kind, max(1, grid.per_bar // k), bars)
 
 
 def unit_means(times: np.ndarray, values: np.ndarray, edges: np.ndarray, parts: int) -> np.ndarray:
@@ -223,17 +223,17 @@ def aligned_similarity(sums: np.ndarray, a: tuple[int, int], b: tuple[int, int])
     return float(totals.max() / length)
 
 
-def cluster_segments(segments: list[tuple[int, int]], harmonic: np.ndarray, timbre: np.ndarray,
+def cluster_segments(segments: list[tuple[int, int]], sums: np.ndarray, timbre: np.ndarray,
                      weight: float, threshold: float) -> list[int]:
     """Average-linkage clustering of segments, merged while their mean similarity is at least
-    ``threshold``; a cluster index per segment (first seen = 0)."""
+    ``threshold``; a cluster index per segment (first seen = 0). ``sums``: the harmonic
+    matrix's :func:`diagonal_sums`."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
     n = len(segments)
     if n < 2:
         return [0] * n
-    sums = diagonal_sums(harmonic)
     edges = np.array([a for a, _ in segments] + [segments[-1][1]])
     block = np.add.reduceat(np.add.reduceat(timbre, edges[:-1], axis=0), edges[:-1], axis=1)
     sizes = np.diff(edges)
