@@ -22,6 +22,7 @@ import numpy as np
 
 from .analyzer import CURVE, EVENTS, LABEL, SCALAR, SEGMENTS
 from .audio import ChunkSpan
+from .contract import normalize
 
 SEAM_TOLERANCE = 1e-6  # seconds: segment edges this close to a seam touch it
 
@@ -45,44 +46,6 @@ class Track:
     inputs: dict[str, Any] = field(default_factory=dict)  # the step's at-merge inputs (None if absent)
 
 
-# --- normalizing an analyzer's raw output and moving it to track time -------------
-
-
-def normalize(kind: str, value: Any, offset: float) -> Any:
-    """Bring one output to its canonical form, with times shifted by ``offset``."""
-    if kind == SCALAR:
-        if isinstance(value, dict):
-            return {**value, "value": _opt_float(value.get("value")), "confidence": float(value.get("confidence", 1.0))}
-        return {"value": _opt_float(value), "confidence": 1.0}
-    if kind == LABEL:
-        if isinstance(value, dict):
-            return {**value, "label": value.get("label"), "confidence": float(value.get("confidence", 1.0))}
-        return {"label": value, "confidence": 1.0}
-    if kind == EVENTS:
-        events = []
-        for event in value or []:
-            event = dict(event) if isinstance(event, dict) else {"time": event}
-            event["time"] = float(event["time"]) + offset
-            events.append(event)
-        return events
-    if kind == SEGMENTS:
-        segments = []
-        for segment in value or []:
-            segment = dict(segment)
-            segment["start"] = float(segment["start"]) + offset
-            segment["end"] = float(segment["end"]) + offset
-            segment.setdefault("confidence", 1.0)
-            segments.append(segment)
-        return segments
-    if kind == CURVE:
-        times = np.asarray(value["times"], dtype=np.float64) + offset
-        values = np.asarray(value["values"], dtype=np.float64)
-        if len(times) != len(values):
-            raise ValueError(f"curve has {len(times)} times but {len(values)} values")
-        return {**value, "times": times, "values": values}
-    raise ValueError(f"unknown output kind {kind!r}")
-
-
 def chunk_preview(kinds: dict[str, str], outputs: dict[str, Any], offset: float, span: ChunkSpan) -> dict[str, Any]:
     """What a live view can draw of one chunk before the merge: its events and segments in
     track time within the chunk's core region (where the merge takes them from), and its
@@ -102,10 +65,6 @@ def chunk_preview(kinds: dict[str, str], outputs: dict[str, Any], offset: float,
         elif kind in (LABEL, SCALAR):
             preview[name] = normalize(kind, value, offset)
     return preview
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 # --- the default rules ------------------------------------------------------------

@@ -5,9 +5,12 @@
 - ``lab``: one ``start<TAB>end<TAB>label`` file per segment timeline (chords, keys, sections
   and any other segment output), as mir_eval and Sonic Visualiser read them;
 - ``csv``: beats with bar positions, the tempo curve, the sections (letter, function, bar)
-  and every curve output, with a header row, for spreadsheets and Sonic Visualiser's layer import.
+  and every curve output, with a header row, for spreadsheets and Sonic Visualiser's layer import;
+- ``png``: the timeline drawn (``mirflow[plot]``).
 
-Each exporter returns ``[(suffix, text)]``; the caller writes them atomically.
+Each exporter takes a result (a strict-JSON dict) and returns ``[(suffix, text or bytes)]``;
+the caller (mirflow.results.render_outputs) writes them atomically. A plugin adds a format
+with the ``register_exporters`` hook.
 """
 
 from __future__ import annotations
@@ -141,6 +144,16 @@ def to_jams(result: dict) -> dict:
     }
 
 
-EXPORTERS: dict[str, Callable[[dict], list[tuple[str, str]]]] = {
-    "json": export_json, "jams": export_jams, "lab": export_lab, "csv": export_csv,
+def export_png(result: dict) -> list[tuple[str, bytes]]:
+    """``.png``: the timeline drawn by mirflow.plot (needs ``mirflow[plot]``)."""
+    from .plot import render
+
+    return [(".png", render(result))]
+
+
+Exporter = Callable[[dict], list[tuple[str, str | bytes]]]
+
+# The built-in formats; plugins add more through the ``register_exporters`` hook.
+EXPORTERS: dict[str, Exporter] = {
+    "json": export_json, "jams": export_jams, "lab": export_lab, "csv": export_csv, "png": export_png,
 }

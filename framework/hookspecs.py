@@ -1,8 +1,8 @@
 """The hooks a mirflow plugin can implement.
 
 The set is small on purpose: a plugin registers analyzers, may merge its own
-analyzers' per-chunk parts, may listen to progress, may add CLI commands, and describes the
-compute backends it uses (for ``mirflow doctor``).
+analyzers' per-chunk parts, may listen to progress, may add CLI commands and result formats,
+and describes the compute backends it uses (for ``mirflow doctor``).
 Each docstring below is the reference for its hook.
 """
 
@@ -63,4 +63,16 @@ def register_backends(register):
     Not ``firstresult``: every plugin adds its own. Two plugins may register one name with
     the same probe (two plugins on onnxruntime); different probes for one name are an error.
     A core install probes only the backends of the plugins it has.
+    """
+
+
+@hookspec
+def register_exporters(register):
+    """Add result formats by calling ``register(name, exporter)``: ``exporter(result)`` takes a
+    result (the strict-JSON dict of docs/results.md) and returns ``[(suffix, text or bytes)]``,
+    e.g. ``[(".beats.txt", "0.5\\n1.0\\n")]``, written beside the JSON as ``NAME + suffix``.
+
+    The name is then accepted by ``--format`` and a pipeline's ``output.formats``. Exporters run
+    in the CPU lane; one that raises is an error of that file and format (in the result's
+    ``errors``), never of the run. Not ``firstresult``; a name taken twice is an error.
     """

@@ -14,6 +14,7 @@ import pluggy
 
 from . import hookspecs
 from .analyzer import Analyzer, check_analyzer_class
+from .exports import EXPORTERS, Exporter
 
 ENTRY_POINT_GROUP = "mirflow"
 
@@ -24,11 +25,13 @@ class PluginError(Exception):
 
 @dataclass
 class Registry:
-    """Every registered analyzer class by dotted name, and which plugin gave it."""
+    """Every registered analyzer class by dotted name, and which plugin gave it; the result
+    formats (built-in and from plugins)."""
 
     analyzers: dict[str, type[Analyzer]] = field(default_factory=dict)
     plugin_of: dict[str, str] = field(default_factory=dict)
     load_errors: dict[str, str] = field(default_factory=dict)
+    exporters: dict[str, Exporter] = field(default_factory=lambda: dict(EXPORTERS))
 
     def get(self, name: str) -> type[Analyzer]:
         return self.analyzers[name]
@@ -88,4 +91,22 @@ def collect_analyzers(pm: pluggy.PluginManager) -> Registry:
             registry.plugin_of[cls.name] = _plugin
 
         impl.function(register=register)
+    collect_exporters(pm, registry)
     return registry
+
+
+def collect_exporters(pm: pluggy.PluginManager, registry: Registry) -> None:
+    """Add the formats plugins register (``register_exporters``) to the built-in ones."""
+    owner = {name: "mirflow" for name in registry.exporters}
+    for impl in pm.hook.register_exporters.get_hookimpls():
+
+        def register(name, exporter, _plugin=impl.plugin_name):
+            if not isinstance(name, str) or not name.isidentifier() or not callable(exporter):
+                raise PluginError(f"plugin {_plugin!r}: register_exporters needs a format name (a word) and a "
+                                  f"callable, got {name!r} and {type(exporter).__name__}")
+            if name in registry.exporters:
+                raise PluginError(f"format {name!r} is registered by both {owner[name]!r} and plugin {_plugin!r}")
+            registry.exporters[name] = exporter
+            owner[name] = _plugin
+
+        impl.function(register=register)

@@ -34,13 +34,18 @@ def mirflow_version() -> str:
 
 
 def build_result(*, pipeline, path, source, content_hash, spans, records, registry) -> dict[str, Any]:
-    """Assemble the result dict for one file from its step records."""
+    """Assemble the result dict for one file from its step records. A summary that fails
+    (a descriptor bound to an output it cannot read) is an error in the result, not a lost file."""
     outputs = {sid: r.outputs for sid, r in records.items() if r.status == "ok"}
-    summary, timeline = summarize(pipeline, outputs, registry)
     errors = [
         {"step": sid, "analyzer": r.analyzer, "file": path, **(r.error or {})}
         for sid, r in records.items() if r.status != "ok"
     ]
+    try:
+        summary, timeline = summarize(pipeline, outputs, registry)
+    except Exception as err:
+        summary, timeline = {}, empty_timeline()
+        errors.append({"stage": "summarize", "file": path, "message": f"{type(err).__name__}: {err}"})
     return to_jsonable({
         "schema_version": SCHEMA_VERSION,
         "mirflow_version": mirflow_version(),
@@ -61,6 +66,10 @@ def build_result(*, pipeline, path, source, content_hash, spans, records, regist
     })
 
 
+def empty_timeline() -> dict[str, list]:
+    return {"beats": [], "downbeats": [], "chords": [], "keys": [], "tempo": [], "sections": []}
+
+
 def summarize(pipeline, outputs: dict[str, dict], registry) -> tuple[dict, dict]:
     """Fill ``summary`` and ``timeline`` from the steps the pipeline chose for each descriptor."""
 
@@ -79,7 +88,7 @@ def summarize(pipeline, outputs: dict[str, dict], registry) -> tuple[dict, dict]
         return outputs.get(step_id, {}).get(output)
 
     summary: dict[str, Any] = {}
-    timeline: dict[str, Any] = {"beats": [], "downbeats": [], "chords": [], "keys": [], "tempo": [], "sections": []}
+    timeline: dict[str, Any] = empty_timeline()
     tempo = pick("tempo")
     if tempo and tempo.get("value") is not None:
         extra = {k: v for k, v in tempo.items() if k not in ("value", "confidence")}
@@ -175,14 +184,34 @@ def _umask() -> int:
     return current
 
 
-def write_outputs(result: dict, directory: Path, name: str, formats) -> list[str]:
+def render_outputs(result: dict, formats, exporters) -> list[tuple[str, str | bytes]]:
+    """Each format's files as ``(suffix, content)``. An exporter that fails is recorded in the
+    result's ``errors`` (stage ``export``, with the format) and the others go on; the JSON is
+    rendered last, so that it records them."""
+    files: list[tuple[str, str | bytes]] = []
+    for fmt in [f for f in formats if f != "json"]:
+        try:
+            produced = list(exporters[fmt](result))
+            for suffix, content in produced:
+                if not isinstance(suffix, str) or not suffix.startswith(".") or "/" in suffix or not isinstance(content, (str, bytes)):
+                    raise TypeError(f"expected (suffix like '.txt', text or bytes), got ({suffix!r}, {type(content).__name__})")
+        except Exception as err:
+            result["errors"].append({"stage": "export", "format": fmt, "file": result["source"]["path"],
+                                     "message": f"{fmt} exporter failed: {type(err).__name__}: {err}"})
+            continue
+        files.extend(produced)
+    if "json" in formats:
+        files.insert(0, exporters["json"](result)[0])
+    return files
+
+
+def write_outputs(result: dict, directory: Path, name: str, formats, exporters=None) -> list[str]:
     """Write the result in each format (each file atomically); return the paths written."""
     from .exports import EXPORTERS
 
     written = []
-    for fmt in formats:
-        for suffix, text in EXPORTERS[fmt](result):
-            target = directory / f"{name}{suffix}"
-            write_atomic(target, text)
-            written.append(str(target))
+    for suffix, content in render_outputs(result, formats, exporters or EXPORTERS):
+        target = Path(directory) / f"{name}{suffix}"
+        write_atomic(target, content)
+        written.append(str(target))
     return written

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mirflow.aggregate import (Part, default_aggregate, merge_curve, merge_events, merge_label,
-                               merge_scalar, merge_segments, normalize, vote_labels)
+                               merge_scalar, merge_segments, vote_labels)
+from mirflow.contract import normalize
 from mirflow.analyzer import CURVE, EVENTS, LABEL, SCALAR, SEGMENTS
 from mirflow.audio import plan_chunks
 

@@ -12,7 +12,9 @@ import mir_eval
 import numpy as np
 import pytest
 
+import mirflow
 from mirflow.pipeline import load_pipeline
+from mirflow.plugin_manager import collect_analyzers
 from mirflow.scheduler import run_pipeline
 
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
@@ -105,3 +107,37 @@ def test_plot_errors_are_one_line(tmp_path):
     assert done.stderr.strip() == f"mirflow: {bad}: not a mirflow result (JSON with 'source' and 'timeline')"
     size = subprocess.run([MIRFLOW, "plot", str(bad), "--size", "big"], capture_output=True, text=True)
     assert "expected WIDTHxHEIGHT" in size.stderr and size.returncode == 2
+
+
+class BeatsText:
+    """A plugin with two result formats: beat times as text, and one that always fails."""
+
+    @mirflow.hookimpl
+    def register_exporters(self, register):
+        register("beatstxt", lambda result: [(".beats.txt", "".join(f"{b['time']:.3f}\n" for b in result["timeline"]["beats"]))])
+        register("broken", lambda result: 1 / 0)
+
+
+def test_a_plugin_adds_a_format_and_a_failing_exporter_costs_only_its_format(pm, write_pipeline, write_clicks, tmp_path):
+    pm.register(BeatsText(), name="beats-text")
+    registry = collect_analyzers(pm)
+    assert {"json", "png", "beatstxt", "broken"} <= set(registry.exporters)
+    audio, times = write_clicks(6.0, period=0.5)
+    pipeline = load_pipeline(write_pipeline("steps: [fake.clicks]\ntimeline: {beats: clicks.clicks}\n"
+                                            "output: {formats: [json, beatstxt, broken, csv]}\n"), registry)
+    (outcome,), _ = run_pipeline(pipeline, registry, pm, [str(audio)], jobs=1, output_dir=tmp_path / "out")
+    beats = [float(line) for line in (tmp_path / "out" / "clicks.beats.txt").read_text().split()]
+    assert beats == pytest.approx(list(times), abs=1e-3)
+    assert (tmp_path / "out" / "clicks.beats.csv").exists()
+    result = json.loads((tmp_path / "out" / "clicks.json").read_text())
+    assert result == outcome.result
+    (error,) = result["errors"]
+    assert error["stage"] == "export" and error["format"] == "broken" and "ZeroDivisionError" in error["message"]
+    assert not outcome.ok and result["steps"]["clicks"]["status"] == "ok"
+
+
+def test_a_format_no_plugin_registered_is_a_located_pipeline_error(registry, write_pipeline):
+    from mirflow.pipeline import PipelineError
+
+    with pytest.raises(PipelineError, match=r"pipe.yaml:2:\d+ output.formats\[1\].*'beatstxt'"):
+        load_pipeline(write_pipeline("steps: [fake.clicks]\noutput: {formats: [json, beatstxt]}\n"), registry)

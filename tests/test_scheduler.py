@@ -212,18 +212,21 @@ def test_ctrl_c_or_sigterm_leave_only_complete_result_files(tmp_path, private_tm
     for n in range(8):
         soundfile.write(folder / f"song{n}.wav", song.samples, song.sample_rate)
     out = tmp_path / "out"
-    process = subprocess.Popen([MIRFLOW, "-q", "run", "default", str(folder), "-o", str(out), "--jobs", "2"],
+    process = subprocess.Popen([MIRFLOW, "run", "default", str(folder), "-o", str(out), "--jobs", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(out.glob("*.json")):
         time.sleep(0.1)
     assert list(out.glob("*.json")), "no result was written before the deadline"
     process.send_signal(stop)
-    _, stderr = process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     assert said in stderr
     results = list(out.glob("*.json"))
     assert 1 <= len(results) < 8
+    # Each file's lines were printed when it finished, so the interrupted run shows them.
+    assert {line.split()[0] for line in stdout.splitlines() if line.startswith("song")} == {
+        f"{p.stem}.wav" for p in results}
     for path in results:
         assert json.loads(path.read_text())["timeline"]["chords"]  # complete, parseable
     leftovers = [p.name for p in out.iterdir() if p.suffix in (".tmp", ".claim") or p.name.startswith(".")]

@@ -15,11 +15,13 @@ class ProgressLine:
     """Files done / total, units done, elapsed and ETA; redrawn in place on a terminal.
 
     Off a terminal (CI, pipes) it prints nothing unless ``log`` is set, then one line
-    per finished or failed file.
+    per finished or failed file. ``on_file`` gets each file's finishing event as it comes
+    (``mirflow run`` prints the file's summary then, not at the end of the run).
     """
 
-    def __init__(self, total_files: int, *, live: bool | None = None, log: bool = False):
+    def __init__(self, total_files: int, *, live: bool | None = None, log: bool = False, on_file=None):
         self.total = total_files
+        self.on_file = on_file
         self.live = sys.stderr.isatty() if live is None else live
         self.log = log
         self.files_done = 0
@@ -40,6 +42,9 @@ class ProgressLine:
                     event.kind, "done" if event.data.get("ok") else "failed")
                 self._clear()
                 click.echo(f"{state}: {event.file}", err=True)
+            if self.on_file:
+                self._clear()
+                self.on_file(event)
         elif event.kind == events.RUN_FINISHED:
             self._clear()
             return

@@ -35,14 +35,15 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot):
     pm, registry = obj.plugins()
     spec = load_pipeline_or_fail(pipeline, registry)
     paths = expand_inputs(inputs)
-    chosen_formats = _parse_formats(formats) if formats else spec.formats
+    chosen_formats = _parse_formats(formats, registry.exporters) if formats else spec.formats
     if plot:
         from .plot import require_matplotlib
 
         require_matplotlib()
     from .progress import ProgressLine
 
-    pm.register(ProgressLine(len(paths), live=None if not obj.quiet else False, log=obj.verbose > 0))
+    pm.register(ProgressLine(len(paths), live=None if not obj.quiet else False, log=obj.verbose > 0,
+                             on_file=None if obj.quiet else print_file_event))
     began = time.perf_counter()
     try:
         outcomes, scheduler = run_pipeline(
@@ -53,15 +54,17 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot):
         raise CliError(str(err)) from None
     elapsed = time.perf_counter() - began
     if not obj.quiet:
-        for outcome in outcomes:
-            print_outcome(outcome)
         click.echo(final_table(outcomes, elapsed, scheduler.busy, jobs or spec.resources.cpu_workers))
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
         if outcome.error:
             click.echo(f"mirflow: {outcome.error}", err=True)
     if failed:
-        raise CliError(f"{len(failed)} of {len(outcomes)} files had errors (see the 'errors' in their results)", exit_code=1)
+        unread = sum(o.result is None for o in failed)
+        where = [f"{len(failed) - unread} with a result that lists them under 'errors'" if len(failed) > unread else "",
+                 f"{unread} without a result" if unread else ""]
+        raise CliError(f"{len(failed)} of {len(outcomes)} files had errors ({', '.join(w for w in where if w)})",
+                       exit_code=1)
 
 
 def final_table(outcomes, elapsed: float, busy: dict, workers) -> str:
@@ -79,33 +82,24 @@ def final_table(outcomes, elapsed: float, busy: dict, workers) -> str:
             f"{elapsed:.1f} s for {audio:.0f} s of audio ({speed})" + (f" | {lanes}" if lanes else ""))
 
 
-def _parse_formats(text: str) -> tuple[str, ...]:
-    from ..pipeline.schema import FORMATS
-
+def _parse_formats(text: str, known) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
     for fmt in chosen:
-        if fmt not in FORMATS:
-            raise CliError(f"--format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        if fmt not in known:
+            raise CliError(f"--format: unknown format {fmt!r} (choose from {', '.join(known)})")
     return chosen
 
 
-def print_outcome(outcome) -> None:
-    """A few readable lines about one file's result."""
-    import json
+def print_file_event(event) -> None:
+    """A few readable lines about one file, printed the moment it is done."""
+    from .. import events
 
-    if outcome.skipped:
-        click.echo(f"{outcome.path}: skipped ({outcome.skipped})")
-        return
-    if not outcome.written:
-        click.echo(f"{outcome.path}: failed")
-        return
-    result_path = next((p for p in outcome.written if p.endswith(".json")), None)
-    if result_path is None:
-        click.echo(f"{outcome.path}: wrote {', '.join(outcome.written)}")
-        return
-    with open(result_path, encoding="utf-8") as handle:
-        result = json.load(handle)
-    click.echo(summary_text(result, outcome.written, outcome.seconds))
+    if event.kind == events.FILE_SKIPPED:
+        click.echo(f"{event.file}: skipped ({event.data.get('reason')})")
+    elif event.kind == events.FILE_FAILED:
+        click.echo(f"{event.file}: failed, no result")
+    elif event.data.get("result") is not None:
+        click.echo(summary_text(event.data["result"], event.data.get("written") or [], event.seconds or 0.0))
 
 
 def summary_text(result: dict, written: list[str], seconds: float) -> str:
@@ -136,7 +130,9 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
     if len(timeline["keys"]) > 1:
         lines.append("  key changes " + ", ".join(f"{k['start']:.0f}s {k['label']}" for k in timeline["keys"]))
     for error in result["errors"]:
-        lines.append(f"  error      {error['step']}: {error['message']}")
+        skipped = result["steps"].get(error.get("step") or "", {}).get("status") == "skipped"
+        lines.append(f"  {'skipped' if skipped else 'error':<11}{error.get('step') or error.get('stage')}: "
+                     + (error["message"].removeprefix("skipped: ") if skipped else error["message"]))
     speed = f", {source['duration'] / seconds:.1f}x realtime" if seconds else ""
-    lines.append(f"  wrote      {', '.join(written)}  ({seconds:.1f} s{speed})")
+    lines.append(f"  wrote      {', '.join(written) or 'nothing'}  ({seconds:.1f} s{speed})")
     return "\n".join(lines)

@@ -247,7 +247,8 @@ class _Validator:
             if not isinstance(formats, list) or not formats:
                 self.error(path + ("formats",), f"expected a list such as [json, jams], got {_show(formats)}")
             else:
-                chosen = [self.choice(f, path + ("formats", i), FORMATS) for i, f in enumerate(formats)]
+                known = tuple(getattr(self.registry, "exporters", None) or FORMATS)
+                chosen = [self.choice(f, path + ("formats", i), known) for i, f in enumerate(formats)]
                 pipeline.formats = tuple(dict.fromkeys(f for f in chosen if f))
 
     # -- steps, inputs, order ------------------------------------------------------

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,22 @@ from .. import events
 from ..aggregate import chunk_preview
 from ..audio import ChunkSpan, plan_chunks
 from ..events import Event
-from ..results import build_result, output_names, write_outputs
+from ..results import build_result, output_names
 from .claims import Claim, scratch_dir
-from .units import AGGREGATE, ANALYZE, BATCH, DECODE, PREPARE, Completion, Unit
+from .units import AGGREGATE, ANALYZE, BATCH, DECODE, EXPORT, PREPARE, Completion, Unit
 
 
 class Terminated(Exception):
     """The run stopped on SIGTERM (after releasing what it held); the CLI exits with 143."""
+
+
+class Status(StrEnum):
+    """Where a step stands on one file (a str: the result's JSON holds the plain value)."""
+
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # an optional step that cannot run here, or a required input failed
 
 
 @dataclass
@@ -34,11 +44,12 @@ class StepRecord:
     analyzer: str
     version: str
     params: dict[str, Any]
-    status: str = "pending"  # ok | failed | skipped
+    status: Status = Status.PENDING
     device: str | None = None
     seconds: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # what the contract's rules cleaned (mirflow.contract)
 
 
 @dataclass
@@ -52,6 +63,7 @@ class FileOutcome:
     seconds: float = 0.0
     duration: float = 0.0
     skipped: str | None = None  # why it was not analyzed (up to date, claimed elsewhere)
+    result: dict[str, Any] | None = None  # the result itself (docs/results.md), as written
 
 
 @dataclass
@@ -73,6 +85,9 @@ class FileJob:
     error: str | None = None  # the file could not be decoded
     up_to_date: bool = False  # an existing result already matches (resume)
     cancelled: bool = False  # Scheduler.cancel: its completions are ignored, nothing is written
+    result: dict[str, Any] | None = None  # built when every step is done
+    exporting: bool = False  # its export unit was submitted
+    written: list[str] = field(default_factory=list)
 
 
 class Scheduler:
@@ -85,12 +100,13 @@ class Scheduler:
         self.registry = registry
         self.pm = pm
         self.make_executor = make_executor
-        self.output_dir = Path(output_dir)
-        self.formats = formats or pipeline.formats
+        self.output_dir = Path(output_dir) if output_dir is not None else None  # None: results as values only
+        self.formats = tuple(formats if formats is not None else pipeline.formats) if self.output_dir else ()
+        if plot and self.output_dir and "png" not in self.formats:
+            self.formats += ("png",)
         self.batch_size = pipeline.resources.gpu_batch_size
         self.max_files = max_files or pipeline.resources.files_in_flight
         self.force = force
-        self.plot = plot
         self.keep_tracebacks = keep_tracebacks
         self._ids = 0
         self.busy: dict[str, float] = {}
@@ -193,6 +209,8 @@ class Scheduler:
                 for completion in self.executor.wait(timeout=1.0):
                     self.complete(completion)
                 for job in [j for j in active.values() if self.finished(j)]:
+                    if self.export(job):
+                        continue
                     del active[job.path]
                     on_outcome(self.finish(job))
         finally:
@@ -228,15 +246,16 @@ class Scheduler:
     def admit(self, job: FileJob) -> FileOutcome | None:
         """Claim the file and queue its decode; None, or an outcome if it is skipped."""
         job.began = time.perf_counter()
-        result_path = self.output_dir / f"{job.name}.json"
-        job.claim = Claim.take(self.output_dir, job.name)
-        if job.claim is None:
-            self.emit(events.FILE_SKIPPED, file=job.path, data={"reason": "claimed by another mirflow run"})
-            return FileOutcome(job.path, ok=True, skipped="claimed by another mirflow run")
+        result_path = self.output_dir / f"{job.name}.json" if self.output_dir else None
+        if self.output_dir:
+            job.claim = Claim.take(self.output_dir, job.name)
+            if job.claim is None:
+                self.emit(events.FILE_SKIPPED, file=job.path, data={"reason": "claimed by another mirflow run"})
+                return FileOutcome(job.path, ok=True, skipped="claimed by another mirflow run")
         self.emit(events.FILE_STARTED, file=job.path)
         wanted = {(self.registry.get(s.analyzer).sample_rate, self.registry.get(s.analyzer).channels)
                   for s in self.pipeline.steps}
-        existing = None if self.force or not result_path.exists() else {
+        existing = None if self.force or result_path is None or not result_path.exists() else {
             "path": str(result_path), "pipeline_hash": self.pipeline.hash,
             "versions": {s.id: self.registry.get(s.analyzer).version for s in self.pipeline.steps}}
         self.submit(job, DECODE, payload={"wanted": wanted, "existing": existing})
@@ -259,15 +278,21 @@ class Scheduler:
             return
         if unit.kind == DECODE:
             self.decoded(job, completion)
+        elif unit.kind == EXPORT:
+            if completion.ok:
+                job.result, job.written = completion.value["result"], completion.value["written"]
+            else:
+                job.error = f"{job.path}: writing the result failed: {completion.error}"
         elif unit.kind in (ANALYZE, PREPARE):
             self.chunk_done(job, unit, completion)
         elif unit.kind == AGGREGATE:
             record = job.records[unit.step]
             record.seconds += completion.seconds
             if completion.ok:
-                record.status, record.outputs = "ok", completion.value
+                record.status, record.outputs = Status.OK, completion.value["outputs"]
+                record.notes = completion.value["notes"]
                 record.device = job.devices.get(unit.step, "cpu")
-                self.emit(events.STEP_FINISHED, file=job.path, step=unit.step, data={"outputs": completion.value})
+                self.emit(events.STEP_FINISHED, file=job.path, step=unit.step, data={"outputs": record.outputs})
             else:
                 self.fail(job, unit.step, completion)
             self.start_ready_steps(job)
@@ -291,7 +316,7 @@ class Scheduler:
             cls = self.registry.get(step.analyzer)
             job.records[step.id] = StepRecord(analyzer=cls.name, version=cls.version, params=step.params)
             if getattr(step, "unavailable", None):  # an optional step that cannot run here
-                job.records[step.id].status = "skipped"
+                job.records[step.id].status = Status.SKIPPED
                 job.records[step.id].error = {"message": f"skipped: {step.unavailable}"}
         self.start_ready_steps(job)
 
@@ -311,14 +336,14 @@ class Scheduler:
         (an optional input that failed is passed as None)."""
         requires = self.registry.get(step.analyzer).requires
         for slot, binding in bindings.items():
-            if binding and job.records[binding[0]].status in ("failed", "skipped") and not requires[slot].optional:
+            if binding and job.records[binding[0]].status in (Status.FAILED, Status.SKIPPED) and not requires[slot].optional:
                 return binding[0]
-        if all(job.records[b[0]].status != "pending" for b in bindings.values() if b):
+        if all(job.records[b[0]].status != Status.PENDING for b in bindings.values() if b):
             return "ready"
         return "waiting"
 
     def input_values(self, job: FileJob, bindings: dict) -> dict:
-        return {slot: (job.records[b[0]].outputs.get(b[1]) if b and job.records[b[0]].status == "ok" else None)
+        return {slot: (job.records[b[0]].outputs.get(b[1]) if b and job.records[b[0]].status == Status.OK else None)
                 for slot, b in bindings.items()}
 
     def start_ready_steps(self, job: FileJob) -> None:
@@ -330,7 +355,7 @@ class Scheduler:
             changed = False
             for step in self.pipeline.steps:
                 record = job.records[step.id]
-                if record.status != "pending":
+                if record.status != Status.PENDING:
                     continue
                 merging = step.id in job.merging
                 if step.id in job.waiting and not merging:
@@ -339,7 +364,7 @@ class Scheduler:
                 if state == "waiting":
                     continue
                 if state != "ready":
-                    record.status = "skipped"
+                    record.status = Status.SKIPPED
                     record.error = {"message": f"skipped: its input step {state!r} did not succeed"}
                     job.merging.pop(step.id, None)
                     changed = True
@@ -367,7 +392,7 @@ class Scheduler:
         record.seconds += completion.seconds
         if unit.kind == PREPARE:
             job.preparing[unit.step] -= 1
-        if record.status != "pending":
+        if record.status != Status.PENDING:
             return
         if not completion.ok:
             self.fail(job, unit.step, completion)
@@ -409,7 +434,7 @@ class Scheduler:
 
     def fail(self, job: FileJob, step_id: str, completion: Completion) -> None:
         record = job.records[step_id]
-        record.status = "failed"
+        record.status = Status.FAILED
         record.error = {"message": completion.error, "chunk": completion.unit.chunk}
         if self.keep_tracebacks and completion.traceback:
             record.error["traceback"] = completion.traceback
@@ -435,7 +460,7 @@ class Scheduler:
             return False
         if not job.records:
             return True  # still decoding
-        if job.records[step_id].status != "pending":
+        if job.records[step_id].status != Status.PENDING:
             return False
         if step_id not in job.waiting:
             return True  # not started: waits for its inputs
@@ -446,7 +471,7 @@ class Scheduler:
         owners = unit.payload["owners"]
         for position, (path, chunk) in enumerate(owners):
             job = self.active.get(path)
-            if job is None or job.cancelled or job.records[unit.step].status != "pending":
+            if job is None or job.cancelled or job.records[unit.step].status != Status.PENDING:
                 continue
             job.records[unit.step].seconds += completion.seconds / len(owners)
             if completion.ok:
@@ -464,7 +489,21 @@ class Scheduler:
             return False
         if job.error or job.up_to_date or job.cancelled:
             return True
-        return bool(job.records) and all(r.status != "pending" for r in job.records.values())
+        return bool(job.records) and all(r.status != Status.PENDING for r in job.records.values())
+
+    def export(self, job: FileJob) -> bool:
+        """Build the result of a file whose steps are all done and, when it is written anywhere,
+        queue its export unit; True while that export is still to come."""
+        if job.error or job.up_to_date or job.cancelled or job.exporting:
+            return False
+        job.exporting = True
+        job.result = build_result(pipeline=self.pipeline, path=job.path, source=job.audio, content_hash=job.sha256,
+                                  spans=job.spans, records=job.records, registry=self.registry)
+        if not self.formats:
+            return False
+        self.submit(job, EXPORT, payload={"result": job.result, "directory": str(self.output_dir),
+                                          "name": job.name, "formats": self.formats})
+        return True
 
     def finish(self, job: FileJob) -> FileOutcome:
         seconds = time.perf_counter() - job.began
@@ -479,18 +518,12 @@ class Scheduler:
                 self.emit(events.FILE_SKIPPED, file=job.path, data={"reason": "result is up to date"})
                 return FileOutcome(job.path, ok=True, skipped="result is up to date", seconds=seconds,
                                    written=[str(self.output_dir / f"{job.name}.json")])
-            result = build_result(pipeline=self.pipeline, path=job.path, source=job.audio, content_hash=job.sha256,
-                                  spans=job.spans, records=job.records, registry=self.registry)
-            written = write_outputs(result, self.output_dir, job.name, self.formats)
-            if self.plot:
-                from ..plot import plot_result
-
-                written.append(str(plot_result(result, self.output_dir / f"{job.name}.png")))
-            ok = all(r.status == "ok" or (r.status != "ok" and self.pipeline.step(sid).optional)
-                     for sid, r in job.records.items())
+            ok = not job.result["errors"] or all(
+                error.get("step") and self.pipeline.step(error["step"]).optional for error in job.result["errors"])
             self.emit(events.FILE_FINISHED, file=job.path, seconds=seconds,
-                      data={"ok": ok, "written": written, "duration": job.audio.duration})
-            return FileOutcome(job.path, ok=ok, written=written, seconds=seconds, duration=job.audio.duration)
+                      data={"ok": ok, "written": job.written, "duration": job.audio.duration, "result": job.result})
+            return FileOutcome(job.path, ok=ok, written=job.written, seconds=seconds, duration=job.audio.duration,
+                               result=job.result)
         finally:
             if job.audio is not None:
                 job.audio.remove()

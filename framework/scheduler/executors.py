@@ -68,7 +68,7 @@ def plugin_handoff(pm) -> list:
     for name, plugin in pm.list_name_plugin():
         if name in getattr(pm, "mirflow_entry_points", set()):
             continue
-        if not any(hasattr(plugin, hook) for hook in ("register_analyzers", "aggregate")):
+        if not any(hasattr(plugin, hook) for hook in ("register_analyzers", "aggregate", "register_exporters")):
             continue  # progress listeners stay here; events are forwarded to them
         if isinstance(plugin, types.ModuleType):
             handoff.append((name, "module", plugin.__name__))
@@ -95,7 +95,12 @@ def _worker_main(conn, lane: str, pipeline_path: str, disabled: tuple, handoff: 
         unit = conn.recv()
         if unit is None:
             break
-        conn.send(("done", runner.run(unit)))
+        completion = runner.run(unit)
+        try:
+            conn.send(("done", completion))
+        except Exception as err:  # an analyzer's output that cannot be pickled fails its unit, not the worker
+            conn.send(("done", Completion(unit, False, error=f"the unit's result cannot be sent back to the "
+                                          f"coordinator ({type(err).__name__}: {err})", seconds=completion.seconds)))
 
 
 MAX_FAILED_STARTS = 3

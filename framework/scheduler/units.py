@@ -7,7 +7,9 @@ A unit is one of:
 - ``analyze``: one (file, chunk, step) of a ``cpu`` step;
 - ``prepare``: the CPU-lane half of a ``gpu`` step for one chunk (features);
 - ``batch``: prepared chunks of one ``gpu`` step, from any files, through the model at once;
-- ``aggregate``: one (file, step): merge its chunks (a DBN decode can be real work).
+- ``aggregate``: one (file, step): merge its chunks (a DBN decode can be real work);
+- ``export``: one file's result rendered in each format and written (a plot takes a second,
+  and a plugin's exporter may fail: neither holds up or stops the coordinator).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..aggregate import Part, Track, default_aggregate, normalize
+from ..aggregate import Part, Track, default_aggregate
 from ..analyzer import Analyzer
 from ..audio import ChunkSpan, DecodeError, file_sha256, store_audio
+from ..contract import ContractError, check_outputs
+from ..results import write_outputs
 
-DECODE, ANALYZE, PREPARE, BATCH, AGGREGATE = "decode", "analyze", "prepare", "batch", "aggregate"
+DECODE, ANALYZE, PREPARE, BATCH, AGGREGATE, EXPORT = "decode", "analyze", "prepare", "batch", "aggregate", "export"
 
 
 class SetupFailure(Exception):
@@ -47,26 +51,27 @@ def prepare_analyzer(cls: type[Analyzer], params: dict[str, Any], device: str, r
     return analyzer
 
 
-def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw: list[dict[str, Any]],
-                   track: Track) -> dict[str, Any]:
+def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw: list[Any],
+                   track: Track, notes: list[str] | None = None) -> dict[str, Any]:
     """Move chunk outputs to track time and merge them (plugin hook first, then defaults).
 
-    ``offsets`` holds (chunk index, time of the chunk's first sample) per raw output.
+    ``offsets`` holds (chunk index, time of the chunk's first sample) per raw output. What
+    the analyzer returned per chunk and what the hook returns are both checked against the
+    contract (mirflow.contract); ``notes`` collects what its rules cleaned.
     """
     kinds = analyzer.chunk_outputs or analyzer.outputs
     spans = {span.index: span for span in track.spans}
     parts = []
     for position, ((index, start), outputs) in enumerate(zip(offsets, raw)):
-        if not isinstance(outputs, dict):
-            raise ValueError(f"chunk {index}: analyze() returned {type(outputs).__name__}, expected a dict")
-        unknown = set(outputs) - set(kinds)
-        if unknown:
-            raise ValueError(f"chunk {index}: undeclared output {sorted(unknown)[0]!r}")
-        normalized = {name: normalize(kinds[name], value, start) for name, value in outputs.items()}
         span = spans.get(index, ChunkSpan(0, 0.0, track.duration, 0.0, track.duration))
+        where = f"{analyzer.name}: chunk {index}" if len(raw) > 1 else analyzer.name
+        normalized = check_outputs(kinds, outputs, offset=start, bound=span.end - start, where=where, notes=notes)
         parts.append(Part(span=span, outputs=normalized, last=position == len(raw) - 1))
     merged = pm.hook.aggregate(analyzer=analyzer, parts=parts, track=track)
-    return merged if merged is not None else default_aggregate(analyzer.outputs, parts)
+    if merged is None:
+        merged = default_aggregate(analyzer.outputs, parts)
+    return check_outputs(analyzer.outputs, merged, bound=track.duration, where=f"{analyzer.name}: aggregate",
+                         notes=notes)
 
 
 @dataclass
@@ -112,7 +117,7 @@ class UnitRunner:
         try:
             value = getattr(self, f"run_{unit.kind}")(unit)
             return Completion(unit, True, value, seconds=time.perf_counter() - began)
-        except (SetupFailure, DecodeError) as err:  # their messages are complete sentences already
+        except (SetupFailure, DecodeError, ContractError) as err:  # their messages are complete sentences already
             return Completion(unit, False, error=str(err), seconds=time.perf_counter() - began)
         except Exception as err:
             return Completion(unit, False, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
@@ -164,7 +169,15 @@ class UnitRunner:
         analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
         track = Track(path=unit.file, duration=unit.payload["duration"], spans=unit.payload["spans"],
                       inputs=unit.payload.get("inputs") or {})
-        return aggregate_step(self.pm, analyzer, unit.payload["offsets"], unit.payload["raw"], track)
+        notes: list[str] = []
+        outputs = aggregate_step(self.pm, analyzer, unit.payload["offsets"], unit.payload["raw"], track, notes)
+        return {"outputs": outputs, "notes": notes}
+
+
+    def run_export(self, unit: Unit) -> dict[str, Any]:
+        result, payload = unit.payload["result"], unit.payload
+        written = write_outputs(result, payload["directory"], payload["name"], payload["formats"], self.registry.exporters)
+        return {"result": result, "written": written}
 
 
 def is_out_of_memory(error: Exception) -> bool:

@@ -124,7 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         scratch = Path(tempfile.mkdtemp(prefix="mirflow-serve-"))
         state["store"] = JobStore(scratch / "jobs", max_active=settings.max_jobs, keep_finished=settings.keep_finished)
-        state["engine"] = Engine(pm, registry, pipelines, scratch=scratch, jobs=settings.jobs,
+        state["engine"] = Engine(pm, registry, pipelines, jobs=settings.jobs,
                                  device=settings.device, disabled=settings.disabled)
         threading.Thread(target=_probe_devices, args=(pm, state["devices"]), daemon=True).start()
         try:

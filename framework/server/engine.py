@@ -28,12 +28,13 @@ UNIT_EVENTS = {events.UNIT_STARTED: "unit_started", events.UNIT_FINISHED: "unit_
 class PipelineRunner:
     """One pipeline's scheduler, running in its own thread until the server stops."""
 
-    def __init__(self, name: str, pipeline, registry, pm, *, results_dir: Path, jobs: int | None,
+    def __init__(self, name: str, pipeline, registry, pm, *, jobs: int | None,
                  device: str | None, disabled: tuple, on_broken):
         self.name = name
         self.inbox: queue.Queue = queue.Queue()
+        # Results come back as values (no files, no claims): the job keeps them.
         self.scheduler = build_scheduler(pipeline, registry, pm, jobs=jobs, device=device, disabled=disabled,
-                                         output_dir=results_dir, formats=("json", "jams"), force=True)
+                                         output_dir=None, force=True)
         self.on_broken = on_broken
         self.thread = threading.Thread(target=self._serve, name=f"mirflow-engine-{name}", daemon=True)
         self.thread.start()
@@ -52,13 +53,11 @@ class PipelineRunner:
 class Engine:
     """Submits jobs to their pipeline's runner and turns scheduler events into job events."""
 
-    def __init__(self, pm, registry, pipelines: dict, *, scratch: Path, jobs: int | None = None,
+    def __init__(self, pm, registry, pipelines: dict, *, jobs: int | None = None,
                  device: str | None = None, disabled: tuple = ()):
         self.pm = pm
         self.registry = registry
         self.pipelines = pipelines  # name -> loaded Pipeline
-        self.results_dir = Path(scratch) / "results"
-        self.results_dir.mkdir(parents=True, exist_ok=True)
         self.jobs, self.device, self.disabled = jobs, device, disabled
         self.runners: dict[str, PipelineRunner] = {}
         self.by_path: dict[str, Job] = {}
@@ -70,7 +69,7 @@ class Engine:
             runner = self.runners.get(job.pipeline)
             if runner is None:
                 runner = self.runners[job.pipeline] = PipelineRunner(
-                    job.pipeline, self.pipelines[job.pipeline], self.registry, self.pm, results_dir=self.results_dir,
+                    job.pipeline, self.pipelines[job.pipeline], self.registry, self.pm,
                     jobs=self.jobs, device=self.device, disabled=self.disabled, on_broken=self._broken)
             self.by_path[str(job.audio_path)] = job
         job.add("queued", {"pipeline": job.pipeline, "filename": job.filename})
@@ -138,7 +137,7 @@ class Engine:
         elif event.kind in (events.CHUNK_RESULT, events.STEP_FINISHED):
             job.add("partial", {"step": event.step, "chunk": event.chunk, "outputs": to_jsonable(data["outputs"])})
         elif event.kind == events.FILE_FINISHED:
-            self._finish(job, data["written"])
+            self._finish(job, data["result"])
 
     def _plan(self, job: Job, spans: list[dict], duration: float) -> list[dict]:
         """Each step's units over the song: every chunk, or one for a whole-track step."""
@@ -146,22 +145,18 @@ class Engine:
         return [{"step": step.id, "chunks": spans if self.registry.get(step.analyzer).chunked else whole}
                 for step in self.pipelines[job.pipeline].steps]
 
-    def _finish(self, job: Job, written: list[str]) -> None:
-        paths = {Path(p).suffix: Path(p) for p in written}
-        try:
-            result = json.loads(paths[".json"].read_text(encoding="utf-8"))
-            jams = paths[".jams"].read_text(encoding="utf-8") if ".jams" in paths else None
-        except (OSError, KeyError, ValueError) as err:
-            job.end(FAILED, error=f"{job.filename}: the result could not be read back ({err})")
-            return
-        finally:
-            for path in paths.values():
-                path.unlink(missing_ok=True)
+    def _finish(self, job: Job, result: dict) -> None:
+        from ..exports import to_jams
+
+        result = json.loads(json.dumps(result))  # the job's own copy, strict JSON
         # The client knows its file by name; server paths are none of its business.
         result["source"]["path"] = job.filename
         result["pipeline"]["path"] = None
-        jams = jams.replace(str(job.audio_path.resolve()), job.filename) if jams else None
-        errors = "; ".join(f"{e['step']}: {e['message']}" for e in result.get("errors", []))
+        for error in result["errors"]:
+            error["file"] = job.filename
+            error["message"] = self._public(job, error.get("message"))
+        jams = json.dumps(to_jams(result), indent=1, allow_nan=False) + "\n"
+        errors = "; ".join(f"{e.get('step') or e.get('stage')}: {e['message']}" for e in result.get("errors", []))
         job.end(DONE, result=result, jams=jams, error=errors or None)
 
     @staticmethod
