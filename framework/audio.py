@@ -168,25 +168,42 @@ def audio_key(sample_rate: int, layout: str) -> str:
 
 
 BLOCK_SECONDS = 10.0  # decode and resample this much at a time: memory does not grow with length
+MIN_RATE, MAX_RATE = 1000, 768_000  # Hz: sample rates a real recording has
+MAX_CHANNELS = 64
+MAX_DURATION = 6 * 3600.0  # seconds, unless the pipeline says otherwise (resources.max_duration)
 
 
-def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = "HQ") -> StoredAudio:
+def raw_prefix(path: str | Path) -> str:
+    """The start of the raw files' names of ``path`` in a scratch folder (one per rate and layout)."""
+    return hashlib.sha1(str(path).encode()).hexdigest()[:12]
+
+
+def remove_raw(path: str | Path, directory: str | Path) -> None:
+    """Delete what a decode of ``path`` left in ``directory`` (a decode stopped half-way)."""
+    for raw in Path(directory).glob(f"{raw_prefix(path)}-*.f32"):
+        raw.unlink(missing_ok=True)
+
+
+def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = "HQ",
+                max_duration: float = MAX_DURATION) -> StoredAudio:
     """Decode ``path`` block by block into raw float32 files under ``directory``.
 
     ``wanted`` is a set of (sample rate or None, layout). Each block is mixed down and
     resampled (streaming, so the result equals one pass over the file) once per wanted
-    rate; the file is read once, whatever the number of analyzers.
+    rate; the file is read once, whatever the number of analyzers. The header is checked
+    first (sample rate, channels, a duration up to ``max_duration``), and the frames as
+    they come: a small file cannot demand unbounded work or disk.
     """
     path = str(path)
     directory = Path(directory)
-    blocks, rate, channels = _open_blocks(path)
+    blocks, rate, channels = _open_blocks(path, max_duration)
     targets = {}
     for sample_rate, layout in sorted(wanted, key=str):
         key = audio_key(sample_rate or rate, layout)
         if key in targets:
             continue
         width = channels if layout == "all" else 1
-        raw = directory / f"{hashlib.sha1(path.encode()).hexdigest()[:12]}-{(sample_rate or rate)}-{layout}.f32"
+        raw = directory / f"{raw_prefix(path)}-{(sample_rate or rate)}-{layout}.f32"
         stream = None
         if (sample_rate or rate) != rate:
             import soxr
@@ -200,6 +217,8 @@ def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = 
             if not np.all(np.isfinite(block)):
                 raise DecodeError(f"{path}: contains NaN or infinite samples")
             frames += len(block)
+            if frames > max_duration * rate:
+                raise DecodeError(f"{path}: longer than {_hours(max_duration)} of audio (resources.max_duration)")
             _write_block(targets, block, last=False)
         if frames == 0:
             raise DecodeError(f"{path}: contains no audio samples")
@@ -225,22 +244,48 @@ def _write_block(targets: dict, block: np.ndarray, last: bool) -> None:
         target["frames"] += len(data)
 
 
-def _open_blocks(path: str):
-    """(iterator of float32 (frames, channels) blocks, sample rate, channels)."""
+def _open_blocks(path: str, max_duration: float = MAX_DURATION):
+    """(iterator of float32 (frames, channels) blocks, sample rate, channels), after the
+    header's sample rate, channel count and duration are checked."""
     if not Path(path).is_file():
         raise DecodeError(f"{path}: no such file")
+    if Path(path).stat().st_size == 0:
+        raise DecodeError(f"{path}: the file is empty (0 bytes)")
     try:
         import soundfile
 
         info = soundfile.info(path)
-        blocksize = max(1024, int(BLOCK_SECONDS * info.samplerate))
-        blocks = soundfile.blocks(path, blocksize=blocksize, dtype="float32", always_2d=True)
-        return _guarded(blocks, path), info.samplerate, info.channels
+        header = (info.samplerate, info.channels, info.frames / info.samplerate if info.samplerate > 0 else 0.0)
     except Exception as first_error:
         try:
-            return _audioread_blocks(path)
+            source = _audioread_source(path)
         except Exception:
             raise DecodeError(f"{path}: cannot decode audio ({_reason(first_error, path)})") from None
+        _check_header(path, source.samplerate, source.channels, source.duration or 0.0, max_duration, source)
+        return _audioread_blocks(source), source.samplerate, source.channels
+    _check_header(path, *header, max_duration)
+    blocksize = max(1024, int(BLOCK_SECONDS * info.samplerate))
+    blocks = soundfile.blocks(path, blocksize=blocksize, dtype="float32", always_2d=True)
+    return _guarded(blocks, path), info.samplerate, info.channels
+
+
+def _check_header(path: str, rate: int, channels: int, duration: float, max_duration: float, source=None) -> None:
+    problem = None
+    if not MIN_RATE <= rate <= MAX_RATE:
+        problem = f"its header declares a sample rate of {rate} Hz (audio of {MIN_RATE} to {MAX_RATE} Hz is accepted)"
+    elif not 1 <= channels <= MAX_CHANNELS:
+        problem = f"its header declares {channels} channels (1 to {MAX_CHANNELS} are accepted)"
+    elif duration > max_duration:
+        problem = (f"its header declares {_hours(duration)} of audio, longer than the {_hours(max_duration)} "
+                   "allowed (resources.max_duration)")
+    if problem:
+        if source is not None:
+            source.close()
+        raise DecodeError(f"{path}: {problem}")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
 
 
 def _guarded(blocks, path):
@@ -252,29 +297,34 @@ def _guarded(blocks, path):
         raise DecodeError(f"{path}: cannot decode audio ({_reason(err, path)})") from None
 
 
-def _audioread_blocks(path: str):
+def _audioread_source(path: str):
     import audioread
 
-    source = audioread.audio_open(path)
-    rate, channels = source.samplerate, source.channels
+    return audioread.audio_open(path)
 
-    def blocks():
-        with source:
-            for data in source:
-                pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-                yield pcm.reshape(-1, channels)
 
-    return blocks(), rate, channels
+def _audioread_blocks(source):
+    channels = source.channels
+    with source:
+        for data in source:
+            pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+            yield pcm[: len(pcm) - len(pcm) % channels].reshape(-1, channels)
 
 
 def _reason(error: Exception, path: str) -> str:
-    return str(error).replace(path, "").strip(" :'\"") or type(error).__name__
+    """The library's words without the path (the message starts with it already)."""
+    text = str(error)
+    if "possibly a pipe" in text:  # libsndfile's words for a regular file it cannot parse
+        return "not an audio format it can read"
+    for quoted in (repr(path), f'"{path}"', f"'{path}'"):
+        text = text.replace(quoted, "the file")
+    return text.replace(path, "the file").strip(" :") or type(error).__name__
 
 
-def decode(path: str | Path) -> Decoded:
+def decode(path: str | Path, max_duration: float = MAX_DURATION) -> Decoded:
     """The whole file in memory as float32 (same readers and errors as :func:`store_audio`)."""
     path = str(path)
-    blocks, rate, channels = _open_blocks(path)
+    blocks, rate, channels = _open_blocks(path, max_duration)
     parts = list(blocks)
     samples = np.concatenate(parts) if parts else np.zeros((0, channels), dtype=np.float32)
     if samples.shape[0] == 0:

@@ -141,7 +141,8 @@ class GpuCounter(mirflow.Analyzer):
 
 
 class Slow(mirflow.Analyzer):
-    """Sleeps per chunk (to see lanes overlap), or kills its own process on files named *crash*."""
+    """Sleeps per chunk (to see lanes overlap), kills its own process on files named *crash*,
+    never returns on files named *hang*."""
 
     name = "fake.slow"
     sample_rate = 22050
@@ -151,6 +152,8 @@ class Slow(mirflow.Analyzer):
     def analyze(self, chunk, inputs):
         if "crash" in os.path.basename(chunk.path):
             os.kill(os.getpid(), signal.SIGKILL)  # like a segfault or the OOM killer
+        if "hang" in os.path.basename(chunk.path):
+            time.sleep(3600)
         time.sleep(self.config["sleep"])
         return {"slept": self.config["sleep"]}
 

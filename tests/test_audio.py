@@ -86,6 +86,41 @@ def test_undecodable_inputs_give_one_line_errors_naming_the_file(tmp_path):
     with pytest.raises(DecodeError, match="contains no audio"):
         store_audio(empty, {(None, "mono")}, tmp_path)
     assert not list(tmp_path.glob("*.f32"))  # nothing half-written left behind
+    zero = tmp_path / "zero.mp3"
+    zero.write_bytes(b"")
+    with pytest.raises(DecodeError, match=r"zero.mp3: the file is empty \(0 bytes\)$"):
+        decode(zero)
+    with pytest.raises(DecodeError) as caught:
+        decode(garbage)
+    assert "''" not in str(caught.value) and "pipe" not in str(caught.value)
+
+
+def _patched_wav(tmp_path, name, offset, fmt, value):
+    """A valid 8 kHz WAV whose header field at ``offset`` is overwritten (a lying header)."""
+    import struct
+
+    path = tmp_path / name
+    soundfile.write(path, np.zeros(8000, dtype=np.int16), 8000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[offset:offset + struct.calcsize(fmt)] = struct.pack(fmt, value)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_implausible_headers_are_refused_before_any_decoding(tmp_path):
+    """An 88 KB WAV declaring 1 Hz would be 12 hours of audio once resampled; 65,535 channels
+    broke the mixdown; both fail alone, at once, writing nothing."""
+    slow = _patched_wav(tmp_path, "one-hertz.wav", 24, "<I", 1)
+    wide = _patched_wav(tmp_path, "wide.wav", 22, "<H", 65535)
+    with pytest.raises(DecodeError, match=r"one-hertz.wav: its header declares a sample rate of 1 Hz"):
+        store_audio(slow, {(22050, "mono")}, tmp_path)
+    with pytest.raises(DecodeError, match=r"wide.wav: its header declares 65535 channels \(1 to 64"):
+        store_audio(wide, {(22050, "mono")}, tmp_path)
+    song = tmp_path / "song.wav"
+    soundfile.write(song, np.zeros(8000 * 30, dtype=np.float32), 8000)
+    with pytest.raises(DecodeError, match=r"declares 30 s of audio, longer than the 10 s allowed \(resources.max_duration\)"):
+        store_audio(song, {(22050, "mono")}, tmp_path, max_duration=10)
+    assert not list(tmp_path.glob("*.f32"))
 
 
 def test_compressed_formats_decode(tmp_path):

@@ -185,9 +185,11 @@ def test_a_huge_file_is_refused_before_parsing(tmp_path, registry):
 def test_numbers_must_be_finite_and_within_sane_ranges(write_pipeline, registry):
     errors = errors_of(write_pipeline, registry, """
         chunking: {length: .nan, overlap: .inf, min_duration: 1.0e+9}
-        resources: {cpu: {workers: 100000}}
+        resources: {cpu: {workers: 100000}, unit_timeout: 0, max_duration: .inf}
         steps: [fake.clicks]
         """)
+    assert any("resources.unit_timeout: must be above 0" in e for e in errors)
+    assert any("resources.max_duration: expected a number, got inf" in e for e in errors)
     assert any("chunking.length: expected a number, got nan" in e for e in errors)
     assert any("chunking.overlap: expected a number, got inf" in e for e in errors)
     assert any("chunking.min_duration: must be at most 86400.0" in e for e in errors)

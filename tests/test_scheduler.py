@@ -320,3 +320,52 @@ def test_a_script_without_a_main_guard_stops_with_a_clear_error_instead_of_respa
     assert "worker processes die while starting (3 in a row" in done.stderr
     assert 'if __name__ == "__main__":' in done.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))
+
+
+@pytest.mark.parametrize("jobs", [2, 1])
+def test_a_hanging_analyzer_is_stopped_after_unit_timeout_and_only_its_step_fails(
+        pm, registry, write_pipeline, write_clicks, tmp_path, jobs):
+    files = [write_clicks(3.0, name="hang.wav")[0], write_clicks(3.0, name="fine.wav")[0]]
+    pipeline = write_pipeline("resources: {unit_timeout: 2}\nsteps: [fake.clicks, fake.slow]\n")
+    began = time.monotonic()
+    outcomes, (hang, fine), _ = run(pm, registry, pipeline, files, tmp_path / "out", jobs=jobs, inline=jobs == 1)
+    assert time.monotonic() - began < 60
+    assert hang["steps"]["slow"]["status"] == "failed"
+    assert "timed out after 2 s (resources.unit_timeout)" in hang["steps"]["slow"]["error"]["message"]
+    assert hang["steps"]["clicks"]["status"] == "ok" and fine["steps"]["slow"]["status"] == "ok"
+    assert [o.ok for o in outcomes] == [False, True]
+
+
+def test_cancelling_a_file_stops_its_decode_and_removes_what_it_wrote(
+        pm, registry, recorder, write_pipeline, tmp_path, private_tmp):
+    import queue
+    import threading
+
+    from mirflow.scheduler import build_scheduler
+    from mirflow.scheduler.coordinator import FileJob
+
+    long = tmp_path / "twelve-hours.flac"  # 1 MB of silence that decodes to GBs at 22.05 kHz
+    with soundfile.SoundFile(long, "w", 8000, 1, format="FLAC") as handle:
+        for _ in range(72):
+            handle.write(np.zeros(8000 * 600, dtype=np.float32))
+    pipeline = load_pipeline(write_pipeline("resources: {max_duration: 86400}\nsteps: [fake.clicks]\n"), registry)
+    scheduler = build_scheduler(pipeline, registry, pm, jobs=1, output_dir=tmp_path / "out")
+    inbox, outcomes = queue.Queue(), []
+    thread = threading.Thread(target=scheduler.serve, args=(inbox, outcomes.append))
+    thread.start()
+    inbox.put(FileJob(str(long), "long"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(private_tmp.glob("mirflow-audio-*/*.f32")):
+        time.sleep(0.05)
+    assert list(private_tmp.glob("mirflow-audio-*/*.f32")), "the decode did not start"
+    time.sleep(1.0)
+    cancelled = time.monotonic()
+    scheduler.cancel(str(long))
+    while time.monotonic() < cancelled + 20 and not outcomes:
+        time.sleep(0.05)
+    assert outcomes and "cancelled" in outcomes[0].error
+    assert time.monotonic() - cancelled < 10  # the whole decode takes about 30 s here
+    assert not list(private_tmp.glob("mirflow-audio-*/*.f32"))
+    inbox.put(None)
+    thread.join(30)
+    assert not thread.is_alive()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analyzer import CURVE, EVENTS, LABEL, SCALAR, SEGMENTS, ParamError
+from ..audio import MAX_DURATION
 from .errors import Issue, PipelineError, did_you_mean, format_path
 from .yamlpos import Located, check_size, load_located
 
@@ -63,6 +64,8 @@ class Resources:
     cpu_workers: int | None = None
     gpu_batch_size: int = 8
     files_in_flight: int | None = None  # decoded files held at once (default: from workers and batch)
+    unit_timeout: float | None = None  # seconds one unit may run before its worker is killed; None: auto
+    max_duration: float = MAX_DURATION  # longest audio accepted, checked from the header before decoding
 
 
 @dataclass
@@ -216,7 +219,7 @@ class _Validator:
 
     def resources(self, value: Any) -> Resources:
         path = ("resources",)
-        section = self.mapping(value, path, ("device", "cpu", "gpu", "files_in_flight"))
+        section = self.mapping(value, path, ("device", "cpu", "gpu", "files_in_flight", "unit_timeout", "max_duration"))
         device = self.choice(section.get("device", "auto"), path + ("device",), DEVICES) or "auto"
         cpu = self.mapping(section.get("cpu"), path + ("cpu",), ("workers",))
         gpu = self.mapping(section.get("gpu"), path + ("gpu",), ("batch_size",))
@@ -232,7 +235,14 @@ class _Validator:
         if files is not None:
             files = self.number(files, path + ("files_in_flight",), minimum=1, integer=True, maximum=1000,
                                 why="each file in flight holds its decoded audio")
-        return Resources(device=device, cpu_workers=workers, gpu_batch_size=batch, files_in_flight=files)
+        timeout = section.get("unit_timeout", "auto")
+        if timeout != "auto":
+            timeout = self.number(timeout, path + ("unit_timeout",), minimum=0, strict=True, maximum=7 * 86400,
+                                  why="a week; use auto to scale with the audio each unit covers")
+        longest = self.number(section.get("max_duration", MAX_DURATION), path + ("max_duration",), minimum=0,
+                              strict=True, maximum=7 * 86400, why="a week of audio") or MAX_DURATION
+        return Resources(device=device, cpu_workers=workers, gpu_batch_size=batch, files_in_flight=files,
+                         unit_timeout=None if timeout == "auto" else timeout, max_duration=longest)
 
     def output(self, value: Any, pipeline: Pipeline) -> None:
         path = ("output",)

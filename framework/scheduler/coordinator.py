@@ -24,6 +24,9 @@ from .claims import Claim, scratch_dir
 from .units import AGGREGATE, ANALYZE, BATCH, DECODE, EXPORT, PREPARE, Completion, Unit
 
 
+AUTO_DECODE_TIMEOUT = 1800.0  # seconds; decoding a 6-hour FLAC takes about a minute
+
+
 class Terminated(Exception):
     """The run stopped on SIGTERM (after releasing what it held); the CLI exits with 143."""
 
@@ -132,7 +135,20 @@ class Scheduler:
         """Queue a unit of ``job`` on the CPU lane (GPU batches go through flush_batches)."""
         self._ids += 1
         job.outstanding += 1
-        self.executor.submit(Unit(self._ids, kind, "cpu", file=job.path, **fields))
+        payload = fields.get("payload", {})
+        covers = (payload["span"].end - payload["span"].start if "span" in payload
+                  else job.audio.duration if job.audio is not None else None)
+        self.executor.submit(Unit(self._ids, kind, "cpu", file=job.path, timeout=self.timeout_for(covers), **fields))
+
+    def timeout_for(self, audio_seconds: float | None) -> float:
+        """``resources.unit_timeout``, or by default 300 s (setting models up, compiling) plus 4 s
+        per second of audio the unit covers: bounds a hung analyzer without cutting a long merge
+        short. A decode (its duration not known yet) gets AUTO_DECODE_TIMEOUT."""
+        if self.pipeline.resources.unit_timeout is not None:
+            return self.pipeline.resources.unit_timeout
+        if audio_seconds is None:
+            return AUTO_DECODE_TIMEOUT
+        return 300.0 + 4.0 * audio_seconds
 
     # -- the loop -----------------------------------------------------------------
     stop_requested = False
@@ -448,7 +464,8 @@ class Scheduler:
             while len(items) >= self.batch_size or (items and not more):
                 batch, items[:] = items[:self.batch_size], items[self.batch_size:]
                 self._ids += 1
-                self.executor.submit(Unit(self._ids, BATCH, "gpu", step=step_id, payload={
+                covers = len(batch) * self.pipeline.chunking.length
+                self.executor.submit(Unit(self._ids, BATCH, "gpu", step=step_id, timeout=self.timeout_for(covers), payload={
                     "items": [item for _, _, _, item, _ in batch],
                     "inputs": [inputs for *_, inputs in batch],
                     "owners": [(path, chunk) for path, chunk, *_ in batch],

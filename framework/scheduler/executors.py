@@ -15,13 +15,15 @@ import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
 import types
 from collections import deque
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
-from .units import Completion, Unit, UnitRunner
+from ..audio import remove_raw
+from .units import DECODE, Completion, Unit, UnitRunner, UnitTimeout
 
 MAX_ATTEMPTS = 2  # a unit whose worker died is tried once more
 
@@ -52,13 +54,37 @@ class InlineExecutor:
             return []
         unit = self.queue.popleft()
         self.on_start(unit, os.getpid())
-        completion = self.runner.run(unit)
+        with _alarm(unit.timeout):
+            completion = self.runner.run(unit)
         completion.worker = os.getpid()
         self.busy[unit.lane] += completion.seconds
         return [completion]
 
     def close(self) -> None:
         self.queue.clear()
+
+
+class _alarm:
+    """Interrupt the unit with UnitTimeout after ``seconds`` (SIGALRM: main thread, POSIX only;
+    code inside a C extension is interrupted only when it returns to Python)."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds if seconds and hasattr(signal, "setitimer") else None
+        if threading.current_thread() is not threading.main_thread():
+            self.seconds = None
+
+    def __enter__(self):
+        if self.seconds:
+            def ring(signum, frame):
+                raise UnitTimeout(f"timed out after {self.seconds:g} s (resources.unit_timeout)")
+
+            self.previous = signal.signal(signal.SIGALRM, ring)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc):
+        if self.seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
 
 
 def plugin_handoff(pm) -> list:
@@ -137,6 +163,7 @@ class ProcessExecutor:
                  handoff: list, device: str, temp_dir: str, on_start):
         self.context = multiprocessing.get_context("spawn")  # never fork: CUDA/TF in a forked child deadlock
         self.args = (pipeline_path, tuple(disabled), handoff, device, temp_dir)
+        self.temp_dir = temp_dir
         self.on_start = on_start
         self.queues = {"cpu": deque(), "gpu": deque()}
         # One worker per core: each worker's numerical libraries get cores / workers threads.
@@ -180,12 +207,23 @@ class ProcessExecutor:
         return sum(map(len, self.queues.values())) + sum(w.unit is not None for w in self.workers)
 
     def drop(self, file: str) -> int:
-        """Forget the queued units of ``file`` (those running finish); how many there were."""
+        """Forget the queued units of ``file`` and stop its decode if one is running (a long
+        decode must not go on writing after a cancel); analysis units that are running finish.
+        How many units will not complete."""
         dropped = 0
         for lane, queue in self.queues.items():
             kept = deque(unit for unit in queue if unit.file != file)
             dropped += len(queue) - len(kept)
             self.queues[lane] = kept
+        for worker in list(self.workers):
+            if worker.unit is not None and worker.unit.file == file and worker.unit.kind == DECODE:
+                worker.process.kill()
+                worker.process.join(5.0)
+                worker.unit = None
+                remove_raw(file, self.temp_dir)
+                self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
+                self.replaced += 1
+                dropped += 1
         return dropped
 
     def _dispatch(self) -> None:
@@ -199,12 +237,17 @@ class ProcessExecutor:
                 self.on_start(worker.unit, worker.process.pid)
 
     def wait(self, timeout: float | None = None) -> list[Completion]:
-        """Block until something finishes (or ``timeout``); replace dead workers."""
+        """Block until something finishes (or ``timeout``); replace dead workers and kill those
+        whose unit ran past its timeout."""
         if not self.pending():
             return []
+        completions = self._kill_overdue()
         watched = {w.conn: w for w in self.workers}
         watched.update({w.process.sentinel: w for w in self.workers})
-        completions = []
+        now = time.perf_counter()
+        deadlines = [w.started_at + w.unit.timeout - now for w in self.workers if w.unit is not None and w.unit.timeout]
+        if deadlines:
+            timeout = max(0.0, min([timeout if timeout is not None else float("inf"), *deadlines]))
         for ready in wait_for(list(watched), timeout):
             worker = watched[ready]
             if ready is worker.conn:
@@ -223,6 +266,26 @@ class ProcessExecutor:
             elif not worker.process.is_alive() and worker in self.workers:
                 completions.extend(self._replace(worker))
         self._dispatch()
+        return completions
+
+    def _kill_overdue(self) -> list[Completion]:
+        """Kill and replace each worker whose unit ran past its timeout; that unit fails (no retry:
+        it would hang again)."""
+        completions = []
+        now = time.perf_counter()
+        for worker in list(self.workers):
+            unit = worker.unit
+            if unit is None or not unit.timeout or now - worker.started_at < unit.timeout:
+                continue
+            worker.process.kill()
+            worker.process.join(5.0)
+            worker.unit = None
+            self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
+            self.replaced += 1
+            self.busy[worker.lane] += now - worker.started_at
+            completions.append(Completion(unit, False, error=f"timed out after {unit.timeout:g} s "
+                                          "(resources.unit_timeout); its worker was stopped",
+                                          seconds=now - worker.started_at, worker=worker.process.pid))
         return completions
 
     def _replace(self, worker: _Worker) -> list[Completion]:

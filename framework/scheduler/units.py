@@ -30,6 +30,10 @@ from ..results import write_outputs
 DECODE, ANALYZE, PREPARE, BATCH, AGGREGATE, EXPORT = "decode", "analyze", "prepare", "batch", "aggregate", "export"
 
 
+class UnitTimeout(Exception):
+    """A unit ran past its ``timeout`` (an inline run interrupts it with SIGALRM)."""
+
+
 class SetupFailure(Exception):
     """An analyzer that could not be set up (missing library, no GPU, ...)."""
 
@@ -86,6 +90,7 @@ class Unit:
     chunk: int | None = None
     payload: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
+    timeout: float | None = None  # seconds before its worker is killed (resources.unit_timeout)
 
 
 @dataclass
@@ -117,7 +122,7 @@ class UnitRunner:
         try:
             value = getattr(self, f"run_{unit.kind}")(unit)
             return Completion(unit, True, value, seconds=time.perf_counter() - began)
-        except (SetupFailure, DecodeError, ContractError) as err:  # their messages are complete sentences already
+        except (SetupFailure, DecodeError, ContractError, UnitTimeout) as err:  # their messages are complete sentences already
             return Completion(unit, False, error=str(err), seconds=time.perf_counter() - began)
         except Exception as err:
             return Completion(unit, False, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
@@ -145,7 +150,8 @@ class UnitRunner:
         existing = unit.payload.get("existing")
         if sha256 and existing and up_to_date(existing["path"], sha256, existing["pipeline_hash"], existing["versions"]):
             return {"skip": True, "sha256": sha256}
-        audio = store_audio(path, unit.payload["wanted"], self.temp_dir, self.pipeline.resample_quality)
+        audio = store_audio(path, unit.payload["wanted"], self.temp_dir, self.pipeline.resample_quality,
+                            max_duration=self.pipeline.resources.max_duration)
         return {"skip": False, "sha256": sha256, "audio": audio}
 
     def run_analyze(self, unit: Unit) -> tuple[float, dict[str, Any]]:
