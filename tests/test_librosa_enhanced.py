@@ -30,6 +30,22 @@ def test_songs_in_known_keys_major_and_minor(tmp_path):
         assert segment["start"] == 0.0 and segment["end"] == pytest.approx(20.0)
 
 
+def test_noise_and_a_click_have_no_key(tmp_path):
+    rng = np.random.default_rng(3)
+    white = (0.1 * rng.standard_normal(44100 * 20)).astype(np.float32)
+    brown = np.cumsum(rng.standard_normal(44100 * 20))
+    brown = (0.3 * (brown - np.convolve(brown, np.ones(2000) / 2000, "same")) / 200).astype(np.float32)
+    click = np.zeros(22050, dtype=np.float32)
+    click[200:220] = 1.0
+    song = make_song(key_progression("E major"), bpm=100, duration=20.0, key="E major", seed=4)
+    results = run(tmp_path, {"white": white, "brown": brown, "click": click, "song": song},
+                  steps="[librosa_enhanced.key]")
+    for name in ("white", "brown", "click"):
+        assert "key" not in results[name]["summary"], name
+        assert results[name]["timeline"]["keys"] == []
+    assert results["song"]["summary"]["key"]["label"] == "E major"
+
+
 def test_a_modulation_gives_two_key_segments_at_about_the_right_time(tmp_path):
     song = make_song(key_progression("A minor"), bpm=124, duration=100.0, key="A minor", seed=9,
                      modulation=(50.0, key_progression("C major"), "C major"))

@@ -42,25 +42,21 @@ class Context:
 
 
 def bundled_pipelines() -> dict[str, Path]:
-    """Name -> path of the pipelines shipped in ``pipelines/``."""
-    from importlib.resources import files
+    """Name -> path of the bundled pipelines (imported when asked: the pipeline package
+    loads numpy, and ``mirflow --help`` must stay instant)."""
+    from ..pipeline.bundled import bundled_pipelines as found
 
-    folder = files("mirflow.bundled_pipelines")
-    return {Path(str(item)).stem: Path(str(item)) for item in folder.iterdir() if str(item).endswith(".yaml")}
+    return found()
 
 
 def resolve_pipeline(argument: str) -> Path:
     """A pipeline file path, or the name of a bundled pipeline (``default``)."""
-    path = Path(argument)
-    if path.is_file():
-        return path
-    bundled = bundled_pipelines()
-    if argument in bundled:
-        return bundled[argument]
-    if path.suffix in (".yaml", ".yml") or "/" in argument:
-        raise CliError(f"{argument}: no such pipeline file")
-    names = ", ".join(sorted(bundled))
-    raise CliError(f"{argument}: no pipeline file or bundled pipeline of that name (bundled: {names})")
+    from ..pipeline import find_pipeline
+
+    try:
+        return find_pipeline(argument)
+    except LookupError as err:
+        raise CliError(str(err)) from None
 
 
 def load_pipeline_or_fail(argument: str, registry):

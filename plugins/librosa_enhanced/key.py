@@ -33,7 +33,11 @@ PROFILES = {
                  (0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052)),
 }
 STEP = 1.0  # seconds between key scores
-SILENT = 24  # the 25th state: nothing tonal to hear
+SILENT = 24  # the 25th state: nothing tonal to hear (silence, noise, a click)
+# Below this spread of a window's summed chroma (standard deviation / mean) nothing tonal
+# sounds there: white and brown noise and a click measure 0.03-0.07, the most level window of
+# every GM dev song and real excerpt 0.15 or more (a drum-heavy recording's lowest).
+ATONAL = 0.1
 CHORD_WEIGHT = 1.0  # chosen on the GM corpus's dev split (benchmarks/independent.py)
 
 
@@ -63,7 +67,7 @@ class Key(LibrosaAnalyzer):
     """The key over time (a segment per key, modulations included) and the song's key."""
 
     name = "librosa_enhanced.key"
-    version = "4"
+    version = "5"
     params = {
         # Albrecht-Shanahan: 0.77 MIREX on the GM corpus's dev split where Krumhansl-Kessler gives
         # 0.50 and Temperley 0.66 (equal on the project's own synthesizer): benchmarks/independent.py.
@@ -96,7 +100,9 @@ class Key(LibrosaAnalyzer):
         last = np.clip(np.round((frame_times + half) * rate).astype(int) + 1, 0, len(frames))
         windows = summed[last] - summed[first]
         values[:, :24] = key_scores(windows, self.config["profile"])
-        values[:, SILENT] = windows.sum(axis=1) <= 1e-6
+        totals = windows.sum(axis=1)
+        spread = windows.std(axis=1) / np.maximum(windows.mean(axis=1), 1e-12)
+        values[:, SILENT] = (totals <= 1e-6) | (spread < ATONAL)
         return {"scores": {"times": times, "values": values}}
 
     def decode(self, times: np.ndarray, scores: np.ndarray, duration: float) -> dict:
