@@ -56,6 +56,29 @@ class StepRecord:
 
 
 @dataclass
+class StepState:
+    """One step on one file: its record (what the result says) and where its units stand."""
+
+    record: StepRecord
+    started: bool = False  # its chunk units were queued
+    chunks_left: int = 0  # chunks not analyzed yet
+    prepares_left: int = 0  # a gpu step's prepare units still out
+    parts: dict[int, tuple[float, Any]] = field(default_factory=dict)  # chunk -> (offset, raw outputs)
+    merge: dict | None = None  # its aggregate payload, waiting for at-merge inputs
+
+
+@dataclass
+class GpuItem:
+    """A chunk prepared in the CPU lane, waiting for a batch of its gpu step."""
+
+    file: str
+    chunk: int
+    offset: float  # track time of the chunk's first sample
+    features: Any  # what the analyzer's prepare() returned
+    inputs: dict
+
+
+@dataclass
 class FileOutcome:
     """What happened to one input file."""
 
@@ -78,12 +101,7 @@ class FileJob:
     audio: Any = None
     sha256: str | None = None
     spans: list[ChunkSpan] = field(default_factory=list)
-    records: dict[str, StepRecord] = field(default_factory=dict)
-    waiting: dict[str, int] = field(default_factory=dict)  # step -> chunks not yet analyzed
-    preparing: dict[str, int] = field(default_factory=dict)  # gpu step -> prepare units still out
-    raw: dict[str, dict[int, tuple[float, Any]]] = field(default_factory=dict)
-    merging: dict[str, dict] = field(default_factory=dict)  # step -> aggregate payload waiting for at-merge inputs
-    devices: dict[str, str] = field(default_factory=dict)
+    steps: dict[str, StepState] = field(default_factory=dict)  # step id -> its state, once decoded
     outstanding: int = 0  # units of this file submitted and not yet completed
     error: str | None = None  # the file could not be decoded
     up_to_date: bool = False  # an existing result already matches (resume)
@@ -194,7 +212,7 @@ class Scheduler:
         a list; a server puts uploads there as they come, so its workers stay warm."""
         self.active: dict[str, FileJob] = {}
         active = self.active
-        self.gpu_items: dict[str, list] = {}  # step -> [(file, chunk, offset, item, inputs)]
+        self.gpu_items: dict[str, list[GpuItem]] = {}  # gpu step -> prepared chunks waiting for a batch
         temp_dir = scratch_dir("mirflow-audio-")
         self.executor = self.make_executor(temp_dir, self._unit_started)
         restore = self._stop_on_interrupt()
@@ -257,7 +275,7 @@ class Scheduler:
                 job.cancelled = True
                 job.outstanding -= self.executor.drop(path)
                 for items in self.gpu_items.values():
-                    items[:] = [item for item in items if item[0] != path]
+                    items[:] = [item for item in items if item.file != path]
 
     def admit(self, job: FileJob) -> FileOutcome | None:
         """Claim the file and queue its decode; None, or an outcome if it is skipped."""
@@ -302,12 +320,12 @@ class Scheduler:
         elif unit.kind in (ANALYZE, PREPARE):
             self.chunk_done(job, unit, completion)
         elif unit.kind == AGGREGATE:
-            record = job.records[unit.step]
+            record = job.steps[unit.step].record
             record.seconds += completion.seconds
             if completion.ok:
                 record.status, record.outputs = Status.OK, completion.value["outputs"]
                 record.notes = completion.value["notes"]
-                record.device = job.devices.get(unit.step, "cpu")
+                record.device = record.device or "cpu"
                 self.emit(events.STEP_FINISHED, file=job.path, step=unit.step, data={"outputs": record.outputs})
             else:
                 self.fail(job, unit.step, completion)
@@ -330,10 +348,11 @@ class Scheduler:
                                                              "spans": [s.__dict__ for s in job.spans]})
         for step in self.pipeline.steps:
             cls = self.registry.get(step.analyzer)
-            job.records[step.id] = StepRecord(analyzer=cls.name, version=cls.version, params=step.params)
+            record = StepRecord(analyzer=cls.name, version=cls.version, params=step.params)
             if getattr(step, "unavailable", None):  # an optional step that cannot run here
-                job.records[step.id].status = Status.SKIPPED
-                job.records[step.id].error = {"message": f"skipped: {step.unavailable}"}
+                record.status = Status.SKIPPED
+                record.error = {"message": f"skipped: {step.unavailable}"}
+            job.steps[step.id] = StepState(record)
         self.start_ready_steps(job)
 
     def spans_for(self, job: FileJob, step) -> list[ChunkSpan]:
@@ -352,14 +371,16 @@ class Scheduler:
         (an optional input that failed is passed as None)."""
         requires = self.registry.get(step.analyzer).requires
         for slot, binding in bindings.items():
-            if binding and job.records[binding[0]].status in (Status.FAILED, Status.SKIPPED) and not requires[slot].optional:
+            if binding and job.steps[binding[0]].record.status in (Status.FAILED, Status.SKIPPED) \
+                    and not requires[slot].optional:
                 return binding[0]
-        if all(job.records[b[0]].status != Status.PENDING for b in bindings.values() if b):
+        if all(job.steps[b[0]].record.status != Status.PENDING for b in bindings.values() if b):
             return "ready"
         return "waiting"
 
     def input_values(self, job: FileJob, bindings: dict) -> dict:
-        return {slot: (job.records[b[0]].outputs.get(b[1]) if b and job.records[b[0]].status == Status.OK else None)
+        records = {sid: state.record for sid, state in job.steps.items()}
+        return {slot: (records[b[0]].outputs.get(b[1]) if b and records[b[0]].status == Status.OK else None)
                 for slot, b in bindings.items()}
 
     def start_ready_steps(self, job: FileJob) -> None:
@@ -370,22 +391,23 @@ class Scheduler:
         while changed:
             changed = False
             for step in self.pipeline.steps:
-                record = job.records[step.id]
+                state = job.steps[step.id]
+                record = state.record
                 if record.status != Status.PENDING:
                     continue
-                merging = step.id in job.merging
-                if step.id in job.waiting and not merging:
+                merging = state.merge is not None
+                if state.started and not merging:
+                    continue  # its chunks or its merge are running
+                readiness = self.input_state(job, step, self.step_inputs(step, at_merge=merging))
+                if readiness == "waiting":
                     continue
-                state = self.input_state(job, step, self.step_inputs(step, at_merge=merging))
-                if state == "waiting":
-                    continue
-                if state != "ready":
+                if readiness != "ready":
                     record.status = Status.SKIPPED
-                    record.error = {"message": f"skipped: its input step {state!r} did not succeed"}
-                    job.merging.pop(step.id, None)
+                    record.error = {"message": f"skipped: its input step {readiness!r} did not succeed"}
+                    state.merge = None
                     changed = True
                 elif merging:
-                    payload = job.merging.pop(step.id)
+                    payload, state.merge = state.merge, None
                     payload["inputs"] = self.input_values(job, self.step_inputs(step, at_merge=True))
                     self.submit(job, AGGREGATE, step=step.id, payload=payload)
                 else:
@@ -394,42 +416,42 @@ class Scheduler:
     def start_step(self, job: FileJob, step) -> None:
         values = self.input_values(job, self.step_inputs(step, at_merge=False))
         spans = self.spans_for(job, step)
-        job.waiting[step.id] = len(spans)
-        job.raw[step.id] = {}
+        state = job.steps[step.id]
+        state.started, state.chunks_left, state.parts = True, len(spans), {}
         gpu = self.registry.get(step.analyzer).resource == "gpu"
         if gpu:
-            job.preparing[step.id] = len(spans)
+            state.prepares_left = len(spans)
         for span in spans:
             self.submit(job, PREPARE if gpu else ANALYZE, step=step.id, chunk=span.index,
                         payload={"audio": job.audio, "span": span, "inputs": values})
 
     def chunk_done(self, job: FileJob, unit: Unit, completion: Completion) -> None:
-        record = job.records[unit.step]
-        record.seconds += completion.seconds
+        state = job.steps[unit.step]
+        state.record.seconds += completion.seconds
         if unit.kind == PREPARE:
-            job.preparing[unit.step] -= 1
-        if record.status != Status.PENDING:
+            state.prepares_left -= 1
+        if state.record.status != Status.PENDING:
             return
         if not completion.ok:
             self.fail(job, unit.step, completion)
-            job.waiting.pop(unit.step, None)
             self.start_ready_steps(job)
             return
         offset, value = completion.value
         if unit.kind == PREPARE:
-            self.gpu_items.setdefault(unit.step, []).append((job.path, unit.chunk, offset, value,
-                                                             unit.payload["inputs"]))
+            self.gpu_items.setdefault(unit.step, []).append(
+                GpuItem(job.path, unit.chunk, offset, value, unit.payload["inputs"]))
             return
         self.part_done(job, unit.step, unit.chunk, offset, value)
 
     def part_done(self, job: FileJob, step_id: str, chunk: int, offset: float, value: Any) -> None:
         self.preview(job, step_id, chunk, offset, value)
-        job.raw[step_id][chunk] = (offset, value)
-        job.waiting[step_id] -= 1
-        if job.waiting[step_id] == 0:
-            parts = sorted(job.raw.pop(step_id).items())
+        state = job.steps[step_id]
+        state.parts[chunk] = (offset, value)
+        state.chunks_left -= 1
+        if state.chunks_left == 0:
+            parts, state.parts = sorted(state.parts.items()), {}
             spans = self.spans_for(job, self.pipeline.step(step_id))
-            job.merging[step_id] = {
+            state.merge = {
                 "offsets": [(index, offset) for index, (offset, _) in parts],
                 "raw": [value for _, (_, value) in parts],
                 "duration": job.audio.duration, "spans": spans}
@@ -449,7 +471,7 @@ class Scheduler:
             self.emit(events.CHUNK_RESULT, file=job.path, step=step_id, chunk=chunk, data={"outputs": found})
 
     def fail(self, job: FileJob, step_id: str, completion: Completion) -> None:
-        record = job.records[step_id]
+        record = job.steps[step_id].record
         record.status = Status.FAILED
         record.error = {"message": completion.error, "chunk": completion.unit.chunk}
         if self.keep_tracebacks and completion.traceback:
@@ -466,38 +488,39 @@ class Scheduler:
                 self._ids += 1
                 covers = len(batch) * self.pipeline.chunking.length
                 self.executor.submit(Unit(self._ids, BATCH, "gpu", step=step_id, timeout=self.timeout_for(covers), payload={
-                    "items": [item for _, _, _, item, _ in batch],
-                    "inputs": [inputs for *_, inputs in batch],
-                    "owners": [(path, chunk) for path, chunk, *_ in batch],
-                    "offsets": [offset for _, _, offset, _, _ in batch]}))
+                    "items": [item.features for item in batch],
+                    "inputs": [item.inputs for item in batch],
+                    "owners": [(item.file, item.chunk) for item in batch],
+                    "offsets": [item.offset for item in batch]}))
 
     def could_add(self, job: FileJob, step_id: str) -> bool:
         """Whether ``job`` may still prepare chunks for the gpu step ``step_id``."""
         if job.error or job.up_to_date or job.cancelled:
             return False
-        if not job.records:
+        if not job.steps:
             return True  # still decoding
-        if job.records[step_id].status != Status.PENDING:
+        state = job.steps[step_id]
+        if state.record.status != Status.PENDING:
             return False
-        if step_id not in job.waiting:
+        if not state.started:
             return True  # not started: waits for its inputs
-        return job.preparing.get(step_id, 0) > 0
+        return state.prepares_left > 0
 
     def complete_batch(self, completion: Completion) -> None:
         unit = completion.unit
         owners = unit.payload["owners"]
         for position, (path, chunk) in enumerate(owners):
             job = self.active.get(path)
-            if job is None or job.cancelled or job.records[unit.step].status != Status.PENDING:
+            if job is None or job.cancelled or job.steps[unit.step].record.status != Status.PENDING:
                 continue
-            job.records[unit.step].seconds += completion.seconds / len(owners)
+            record = job.steps[unit.step].record
+            record.seconds += completion.seconds / len(owners)
             if completion.ok:
-                job.devices[unit.step] = completion.value["device"]
+                record.device = completion.value["device"]
                 self.part_done(job, unit.step, chunk, unit.payload["offsets"][position],
                                completion.value["outputs"][position])
             else:
                 self.fail(job, unit.step, completion)
-                job.waiting.pop(unit.step, None)
                 self.start_ready_steps(job)
 
     # -- finishing a file -------------------------------------------------------------
@@ -506,7 +529,7 @@ class Scheduler:
             return False
         if job.error or job.up_to_date or job.cancelled:
             return True
-        return bool(job.records) and all(r.status != Status.PENDING for r in job.records.values())
+        return bool(job.steps) and all(s.record.status != Status.PENDING for s in job.steps.values())
 
     def export(self, job: FileJob) -> bool:
         """Build the result of a file whose steps are all done and, when it is written anywhere,
@@ -515,7 +538,8 @@ class Scheduler:
             return False
         job.exporting = True
         job.result = build_result(pipeline=self.pipeline, path=job.path, source=job.audio, content_hash=job.sha256,
-                                  spans=job.spans, records=job.records, registry=self.registry)
+                                  spans=job.spans, records={sid: s.record for sid, s in job.steps.items()},
+                                  registry=self.registry)
         if not self.formats:
             return False
         self.submit(job, EXPORT, payload={"result": job.result, "directory": str(self.output_dir),
