@@ -120,6 +120,10 @@ class Analyzer:
     code_licence: ClassVar[str] = ""  # licence of the code that analyzes (the libraries it runs)
     model_licence: ClassVar[str | None] = None  # licence of the trained model it runs; None: no model
     chunk_outputs: ClassVar[dict[str, str]] = {}  # what analyze() returns when the merge turns it into outputs
+    # True: the chunk's samples are scaled so that the whole track's RMS is -18 dBFS (one factor
+    # per track). For models whose input is not gain-invariant (madmom's log(1 + x) spectrograms):
+    # a song 12 dB quieter must give the same beats and chords.
+    level_normalized: ClassVar[bool] = False
 
     def __init__(self, **config: Any) -> None:
         self.config = self.validate_params(config)

@@ -123,6 +123,10 @@ class Decoded:
         return self.samples.shape[0] / self.sample_rate
 
 
+LEVEL_TARGET = -18.0  # dBFS RMS of the whole track, for analyzers that ask for a normalized level
+MAX_LEVEL_GAIN = 30.0  # dB: a near-silent recording is not blown up to full level
+
+
 @dataclass(frozen=True)
 class StoredAudio:
     """A decoded file laid out as raw float32 files, one per (rate, layout) the pipeline
@@ -133,6 +137,13 @@ class StoredAudio:
     sample_rate: int
     channels: int
     arrays: dict  # "rate/layout" -> (raw file, frames, channels)
+    rms_db: float = -math.inf  # the whole track's RMS level (mono mix), dBFS
+
+    def level_gain(self) -> float:
+        """The factor that brings the track's RMS to LEVEL_TARGET (within ±MAX_LEVEL_GAIN dB)."""
+        if not math.isfinite(self.rms_db):
+            return 1.0
+        return 10 ** (min(MAX_LEVEL_GAIN, max(-MAX_LEVEL_GAIN, LEVEL_TARGET - self.rms_db)) / 20)
 
     def samples(self, sample_rate: int | None, layout: str) -> np.ndarray:
         """The whole track as wanted: 1-D for mono, (channels, frames) for all."""
@@ -142,16 +153,20 @@ class StoredAudio:
         data = np.memmap(raw, dtype=np.float32, mode="r", shape=(frames, channels))
         return data[:, 0] if layout == "mono" else data.T
 
-    def chunk(self, span: ChunkSpan, sample_rate: int | None, layout: str) -> Chunk:
-        """A view of one span of the track as one analyzer wants it."""
+    def chunk(self, span: ChunkSpan, sample_rate: int | None, layout: str, normalized: bool = False) -> Chunk:
+        """A view of one span of the track as one analyzer wants it; ``normalized``: a copy
+        scaled by the track's ``level_gain`` (the same factor for every chunk, so a chunked
+        run still equals a whole-file one)."""
         rate = sample_rate or self.sample_rate
         data = self.samples(rate, layout)
         first = int(round(span.start * rate))
         last = int(round(span.end * rate))
         raw = self.arrays[audio_key(rate, layout)][0]
+        samples, prefix = data[..., first:last], raw[: -len(".f32")]
+        if normalized:  # features computed from it are not those of the raw level: their own cache names
+            samples, prefix = (samples * np.float32(self.level_gain())).astype(np.float32), f"{prefix}-level"
         return Chunk(index=span.index, start=first / rate, end=span.end, core_start=span.core_start,
-                     core_end=span.core_end, samples=data[..., first:last], sample_rate=rate, path=self.path,
-                     cache_prefix=raw[: -len(".f32")])
+                     core_end=span.core_end, samples=samples, sample_rate=rate, path=self.path, cache_prefix=prefix)
 
     def remove(self) -> None:
         """Delete the raw audio and the features shared beside it."""
@@ -211,12 +226,13 @@ def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = 
             stream = soxr.ResampleStream(rate, sample_rate, width, dtype="float32", quality=quality)
         targets[key] = {"raw": raw, "handle": open(raw, "wb"), "stream": stream, "layout": layout,
                         "frames": 0, "width": width}
-    frames = 0
+    frames, energy = 0, 0.0
     try:
         for block in blocks:
             if not np.all(np.isfinite(block)):
                 raise DecodeError(f"{path}: contains NaN or infinite samples")
             frames += len(block)
+            energy += float(np.sum(np.square(block.mean(axis=1), dtype=np.float64)))
             if frames > max_duration * rate:
                 raise DecodeError(f"{path}: longer than {_hours(max_duration)} of audio (resources.max_duration)")
             _write_block(targets, block, last=False)
@@ -231,7 +247,9 @@ def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = 
     for target in targets.values():
         target["handle"].close()
     arrays = {key: (str(t["raw"]), t["frames"], t["width"]) for key, t in targets.items()}
-    return StoredAudio(path=path, duration=frames / rate, sample_rate=rate, channels=channels, arrays=arrays)
+    rms_db = 10 * math.log10(energy / frames) if energy > 0 else -math.inf
+    return StoredAudio(path=path, duration=frames / rate, sample_rate=rate, channels=channels, arrays=arrays,
+                       rms_db=rms_db)
 
 
 def _write_block(targets: dict, block: np.ndarray, last: bool) -> None:

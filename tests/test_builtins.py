@@ -127,3 +127,17 @@ def test_the_readme_example_runs_and_prints_a_summary(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "A minor" in done.stdout and "100.0 BPM" in done.stdout
     assert (tmp_path / "example.json").exists() and (tmp_path / "example.jams").exists()
+
+
+def test_a_quieter_copy_gives_the_same_beats_and_chords(tmp_path):
+    """madmom's networks read log(1 + x) spectrograms, which change with the gain: their
+    analyzers get the track at one normalized level, so 12 dB less changes nothing."""
+    from songs import run_songs
+
+    song = make_song(["A:min", "F:maj", "C:maj", "G:maj"], bpm=112, duration=20.0, seed=5)
+    quiet = (song.samples * 10 ** (-12 / 20)).astype(np.float32)
+    results = run_songs(tmp_path, {"loud": song, "quiet": quiet}, "[madmom_fast.downbeats, chords.cnn_crf]")
+    loud, soft = (results[name]["timeline"] for name in ("loud", "quiet"))
+    assert [b["time"] for b in soft["beats"]] == pytest.approx([b["time"] for b in loud["beats"]], abs=1e-6)
+    assert [(c["label"], round(c["start"], 3)) for c in soft["chords"]] == [
+        (c["label"], round(c["start"], 3)) for c in loud["chords"]]

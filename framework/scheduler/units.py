@@ -156,12 +156,14 @@ class UnitRunner:
 
     def run_analyze(self, unit: Unit) -> tuple[float, dict[str, Any]]:
         analyzer = self.analyzer(unit.step, "cpu")
-        chunk = unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels)
+        chunk = unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels,
+                                            normalized=analyzer.level_normalized)
         return chunk.start, analyzer.analyze(chunk, unit.payload["inputs"])
 
     def run_prepare(self, unit: Unit) -> tuple[float, Any]:
         analyzer = self.analyzer(unit.step, "features")
-        chunk = unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels)
+        chunk = unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels,
+                                            normalized=analyzer.level_normalized)
         return chunk.start, analyzer.prepare(chunk, unit.payload["inputs"])
 
     def run_batch(self, unit: Unit) -> dict[str, Any]:

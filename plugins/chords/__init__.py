@@ -61,6 +61,7 @@ class MadmomRecognizer(ChordRecognizer):
     install_hint = MADMOM_HINT
     code_licence = "BSD-2-Clause (madmom)"
     model_licence = "CC BY-NC-SA 4.0 (madmom's models)"
+    level_normalized = True  # madmom's log spectrograms: a quieter copy must give the same chords
 
     def processors(self):
         """(features, decoder): the madmom processors this recognizer chains."""
@@ -80,7 +81,7 @@ class CnnCrf(MadmomRecognizer):
     """Major/minor chords: madmom's CNN chord features + CRF."""
 
     name = "chords.cnn_crf"
-    version = "2"
+    version = "3"
 
     def processors(self):
         from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
@@ -92,7 +93,7 @@ class DeepChroma(MadmomRecognizer):
     """Major/minor chords: madmom's deep chroma network + its CRF."""
 
     name = "chords.deepchroma"
-    version = "1"
+    version = "2"
 
     def processors(self):
         from madmom.audio.chroma import DeepChromaProcessor

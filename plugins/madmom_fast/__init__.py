@@ -87,6 +87,7 @@ class RNNTracker(mirflow.Analyzer):
     code_licence = "BSD-2-Clause (madmom)"
     model_licence = "CC BY-NC-SA 4.0 (madmom's models)"
     columns = 1  # activation columns the network gives
+    level_normalized = True  # log(1 + x) spectrograms: a quieter copy of a song must give the same beats
 
     @classmethod
     def check_params(cls, values):
@@ -116,7 +117,7 @@ class Beats(RNNTracker):
     """Beat times: RNN activations per chunk, one DBN decode per track."""
 
     name = "madmom_fast.beats"
-    version = "2"
+    version = "3"
     outputs = {"beats": mirflow.EVENTS}
 
     def make_network(self):
@@ -178,7 +179,7 @@ class Downbeats(RNNTracker):
     downbeat RNN per chunk, one bar-tracking DBN decode per track."""
 
     name = "madmom_fast.downbeats"
-    version = "2"
+    version = "3"
     params = {
         "beats_per_bar": mirflow.Param([3, 4], list, help="bar lengths (in beats) the DBN may choose between"),
         **RNNTracker.params,
