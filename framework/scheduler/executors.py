@@ -280,6 +280,8 @@ class ProcessExecutor:
             worker.process.kill()
             worker.process.join(5.0)
             worker.unit = None
+            if unit.kind == DECODE:  # what it had written is of no use and may be large
+                remove_raw(unit.file, self.temp_dir)
             self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
             self.replaced += 1
             self.busy[worker.lane] += now - worker.started_at
