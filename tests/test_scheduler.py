@@ -224,9 +224,10 @@ def test_ctrl_c_or_sigterm_leave_only_complete_result_files(tmp_path, private_tm
     assert said in stderr
     results = list(out.glob("*.json"))
     assert 1 <= len(results) < 8
-    # Each file's lines were printed when it finished, so the interrupted run shows them.
-    assert {line.split()[0] for line in stdout.splitlines() if line.startswith("song")} == {
-        f"{p.stem}.wav" for p in results}
+    # Each file's lines were printed when it finished, so the interrupted run shows them (a result
+    # that a worker's export unit wrote just before the stop can be there without its line).
+    printed = {line.split()[0] for line in stdout.splitlines() if line.startswith("song")}
+    assert printed and printed <= {f"{p.stem}.wav" for p in results}
     for path in results:
         assert json.loads(path.read_text())["timeline"]["chords"]  # complete, parseable
     leftovers = [p.name for p in out.iterdir() if p.suffix in (".tmp", ".claim") or p.name.startswith(".")]
