@@ -232,13 +232,15 @@ def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = 
             if not np.all(np.isfinite(block)):
                 raise DecodeError(f"{path}: contains NaN or infinite samples")
             frames += len(block)
-            energy += float(np.sum(np.square(block.mean(axis=1), dtype=np.float64)))
+            mono = block.mean(axis=1, dtype=np.float32, keepdims=True)  # once per block, for every mono target
+            energy += float(np.sum(np.square(mono, dtype=np.float64)))
             if frames > max_duration * rate:
                 raise DecodeError(f"{path}: longer than {_hours(max_duration)} of audio (resources.max_duration)")
-            _write_block(targets, block, last=False)
+            _write_block(targets, block, mono, last=False)
         if frames == 0:
             raise DecodeError(f"{path}: contains no audio samples")
-        _write_block(targets, np.zeros((0, channels), dtype=np.float32), last=True)
+        empty = np.zeros((0, channels), dtype=np.float32)
+        _write_block(targets, empty, empty[:, :1], last=True)
     except BaseException:
         for target in targets.values():
             target["handle"].close()
@@ -252,9 +254,9 @@ def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = 
                        rms_db=rms_db)
 
 
-def _write_block(targets: dict, block: np.ndarray, last: bool) -> None:
+def _write_block(targets: dict, block: np.ndarray, mono: np.ndarray, last: bool) -> None:
     for target in targets.values():
-        data = block if target["layout"] == "all" else block.mean(axis=1, dtype=np.float32, keepdims=True)
+        data = block if target["layout"] == "all" else mono
         if target["stream"] is not None:
             data = target["stream"].resample_chunk(np.ascontiguousarray(data), last=last)
         data = np.ascontiguousarray(data, dtype=np.float32).reshape(-1, target["width"])

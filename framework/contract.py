@@ -153,8 +153,8 @@ def _scalar(value: Any, notes: list[str]) -> dict[str, Any]:
     if number is not None and not math.isfinite(number):
         notes.append(f"non-finite value {number} became no value")
         number = None
-    extras = _extras(container, ("value", "confidence"), notes)
-    return {**extras, "value": number, "confidence": _confidence(container, notes)}
+    return {"value": number, "confidence": _confidence(container, notes),
+            **_extras(container, ("value", "confidence"), notes)}
 
 
 def _label(value: Any, offset: float, bound: float | None, notes: list[str]) -> dict[str, Any]:
@@ -162,8 +162,8 @@ def _label(value: Any, offset: float, bound: float | None, notes: list[str]) -> 
     label = container.get("label")
     if label is not None and not isinstance(label, str):
         raise ContractError(f"label must be a string or null, got {_show(label)}")
-    extras = _extras(container, ("label", "confidence", "timeline"), notes)
-    checked = {**extras, "label": label, "confidence": _confidence(container, notes)}
+    checked = {"label": label, "confidence": _confidence(container, notes),
+               **_extras(container, ("label", "confidence", "timeline"), notes)}
     if "timeline" in container:
         checked["timeline"] = _segments(container["timeline"], offset, bound, notes)
     return checked
@@ -196,7 +196,7 @@ def _events(value: Any, offset: float, bound: float | None, notes: list[str]) ->
         if time is None:
             dropped += 1
             continue
-        events.append({**_extras(event, ("time",), notes), "time": time + offset})
+        events.append({"time": time + offset, **_extras(event, ("time",), notes)})
     if dropped:
         notes.append(f"{dropped} event(s) with a non-finite time or outside the audio dropped")
     events.sort(key=lambda e: e["time"])
@@ -219,9 +219,9 @@ def _segments(value: Any, offset: float, bound: float | None, notes: list[str]) 
         if end - start <= 0:
             dropped += 1
             continue
-        extras = _extras(item, ("start", "end", "label", "confidence"), notes)
-        segments.append({**extras, "start": start + offset, "end": end + offset, "label": label,
-                         "confidence": _confidence(item, notes)})
+        segments.append({"start": start + offset, "end": end + offset, "label": label,
+                         "confidence": _confidence(item, notes),
+                         **_extras(item, ("start", "end", "label", "confidence"), notes)})
     if dropped:
         notes.append(f"{dropped} segment(s) non-finite, reversed, empty or outside the audio dropped")
     segments.sort(key=lambda s: s["start"])
@@ -245,11 +245,11 @@ def _curve(value: Any, offset: float, bound: float | None, notes: list[str]) -> 
         keep &= times <= bound + EDGE
     keep &= np.isfinite(values).all(axis=tuple(range(1, values.ndim))) if values.ndim > 1 else np.isfinite(values)
     if not keep.all():
-        notes.append(f"{int((~keep).sum())} curve frame(s) with a non-finite time or value, or outside the audio, dropped")
+        notes.append(f"{int((~keep).sum())} curve frame(s) with a non-finite time or value, or outside the audio, "
+                     "dropped")
         times, values = times[keep], values[keep]
     if len(times) > 1 and np.any(np.diff(times) < 0):
         order = np.argsort(times, kind="stable")
         times, values = times[order], values[order]
         notes.append("curve frames sorted by time")
-    extras = _extras(value, ("times", "values"), notes)
-    return {**extras, "times": times + offset, "values": values}
+    return {"times": times + offset, "values": values, **_extras(value, ("times", "values"), notes)}

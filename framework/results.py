@@ -193,8 +193,10 @@ def render_outputs(result: dict, formats, exporters) -> list[tuple[str, str | by
         try:
             produced = list(exporters[fmt](result))
             for suffix, content in produced:
-                if not isinstance(suffix, str) or not suffix.startswith(".") or "/" in suffix or not isinstance(content, (str, bytes)):
-                    raise TypeError(f"expected (suffix like '.txt', text or bytes), got ({suffix!r}, {type(content).__name__})")
+                if not (isinstance(suffix, str) and suffix.startswith(".") and "/" not in suffix
+                        and isinstance(content, (str, bytes))):
+                    raise TypeError(f"expected (suffix like '.txt', text or bytes), "
+                                    f"got ({suffix!r}, {type(content).__name__})")
         except Exception as err:
             result["errors"].append({"stage": "export", "format": fmt, "file": result["source"]["path"],
                                      "message": f"{fmt} exporter failed: {type(err).__name__}: {err}"})

@@ -259,12 +259,23 @@ def test_an_absent_optional_at_merge_input_is_given_as_none(pm, registry, write_
     assert result["summary"]["counted"]["value"] is None
 
 
-def test_serve_takes_files_as_they_arrive_and_a_cancelled_file_stops_and_writes_nothing(
-        pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+def serving(pipeline, registry, pm, out):
+    """A one-worker scheduler serving an inbox in a thread (as the server runs one): the inbox,
+    the list its outcomes go to, and the thread."""
     import queue
     import threading
 
     from mirflow.scheduler import build_scheduler
+
+    scheduler = build_scheduler(pipeline, registry, pm, jobs=1, output_dir=out)
+    inbox, outcomes = queue.Queue(), []
+    thread = threading.Thread(target=scheduler.serve, args=(inbox, outcomes.append))
+    thread.start()
+    return scheduler, inbox, outcomes, thread
+
+
+def test_serve_takes_files_as_they_arrive_and_a_cancelled_file_stops_and_writes_nothing(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
     from mirflow.scheduler.coordinator import FileJob
 
     slow, _ = write_clicks(60.0, name="slow.wav")
@@ -272,10 +283,7 @@ def test_serve_takes_files_as_they_arrive_and_a_cancelled_file_stops_and_writes_
     pipeline = load_pipeline(write_pipeline(
         "chunking: {min_duration: 5, length: 5, overlap: 1}\n"
         "steps:\n  - {analyzer: fake.slow, params: {sleep: 0.3}}\n  - fake.clicks\n"), registry)
-    scheduler = build_scheduler(pipeline, registry, pm, jobs=1, output_dir=tmp_path / "out")
-    inbox, outcomes = queue.Queue(), []
-    thread = threading.Thread(target=scheduler.serve, args=(inbox, outcomes.append))
-    thread.start()
+    scheduler, inbox, outcomes, thread = serving(pipeline, registry, pm, tmp_path / "out")
     inbox.put(FileJob(str(slow), "slow"))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not recorder.of("unit_finished", file=str(slow), step="slow"):
@@ -339,10 +347,6 @@ def test_a_hanging_analyzer_is_stopped_after_unit_timeout_and_only_its_step_fail
 
 def test_cancelling_a_file_stops_its_decode_and_removes_what_it_wrote(
         pm, registry, recorder, write_pipeline, tmp_path, private_tmp):
-    import queue
-    import threading
-
-    from mirflow.scheduler import build_scheduler
     from mirflow.scheduler.coordinator import FileJob
 
     long = tmp_path / "twelve-hours.flac"  # 1 MB of silence that decodes to GBs at 22.05 kHz
@@ -350,10 +354,7 @@ def test_cancelling_a_file_stops_its_decode_and_removes_what_it_wrote(
         for _ in range(72):
             handle.write(np.zeros(8000 * 600, dtype=np.float32))
     pipeline = load_pipeline(write_pipeline("resources: {max_duration: 86400}\nsteps: [fake.clicks]\n"), registry)
-    scheduler = build_scheduler(pipeline, registry, pm, jobs=1, output_dir=tmp_path / "out")
-    inbox, outcomes = queue.Queue(), []
-    thread = threading.Thread(target=scheduler.serve, args=(inbox, outcomes.append))
-    thread.start()
+    scheduler, inbox, outcomes, thread = serving(pipeline, registry, pm, tmp_path / "out")
     inbox.put(FileJob(str(long), "long"))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(private_tmp.glob("mirflow-audio-*/*.f32")):

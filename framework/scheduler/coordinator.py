@@ -379,9 +379,11 @@ class Scheduler:
         return "waiting"
 
     def input_values(self, job: FileJob, bindings: dict) -> dict:
-        records = {sid: state.record for sid, state in job.steps.items()}
-        return {slot: (records[b[0]].outputs.get(b[1]) if b and records[b[0]].status == Status.OK else None)
-                for slot, b in bindings.items()}
+        def value(binding):
+            record = job.steps[binding[0]].record if binding else None
+            return record.outputs.get(binding[1]) if record and record.status == Status.OK else None
+
+        return {slot: value(binding) for slot, binding in bindings.items()}
 
     def start_ready_steps(self, job: FileJob) -> None:
         """Queue the chunk units of every step whose inputs are all done, and the merges

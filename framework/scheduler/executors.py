@@ -217,14 +217,21 @@ class ProcessExecutor:
             self.queues[lane] = kept
         for worker in list(self.workers):
             if worker.unit is not None and worker.unit.file == file and worker.unit.kind == DECODE:
-                worker.process.kill()
-                worker.process.join(5.0)
-                worker.unit = None
-                remove_raw(file, self.temp_dir)
-                self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
-                self.replaced += 1
+                self._stop(worker)
                 dropped += 1
         return dropped
+
+    def _stop(self, worker: _Worker) -> Unit:
+        """Kill ``worker`` and start a fresh one in its place; the unit it held (whose raw
+        audio, for a decode, is removed: of no use, and it may be large)."""
+        unit, worker.unit = worker.unit, None
+        worker.process.kill()
+        worker.process.join(5.0)
+        if unit.kind == DECODE:
+            remove_raw(unit.file, self.temp_dir)
+        self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
+        self.replaced += 1
+        return unit
 
     def _dispatch(self) -> None:
         for worker in self.workers:
@@ -277,13 +284,7 @@ class ProcessExecutor:
             unit = worker.unit
             if unit is None or not unit.timeout or now - worker.started_at < unit.timeout:
                 continue
-            worker.process.kill()
-            worker.process.join(5.0)
-            worker.unit = None
-            if unit.kind == DECODE:  # what it had written is of no use and may be large
-                remove_raw(unit.file, self.temp_dir)
-            self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
-            self.replaced += 1
+            self._stop(worker)
             self.busy[worker.lane] += now - worker.started_at
             completions.append(Completion(unit, False, error=f"timed out after {unit.timeout:g} s "
                                           "(resources.unit_timeout); its worker was stopped",

@@ -154,16 +154,20 @@ class UnitRunner:
                             max_duration=self.pipeline.resources.max_duration)
         return {"skip": False, "sha256": sha256, "audio": audio}
 
+    @staticmethod
+    def chunk(unit: Unit, analyzer: Analyzer):
+        """The unit's chunk as its analyzer wants it (rate, channels, level)."""
+        return unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels,
+                                           normalized=analyzer.level_normalized)
+
     def run_analyze(self, unit: Unit) -> tuple[float, dict[str, Any]]:
         analyzer = self.analyzer(unit.step, "cpu")
-        chunk = unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels,
-                                            normalized=analyzer.level_normalized)
+        chunk = self.chunk(unit, analyzer)
         return chunk.start, analyzer.analyze(chunk, unit.payload["inputs"])
 
     def run_prepare(self, unit: Unit) -> tuple[float, Any]:
         analyzer = self.analyzer(unit.step, "features")
-        chunk = unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels,
-                                            normalized=analyzer.level_normalized)
+        chunk = self.chunk(unit, analyzer)
         return chunk.start, analyzer.prepare(chunk, unit.payload["inputs"])
 
     def run_batch(self, unit: Unit) -> dict[str, Any]:
@@ -181,10 +185,10 @@ class UnitRunner:
         outputs = aggregate_step(self.pm, analyzer, unit.payload["offsets"], unit.payload["raw"], track, notes)
         return {"outputs": outputs, "notes": notes}
 
-
     def run_export(self, unit: Unit) -> dict[str, Any]:
-        result, payload = unit.payload["result"], unit.payload
-        written = write_outputs(result, payload["directory"], payload["name"], payload["formats"], self.registry.exporters)
+        """The result written in each format; returned too, with the exporters' errors in it."""
+        result, to = unit.payload["result"], unit.payload
+        written = write_outputs(result, to["directory"], to["name"], to["formats"], self.registry.exporters)
         return {"result": result, "written": written}
 
 
