@@ -304,7 +304,10 @@ def render(song: GMSong, seed: int, folder: Path) -> Path:
     return audio
 
 
-SPLITS = {"dev": (list(range(0, 12)), list(range(12, 15))), "test": (list(range(100, 124)), list(range(124, 130)))}
+# dev grew from 15 to 48 songs (seeds 15-47) when the metrical level was tuned: one swing, one
+# half-time and one 6/8 song were too few to tell a rule from a coincidence. test never changed.
+SPLITS = {"dev": (list(range(0, 12)) + list(range(15, 45)), list(range(12, 15)) + list(range(45, 48))),
+          "test": (list(range(100, 124)), list(range(124, 130)))}
 
 
 def gm_corpus(split: str = "test"):

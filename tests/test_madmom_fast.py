@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -196,3 +198,33 @@ def test_tempo_of_beats_whose_median_interval_lies_between_two_tempi_is_still_a_
     times = np.cumsum([0.0] + [0.6] * 10 + [0.5] * 10)  # 100 BPM, then 120: the median interval is 0.55 s
     found = Tempo().analyze(None, {"beats": [{"time": float(t)} for t in times]})["tempo"]
     assert 100 <= found["value"] <= 120  # was NaN, which became null and crashed the command line's summary
+
+
+def test_a_song_the_dbn_follows_at_half_tempo_is_decoded_again_at_full_tempo():
+    """Activations of a GM-corpus song at 184 BPM with a half-time drum feel (dev split, float16):
+    one DBN pass follows every other beat; the network's evidence halfway between them sends
+    both trackers back to 184 BPM, with bars of four beats."""
+    from mir_eval.beat import f_measure
+
+    from mirflow.plugins.madmom_fast import Downbeats, double_tempo_floor
+
+    saved = np.load(Path(__file__).parent / "data" / "halftime_184bpm_activations.npz")
+    truth = np.arange(0, 30.0, 60 / 184)  # the song's beats: from 0 s, every 60/184 s
+    beats, downbeats = Beats(), Downbeats()
+    for tracker, activation in ((beats, saved["beats"]), (downbeats, saved["downbeats"])):
+        activation = activation.astype(np.float32)
+        first = tracker.track(activation, tracker.config["min_bpm"])
+        first = first if isinstance(first, np.ndarray) else first[0]
+        assert 60 * 100 / np.median(np.diff(first)) == pytest.approx(92, rel=0.03)  # half tempo
+        assert double_tempo_floor(first, activation, tracker.config["max_bpm"]) == pytest.approx(138, rel=0.03)
+        decoded = tracker.decode(activation)
+        times = decoded if isinstance(decoded, np.ndarray) else decoded[0]
+        assert f_measure(truth, times) >= 0.95
+    times, positions, signature, _ = downbeats.decode(saved["downbeats"].astype(np.float32))
+    assert signature == "4/4" and f_measure(truth[::4], times[positions == 1]) >= 0.95
+    # Nothing to double where the network hears nothing between the beats (a song at 92 BPM).
+    quiet = saved["beats"].astype(np.float32).copy()
+    for frame in np.round((truth[1::2]) * 100).astype(int):
+        quiet[max(0, frame - 3):frame + 4] = 0.005
+    assert double_tempo_floor(beats.track(quiet, 55.0), quiet, 215.0) is None
+    assert 60 / np.median(np.diff(beats.decode(quiet))) == pytest.approx(92, rel=0.03)

@@ -23,6 +23,12 @@ FEATURE_BLOCK = 2000  # frames (20 s) of spectrogram computed at a time
 FEATURE_CONTEXT = 16  # frames before each block: more than the spectral difference looks back
 PARALLEL_DECODE_BYTES = 64 * 2**20  # back-pointers of all bar lengths: ~11 minutes of 3/4 + 4/4
 END_SHARE = 0.2  # beats at either end whose activation is below this share of the typical beat's are dropped
+# Half tempo: halfway between the decoded beats the network still hears a beat (median
+# activation at least HALF_EVIDENCE, and HALF_SHARE of the beats' own). On the GM dev split the
+# songs the DBN tracks at half tempo (half-time feel and swing at 180-184 BPM) have 0.11-0.16
+# there; every song tracked right has at most 0.04 (the eighth notes of ballads and funk).
+HALF_EVIDENCE = 0.08
+HALF_SHARE = 0.1
 
 
 class BlockedRNN:
@@ -117,7 +123,7 @@ class Beats(RNNTracker):
     """Beat times: RNN activations per chunk, one DBN decode per track."""
 
     name = "madmom_fast.beats"
-    version = "3"
+    version = "4"
     outputs = {"beats": mirflow.EVENTS}
 
     def make_network(self):
@@ -130,21 +136,52 @@ class Beats(RNNTracker):
 
         madmom's ``DBNBeatTrackingProcessor`` model and its beat-position correction, but
         decoded with :mod:`.viterbi`, whose memory does not grow with the model's states:
-        60 minutes need ~30 MB of back-pointers instead of 8 GB.
+        60 minutes need ~30 MB of back-pointers instead of 8 GB; decoded again at double the
+        tempo where the first pass followed every other beat (:func:`double_tempo_floor`).
         """
         if activation.size == 0 or float(activation.max()) < SILENT_ACTIVATION:
             return np.zeros(0)
+        frames = self.track(activation, self.config["min_bpm"])
+        faster = double_tempo_floor(frames, activation, self.config["max_bpm"])
+        if faster:
+            frames = self.track(activation, faster)
+        return frames[heard(frames.astype(int), activation)] / FPS
+
+    def track(self, activation: np.ndarray, min_bpm: float) -> np.ndarray:
+        """Beat frames of one DBN pass with tempi from ``min_bpm`` up."""
         from madmom.features.beats import DBNBeatTrackingProcessor
 
         from .viterbi import viterbi
 
-        dbn = DBNBeatTrackingProcessor(min_bpm=self.config["min_bpm"], max_bpm=self.config["max_bpm"],
+        dbn = DBNBeatTrackingProcessor(min_bpm=min_bpm, max_bpm=self.config["max_bpm"],
                                        transition_lambda=self.config["transition_lambda"], fps=FPS)
         path, _ = viterbi(dbn.hmm, activation.astype(np.float32))
         if not path.any():
-            return np.zeros(0)
-        frames = beat_peaks(dbn.om.pointers[path] >= 1, activation)
-        return frames[heard(frames.astype(int), activation)] / FPS
+            return np.zeros(0, dtype=int)
+        return beat_peaks(dbn.om.pointers[path] >= 1, activation).astype(int)
+
+
+def double_tempo_floor(frames: np.ndarray, activation: np.ndarray, max_bpm: float) -> float | None:
+    """The slowest tempo to decode again with when the beats are at half the tempo the network
+    hears, else None.
+
+    The DBN weighs every tempo alike, and where beats 2 and 4 are weaker than 1 and 3 (a
+    half-time drum feel, swing with the ride on every beat) it can follow every other beat.
+    The network still marks the beats it skipped: if the activation halfway between decoded
+    beats is a beat's (HALF_EVIDENCE, HALF_SHARE), the track is decoded again with tempi from
+    1.5 times the one found, which leaves the DBN the double tempo (and its phase) to find.
+    """
+    if len(frames) < 4:
+        return None
+    summed = activation if activation.ndim == 1 else activation.sum(axis=1)
+    frames = np.asarray(frames, dtype=int)
+    halfway = (frames[:-1] + frames[1:]) // 2
+    on = float(np.median([summed[max(0, f - 2):f + 3].max() for f in frames]))
+    between = float(np.median([summed[max(0, f - 2):f + 3].max() for f in halfway]))
+    bpm = 60.0 * FPS / float(np.median(np.diff(frames)))
+    if between >= HALF_EVIDENCE and between >= HALF_SHARE * on and 2 * bpm <= max_bpm:
+        return 1.5 * bpm
+    return None
 
 
 def heard(frames: np.ndarray, activation: np.ndarray) -> slice:
@@ -179,7 +216,7 @@ class Downbeats(RNNTracker):
     downbeat RNN per chunk, one bar-tracking DBN decode per track."""
 
     name = "madmom_fast.downbeats"
-    version = "3"
+    version = "4"
     params = {
         "beats_per_bar": mirflow.Param([3, 4], list, help="bar lengths (in beats) the DBN may choose between"),
         **RNNTracker.params,
@@ -200,18 +237,29 @@ class Downbeats(RNNTracker):
         return RNNDownBeatProcessor()
 
     def decode(self, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None, float]:
-        """(beat times, positions in bar, time signature, its confidence) from one decode per
-        bar length over the whole track; the most probable bar length wins."""
+        """(beat times, positions in bar, time signature, its confidence) over the whole
+        track, at double the tempo where the first decode followed every other beat."""
         if activation.size == 0 or float(activation.max()) < SILENT_ACTIVATION:
             return np.zeros(0), np.zeros(0, dtype=int), None, 0.0
+        activation = activation.astype(np.float32)
+        decoded = self.track(activation, self.config["min_bpm"])
+        faster = double_tempo_floor(decoded[0], activation, self.config["max_bpm"])
+        if faster:
+            decoded = self.track(activation, faster)
+        frames, positions, signature, confidence = decoded
+        keep = heard(frames, activation)
+        return frames[keep] / FPS, positions[keep], signature, confidence
+
+    def track(self, activation: np.ndarray, min_bpm: float) -> tuple[np.ndarray, np.ndarray, str | None, float]:
+        """(beat frames, positions in bar, time signature, its confidence) of one decode per
+        bar length with tempi from ``min_bpm`` up; the most probable bar length wins."""
         from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 
         from .viterbi import viterbi
 
-        dbn = DBNDownBeatTrackingProcessor(beats_per_bar=self.config["beats_per_bar"], min_bpm=self.config["min_bpm"],
+        dbn = DBNDownBeatTrackingProcessor(beats_per_bar=self.config["beats_per_bar"], min_bpm=min_bpm,
                                            max_bpm=self.config["max_bpm"], fps=FPS,
                                            transition_lambda=self.config["transition_lambda"])
-        activation = activation.astype(np.float32)
         # One decode per bar length. In parallel threads (the Viterbi releases the GIL) while
         # their back-pointers fit in PARALLEL_DECODE_BYTES together: this runs at the end of a
         # file, when other workers are often idle, but must not raise the run's peak memory.
@@ -223,15 +271,14 @@ class Downbeats(RNNTracker):
         best = int(np.argmax(scores))
         path = decoded[best][0]
         if not path.any():
-            return np.zeros(0), np.zeros(0, dtype=int), None, 0.0
+            return np.zeros(0, dtype=int), np.zeros(0, dtype=int), None, 0.0
         hmm = dbn.hmms[best]
         frames = beat_peaks(hmm.observation_model.pointers[path] >= 1, activation).astype(int)
-        frames = frames[heard(frames, activation)]
         positions = hmm.transition_model.state_space.state_positions[path].astype(int) + 1
         # Confidence: how much more probable the winning bar length is, per second of audio.
         margin = float(np.sort(scores)[-1] - np.sort(scores)[-2]) if len(scores) > 1 else np.inf
         confidence = float(1 - np.exp(-margin / max(1.0, len(activation) / FPS)))
-        return frames / FPS, positions[frames], f"{dbn.beats_per_bar[best]}/4", confidence
+        return frames, positions[frames], f"{dbn.beats_per_bar[best]}/4", confidence
 
 
 def stitch(parts, name: str, duration: float) -> np.ndarray:
