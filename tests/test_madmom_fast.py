@@ -228,3 +228,24 @@ def test_a_song_the_dbn_follows_at_half_tempo_is_decoded_again_at_full_tempo():
         quiet[max(0, frame - 3):frame + 4] = 0.005
     assert double_tempo_floor(beats.track(quiet, 55.0), quiet, 215.0) is None
     assert 60 / np.median(np.diff(beats.decode(quiet))) == pytest.approx(92, rel=0.03)
+
+
+def test_bars_are_moved_to_start_where_the_harmony_changes():
+    """A drum-less song: bars the tracker started one beat late are moved back by the chord
+    changes heard in the audio; bars already right, and a song whose harmony moves on every
+    beat alike, stay as they are."""
+    from mirflow.plugins.madmom_fast import CHROMA_FPS, bar_phase, pitch_classes
+
+    song = make_song(["C:maj", "A:min", "F:maj", "G:maj"], bpm=96, duration=30.0, drums=False, seed=7)
+    chroma = pitch_classes(song.samples, song.sample_rate)
+    assert chroma.shape == (round(30.0 * CHROMA_FPS), 12)
+    times = np.array([t for t, _ in song.beats])
+    truth = np.array([p for _, p in song.beats])
+    late = (truth - 2) % 4 + 1  # the tracker's bar starts on each bar's second beat
+    np.testing.assert_array_equal(bar_phase(times, late, chroma), truth)
+    np.testing.assert_array_equal(bar_phase(times, truth, chroma), truth)
+    walking = make_song(["C:maj", "A:min", "F:maj", "G:maj", "E:min", "D:min", "E:maj"], bpm=96,
+                        beats_per_bar=1, duration=30.0, drums=False, seed=7)  # a new chord on every beat, 7 in a loop
+    steps = np.array([t for t, _ in walking.beats])
+    positions = np.arange(len(steps)) % 4 + 1
+    np.testing.assert_array_equal(bar_phase(steps, positions, pitch_classes(walking.samples, 44100)), positions)
