@@ -138,6 +138,7 @@ def test_a_quieter_copy_gives_the_same_beats_and_chords(tmp_path):
     quiet = (song.samples * 10 ** (-12 / 20)).astype(np.float32)
     results = run_songs(tmp_path, {"loud": song, "quiet": quiet}, "[madmom_fast.downbeats, chords.cnn_crf]")
     loud, soft = (results[name]["timeline"] for name in ("loud", "quiet"))
-    assert [b["time"] for b in soft["beats"]] == pytest.approx([b["time"] for b in loud["beats"]], abs=1e-6)
+    # To the sample: beats lie between frames, where the gain's float rounding moves them ~10 microseconds.
+    assert [b["time"] for b in soft["beats"]] == pytest.approx([b["time"] for b in loud["beats"]], abs=1 / 44100)
     assert [(c["label"], round(c["start"], 3)) for c in soft["chords"]] == [
         (c["label"], round(c["start"], 3)) for c in loud["chords"]]

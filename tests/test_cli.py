@@ -74,7 +74,7 @@ def test_plugins_checks_that_libraries_import():
     done = mirflow("plugins")
     assert done.returncode == 0
     line = next(line for line in done.stdout.splitlines() if line.startswith("madmom_fast.beats"))
-    assert line.split()[1:4] == ["madmom_fast", "cpu", "3"] and line.endswith("madmom ok")
+    assert line.split()[1:4] == ["madmom_fast", "cpu", "4"] and line.endswith("madmom ok")
 
 
 def test_plugins_licences_name_the_code_and_model_licence_of_every_analyzer():

@@ -42,7 +42,12 @@ def test_beats_decode_equals_madmoms_dbn_beat_tracker(activation):
     expected = DBNBeatTrackingProcessor(fps=100)(activation)
     kept = heard(np.round(expected * 100).astype(int), activation)  # madmom's path, ends the network does not hear trimmed
     assert kept.stop - kept.start >= len(expected) - 4
-    np.testing.assert_allclose(beats.decode(activation), expected[kept])
+    decoded = beats.decode(activation)
+    # madmom's beats are frames; ours are the same peaks placed between frames (within half a frame).
+    np.testing.assert_allclose(decoded, expected[kept], atol=0.005 + 1e-9)
+    truth = np.array([t for t, _ in make_song(["C:maj", "G:maj"], bpm=140, duration=20.0, seed=5).beats])
+    error = lambda times: np.mean([np.abs(truth - t).min() for t in times])  # noqa: E731
+    assert error(decoded) < 0.8 * error(expected[kept])  # and nearer the true beats (1.9 vs 2.7 ms)
     assert len(beats.decode(np.zeros(500, dtype=np.float32))) == 0  # silence: no beats
 
 
