@@ -289,6 +289,12 @@ def _open_blocks(path: str, max_duration: float = MAX_DURATION):
     return _guarded(blocks, path), info.samplerate, info.channels
 
 
+def read_blocks(path: str | Path) -> tuple:
+    """(iterator of float32 (frames, channels) blocks, sample rate, channels): a file read
+    piece by piece, with the decoder's checks and one-line errors (for ``mirflow sonify``)."""
+    return _open_blocks(str(path))
+
+
 def _check_header(path: str, rate: int, channels: int, duration: float, max_duration: float, source=None) -> None:
     problem = None
     if not MIN_RATE <= rate <= MAX_RATE:

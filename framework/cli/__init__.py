@@ -54,13 +54,14 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, disabled: tuple[str, ...]
 
 
 def _add_builtin_commands() -> None:
-    from . import doctor, evaluate, info, plot, run, serve
+    from . import doctor, evaluate, info, plot, run, serve, sonify
 
     cli.add_command(run.run)
     cli.add_command(info.plugins)
     cli.add_command(info.pipelines)
     cli.add_command(info.validate)
     cli.add_command(plot.plot)
+    cli.add_command(sonify.sonify)
     cli.add_command(doctor.doctor)
     cli.add_command(evaluate.evaluate)
     cli.add_command(serve.serve)
