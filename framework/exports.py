@@ -38,9 +38,12 @@ def export_lab(result: dict) -> list[tuple[str, str]]:
     for name in named:
         if timeline.get(name):
             files.append((f".{name}.lab", _lab(timeline[name])))
+    # A step's segments that are a timeline lane already (same times; the timeline's chords are
+    # only spelled in the key) are not written twice.
+    lanes = [[(s["start"], s["end"]) for s in timeline.get(name) or []] for name in named]
     for step_id, step in result["steps"].items():
         for output, value in (step.get("outputs") or {}).items():
-            if _is_segments(value) and value not in [timeline.get(name) for name in named]:
+            if _is_segments(value) and [(s["start"], s["end"]) for s in value] not in lanes:
                 files.append((f".{step_id}.{output}.lab", _lab(value)))
     return files
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from .aggregate import vote_labels
 from .analyzer import LABEL, SCALAR
+from .spelling import spell_chords
 
 SCHEMA_VERSION = 1
 
@@ -110,7 +111,8 @@ def summarize(pipeline, outputs: dict[str, dict], registry) -> tuple[dict, dict]
         timeline["downbeats"] = [d["time"] for d in downbeats]
     else:
         timeline["downbeats"] = [b["time"] for b in beats if b.get("position") == 1]
-    timeline["chords"] = pick("chords") or []
+    # Spelled in the key where each starts (D#:maj in Eb major reads Eb:maj): spelling.py.
+    timeline["chords"] = spell_chords(pick("chords") or [], timeline["keys"], (summary.get("key") or {}).get("label"))
     timeline["sections"] = pick("sections") or []
     form = pick("form")
     if form and form.get("label"):

@@ -26,8 +26,10 @@ END_SHARE = 0.2  # beats at either end whose activation is below this share of t
 # Half tempo: halfway between the decoded beats the network still hears a beat (median
 # activation at least HALF_EVIDENCE, and HALF_SHARE of the beats' own). On the GM dev split the
 # songs the DBN tracks at half tempo (half-time feel and swing at 180-184 BPM) have 0.11-0.16
-# there; every song tracked right has at most 0.04 (the eighth notes of ballads and funk).
-HALF_EVIDENCE = 0.08
+# there; every song tracked right has at most 0.04 on the whole file (the eighth notes of
+# ballads and funk), but a drum-less song cut into 30 s chunks reached 0.083 (the networks are
+# bidirectional: a chunk that ends mid-song changes what they hear before the end).
+HALF_EVIDENCE = 0.1
 HALF_SHARE = 0.1
 # Bar phase: the harmony changes on the downbeat. Where it changes on another position of the
 # bar PHASE_SHARE times as much as on the first (GM dev: the two drum-less songs whose bars the
