@@ -27,3 +27,28 @@ def run_songs(tmp_path, songs: dict, steps: str, chunking: str = "off", formats=
                                output_dir=tmp_path / "out", formats=list(formats), **({"inline": True} | options))
     assert all(o.ok for o in outcomes), outcomes
     return {name: json.loads((tmp_path / "out" / f"{name}.json").read_text()) for name in songs}
+
+
+def drawn_result(duration: float, bpm: float) -> dict:
+    """A result document as the page receives it, without analysing audio (the page's tests and
+    benchmarks/page.py): beats at ``bpm`` in 4/4, a chord every two beats' bar-half, the loop
+    C G Am F, one key, a section every 30 s (A verse, B chorus, ...), a tempo curve."""
+    period = 60.0 / bpm
+    times = np.arange(0.0, duration - 0.01, period)
+    beats = [{"time": round(float(t), 4), "position": i % 4 + 1} for i, t in enumerate(times)]
+    loop = ["C:maj", "G:maj", "A:min", "F:maj"]
+    chords = [{"start": round(float(t), 4), "end": round(float(min(t + 2 * period, duration)), 4),
+               "label": loop[i % 4], "confidence": 1.0} for i, t in enumerate(times[::2])]
+    names = [("A", "verse"), ("B", "chorus"), ("A", "verse"), ("B", "chorus"), ("C", "bridge"), ("B", "chorus")]
+    sections = [{"start": float(s), "end": float(min(s + 30.0, duration)), "label": names[i % 6][0],
+                 "function": names[i % 6][1], "confidence": 1.0} for i, s in enumerate(np.arange(0, duration, 30.0))]
+    return {
+        "schema_version": 1,
+        "source": {"path": "drawn.wav", "name": "drawn.wav", "duration": duration, "sample_rate": 44100, "channels": 1},
+        "summary": {"tempo": {"bpm": bpm, "confidence": 1.0}, "key": {"label": "C major", "confidence": 1.0}},
+        "steps": {},
+        "timeline": {"beats": beats, "downbeats": [b["time"] for b in beats if b["position"] == 1], "chords": chords,
+                     "keys": [{"start": 0.0, "end": duration, "label": "C major", "confidence": 1.0}],
+                     "tempo": [{"time": b["time"], "bpm": bpm} for b in beats[1:]], "sections": sections},
+        "errors": [],
+    }

@@ -371,3 +371,75 @@ def test_a_broken_pipeline_stops_the_server_from_starting_with_one_line(tmp_path
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "mirflow: mine.yaml:2:5 steps[0].analyzer: unknown analyzer 'madmom.beat' (did you mean 'madmom_fast.beats'?)"]
+
+
+def silent_wav_url(seconds: float, rate: int = 8000) -> str:
+    """A data: URL of a silent mono WAV (the page's player needs something to play)."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(int(seconds * rate), dtype=np.int16), rate, format="WAV", subtype="PCM_16")
+    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_the_page_zooms_pans_labels_sections_and_plays_clicks_in_headless_chromium(server):
+    """A 5-minute result: chord labels appear once zoomed in, drag pans, the minimap moves the
+    view, the sections lane names the sections, and the clicks toggle schedules a click for
+    every beat the player passes (and nothing else)."""
+    from playwright.sync_api import sync_playwright
+    from songs import drawn_result
+
+    result = drawn_result(300.0, 120.0)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server.base + "/")
+            page.evaluate("([result, url]) => mirflow.show(result, url)", [result, silent_wav_url(30.0)])
+            assert page.evaluate("mirflow.view()") == {"start": 0, "end": 300}
+            assert page.locator(".chord-label").count() == 0  # 2 s boxes: no room for a label
+            assert page.locator(".section-label").all_text_contents()[:3] == ["A verse", "B chorus", "A verse"]
+            assert page.locator("line.beat").count() == 0 and page.locator("line.downbeat").count() == 150
+            for _ in range(8):  # zoom in (the + button) until chords are labelled
+                page.click("#zoom-in")
+                if page.locator(".chord-label").count():
+                    break
+            view = page.evaluate("mirflow.view()")
+            assert view["end"] - view["start"] <= 300 / 8 and 150 - 1 <= (view["start"] + view["end"]) / 2 <= 150 + 1
+            labels = page.locator(".chord-label").all_text_contents()
+            assert len(labels) >= 4 and set(labels) == {"C:maj", "G:maj", "A:min", "F:maj"}
+            assert page.locator("line.beat").count() > 10  # beats are drawn again
+            box = page.locator("#song").bounding_box()
+            span = view["end"] - view["start"]
+            page.mouse.move(box["x"] + 800, box["y"] + 150)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 600, box["y"] + 150, steps=5)  # drag 200 px left: later in the song
+            page.mouse.up()
+            panned = page.evaluate("mirflow.view()")
+            assert panned["start"] - view["start"] == pytest.approx(200 / box["width"] * span, rel=0.05)
+            page.mouse.wheel(0, -400)  # the wheel over the timeline zooms in further
+            assert page.evaluate("mirflow.view().end - mirflow.view().start") < span
+            mini = page.locator("#minimap").bounding_box()
+            page.mouse.click(mini["x"] + 0.75 * mini["width"], mini["y"] + mini["height"] / 2)
+            moved = page.evaluate("mirflow.view()")
+            assert (moved["start"] + moved["end"]) / 2 == pytest.approx(225, abs=1)
+            page.click("#zoom-all")
+            assert page.evaluate("mirflow.view()") == {"start": 0, "end": 300}
+            page.check("#clicks")
+            page.evaluate("document.getElementById('player').currentTime = 10")
+            page.keyboard.press("Space")  # play
+            page.wait_for_function("document.getElementById('player').currentTime > 12.5", timeout=20_000)
+            page.keyboard.press("Space")  # pause
+            played_to = page.evaluate("document.getElementById('player').currentTime")
+            scheduled = page.evaluate("mirflow.scheduled()")
+            beats = [b["time"] for b in result["timeline"]["beats"]]
+            expected = [t for t in beats if 10.0 < t <= played_to]
+            assert set(expected) <= set(scheduled)  # every beat passed was clicked, once
+            assert len(scheduled) == len(set(scheduled)) and set(scheduled) <= set(beats)
+            assert max(scheduled) <= played_to + 0.25  # and nothing far ahead of the player
+            timings = page.evaluate("mirflow.timings()")
+            assert timings["draw"] is not None and timings["zoom"] is not None
+        finally:
+            browser.close()
