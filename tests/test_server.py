@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from mirflow.server.app import safe_filename
+from mirflow.server.uploads import safe_filename
 from mirflow.synth import make_song
 
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))

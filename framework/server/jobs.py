@@ -8,6 +8,7 @@ the ``keep_finished`` most recent finished jobs stay readable.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 import time
@@ -50,6 +51,7 @@ class Job:
     events: list[JobEvent] = field(default_factory=list)
     running_units: dict[tuple, float] = field(default_factory=dict)  # (step, chunk, kind) -> started
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    waiters: list = field(default_factory=list, repr=False)  # (event loop, asyncio.Event) of waiting handlers
 
     @property
     def ended(self) -> bool:
@@ -59,7 +61,30 @@ class Job:
         with self.lock:
             event = JobEvent(len(self.events) + 1, type, {"job": self.id, **data})
             self.events.append(event)
-            return event
+            waiters = list(self.waiters)
+        for loop, ready in waiters:  # the engine's thread wakes the handlers on their own loops
+            try:
+                loop.call_soon_threadsafe(ready.set)
+            except RuntimeError:  # that loop has closed
+                pass
+        return event
+
+    async def wait(self, seen: int, timeout: float) -> None:
+        """Return once the job has more than ``seen`` events or has ended, or after ``timeout``
+        seconds: request handlers wait on the job instead of polling it."""
+        ready = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), ready)
+        with self.lock:
+            if len(self.events) > seen or self.state in ENDED:
+                return
+            self.waiters.append(waiter)
+        try:
+            await asyncio.wait_for(ready.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            with self.lock:
+                self.waiters.remove(waiter)
 
     def since(self, last_id: int) -> list[JobEvent]:
         with self.lock:
