@@ -189,21 +189,3 @@ def test_chord_evidence_favours_the_tonic_over_the_dominant_and_the_relative_key
              for n, label in enumerate(["A:min", "D:min", "E:maj", "A:min"] * 4)]  # i iv V i
     assert key_label(int(np.argmax(chord_evidence(minor, np.arange(0.0, 32.0), 16.0).mean(axis=0)))) == "A minor"
     assert not chord_evidence([{"start": 0.0, "end": 4.0, "label": "N"}], np.arange(0.0, 4.0), 16.0).any()
-
-
-def test_the_songs_key_is_the_timeline_key_the_whole_song_favours_not_the_longest_held():
-    """A short song whose last windows lean a little to the dominant: the timeline shows the
-    drift, the song's key stays the one the whole song's evidence favours."""
-    from mirflow.plugins.librosa_enhanced.key import KEY_INDEX, SILENT, STEP, Key
-
-    times = np.arange(60) * STEP
-    scores = np.zeros((60, 25))
-    e, b = KEY_INDEX["E major"], KEY_INDEX["B major"]
-    scores[:15, e], scores[:15, b] = 0.9, 0.5
-    scores[15:, e], scores[15:, b] = 0.80, 0.85
-    found = Key().decode(times, scores, duration=60 * STEP)
-    assert [s["label"] for s in found["timeline"]] == ["E major", "B major"]  # the drift is in the timeline
-    assert found["timeline"][1]["end"] - found["timeline"][1]["start"] > 2 * (found["timeline"][0]["end"] - 0)
-    assert found["label"] == "E major"
-    scores[:, SILENT] = 1.0  # nothing sounding: no key
-    assert Key().decode(times, scores, duration=60 * STEP)["label"] is None

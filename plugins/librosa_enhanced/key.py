@@ -46,9 +46,6 @@ def key_label(index: int) -> str:
     return f"{MAJOR_NAMES[index]} major" if index < 12 else f"{MINOR_NAMES[index - 12]} minor"
 
 
-KEY_INDEX = {key_label(index): index for index in range(24)}
-
-
 def profile_matrix(profile: str) -> np.ndarray:
     """24 x 12: each key's profile, centred and unit-length, so a dot product with a
     centred unit chroma vector is their correlation."""
@@ -70,7 +67,7 @@ class Key(LibrosaAnalyzer):
     """The key over time (a segment per key, modulations included) and the song's key."""
 
     name = "librosa_enhanced.key"
-    version = "6"
+    version = "5"
     params = {
         # Albrecht-Shanahan: 0.77 MIREX on the GM corpus's dev split where Krumhansl-Kessler gives
         # 0.50 and Temperley 0.66 (equal on the project's own synthesizer): benchmarks/independent.py.
@@ -125,13 +122,7 @@ class Key(LibrosaAnalyzer):
         held: dict[str, float] = {}
         for segment in segments:
             held[segment["label"]] = held.get(segment["label"], 0.0) + (segment["end"] - segment["start"]) * segment["confidence"]
-        # The song's key: of the keys the timeline holds, the one the whole song's evidence
-        # favours. The longest-held key (before) let a 16 s window's drift decide a short
-        # song: a 30 s song in E major whose last 20 s leaned to B major was "B major" (GM dev
-        # split: 0.911 -> 0.937 MIREX).
-        sounding = scores[:, SILENT] < 0.5
-        whole = scores[sounding if sounding.any() else slice(None), :24].mean(axis=0)
-        label = max(held, key=lambda name: whole[KEY_INDEX[name]])
+        label = max(held, key=held.get)
         return {"label": label, "confidence": held[label] / sum(held.values()), "timeline": segments}
 
 
