@@ -1,8 +1,12 @@
-"""Accuracy on music the defaults were never tuned on: the GM corpus, mirflow and peers side by side.
+"""Accuracy per corpus, mirflow's pipelines and the peers side by side in one run.
 
-    .venv/bin/python benchmarks/independent.py               # the test split, prints the table
-    .venv/bin/python benchmarks/independent.py --split dev   # the split choices were made on
-    .venv/bin/python benchmarks/independent.py --write       # also rewrites the table in README.md
+    .venv/bin/python benchmarks/independent.py                  # the GM test split, prints the table
+    .venv/bin/python benchmarks/independent.py --corpus gm-dev  # the split choices were made on
+    .venv/bin/python benchmarks/independent.py --corpus synth   # the project's own synthesizer
+    .venv/bin/python benchmarks/independent.py --corpus real    # the real excerpts in ../shared/realdata
+    .venv/bin/python benchmarks/independent.py --write          # also rewrites the table in README.md
+
+(``--corpus all --write`` rewrites the three README tables: GM test, own synth, real.)
 
 Songs: ``gm_corpus`` (MIDI rendered by FluidSynth with the FluidR3 General MIDI soundfont; 24
 thirty-second songs in ten styles and six two-minute songs with a tempo change or a
@@ -24,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from accuracy import madmom_direct, run_pipeline  # noqa: E402
+from corpus import modulating, realdata, synthesized  # noqa: E402
 from gm_corpus import gm_corpus  # noqa: E402
 from run import arguments, publish  # noqa: E402
 
@@ -53,12 +58,30 @@ def mean_row(name: str, rows: list[dict]) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def main() -> None:
-    parser = arguments(__doc__, "README.md")
-    parser.add_argument("--split", choices=("dev", "test"), default="test")
-    args = parser.parse_args()
-    pieces = gm_corpus(args.split)
+MARKERS = {"gm-test": "independent", "synth": "accuracy_synth", "real": "accuracy_real"}  # README tables
+
+
+def corpus(name: str, work: Path) -> tuple[list, str]:
+    """(pieces, the table's caption)."""
+    if name.startswith("gm-"):
+        split = name[3:]
+        return (gm_corpus(split), f"GM corpus, `{split}` split (FluidSynth, FluidR3 GM soundfont; ten styles, 3/4 "
+                "and 6/8, tempo changes, modulations, sevenths)")
+    folder = work / "audio"
+    folder.mkdir(parents=True, exist_ok=True)
+    if name == "synth":
+        return (synthesized(folder) + modulating(folder), "The project's own synthesizer (`benchmarks/corpus.py`, "
+                "where the defaults were first chosen: not a result)")
+    return (realdata(folder), "Real annotated excerpts (`../shared/realdata/`, read in place; 2-30 s each, so "
+            "each song has only some of the annotations)")
+
+
+def measure(name: str) -> str:
+    """The table for one corpus: mirflow's pipelines, madmom's trackers and Essentia's key."""
     work = Path(tempfile.mkdtemp(prefix="mirflow-independent-"))
+    pieces, caption = corpus(name, work)
+    if not pieces:
+        return f"{caption}: not found here."
     references = {p.name: load_reference(p.truth) for p in pieces}
     table = []
     for pipeline in ("default", "fast", "commercial"):
@@ -70,7 +93,7 @@ def main() -> None:
     for piece in pieces:  # beats, downbeats, tempo only: madmom gives no key or chords here
         reference = references[piece.name]
         only = type(reference)(beats=reference.beats, downbeats=reference.downbeats, tempo=reference.tempo)
-        rows.append(score(madmom_direct(piece.audio), only))
+        rows.append(score(madmom_direct(piece.audio), only) if only.beats is not None or only.tempo else {})
     table.append(mean_row("madmom DBNBeatTracker + DBNDownBeatTracker (whole file)", rows))
     print(table[-1], flush=True)
     keys = essentia_keys(pieces, work)
@@ -86,11 +109,18 @@ def main() -> None:
         table.append(mean_row(f"Essentia KeyExtractor `{profile}`", rows))
     minutes = sum(float(json.loads(p.read_text())["source"]["duration"])
                   for p in (work / "default").glob("*.json")) / 60
-    lines = [f"GM corpus, `{args.split}` split: {len(pieces)} songs, {minutes:.0f} min (FluidSynth, FluidR3 GM "
-             "soundfont; ten styles, 3/4 and 6/8, tempo changes, modulations, sevenths). Means over the songs "
-             "that have each annotation; `-` where a method gives no such answer.", "",
+    lines = [f"{caption}: {len(pieces)} songs, {minutes:.0f} min. Means over the songs that have each annotation; "
+             "`-` where a method gives no such answer.", "",
              "| method | " + " | ".join(HEADERS) + " |", "|---|" + "---|" * len(HEADERS), *table]
-    publish("\n".join(lines), "independent", args.write, ROOT / "README.md")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = arguments(__doc__, "README.md")
+    parser.add_argument("--corpus", choices=("gm-test", "gm-dev", "synth", "real", "all"), default="gm-test")
+    args = parser.parse_args()
+    for name in ("gm-test", "synth", "real") if args.corpus == "all" else (args.corpus,):
+        publish(measure(name), MARKERS.get(name, ""), args.write and name in MARKERS, ROOT / "README.md")
 
 
 if __name__ == "__main__":
