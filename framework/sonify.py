@@ -167,6 +167,8 @@ def sonify(result: dict, output: str | Path, *, audio: str | Path | None = None,
                 position += len(block)
                 if last is not None and position >= last:
                     break
+        if position <= first:
+            raise SonifyError(f"--start ({start:g} s) is after the song's end ({position / rate:.1f} s)")
         if last is not None and position < last:
             raise SonifyError(f"--end ({end:g} s) is after the song's end ({position / rate:.1f} s)")
         os.replace(temp, output)

@@ -110,5 +110,8 @@ def test_a_moved_or_changed_song_is_a_one_line_error_and_nothing_is_written(anal
     done = sonify(moved, "-o", tmp_path / "other.wav", "--audio", other)
     assert done.returncode != 0 and "sha256" in done.stderr and not (tmp_path / "other.wav").exists()
     assert list(tmp_path.glob(".*")) == []  # no temporary file left behind
+    done = sonify(result_path, "-o", tmp_path / "late.wav", "--start", "25")  # the song is 20 s long
+    assert done.returncode != 0 and "--start (25 s) is after the song's end" in done.stderr
+    assert not (tmp_path / "late.wav").exists()
     done = sonify(result_path, "-o", tmp_path / "song.mp4")
     assert done.returncode != 0 and ".wav, .flac or .ogg" in done.stderr
