@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .spelling import pitch_class
+
 CLICK_SECONDS = 0.03
 BEAT_HZ, DOWNBEAT_HZ = 1000.0, 1600.0
 CUE_SECONDS = 0.25
@@ -24,7 +26,6 @@ CUE_HZ = (660.0, 990.0)  # a fifth: unlike any click
 CLICK_GAIN, DOWNBEAT_GAIN, CUE_GAIN, CHORD_GAIN = 0.5, 0.7, 0.35, 0.1
 CHORD_FADE = 0.01  # seconds of fade at each chord's ends (no clicks from the chord tones)
 FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}
-NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 INTERVALS = {"min": (0, 3, 7), "dim": (0, 3, 6), "hdim": (0, 3, 6), "aug": (0, 4, 8), "sus2": (0, 2, 7),
              "sus4": (0, 5, 7)}  # by how the quality starts; anything else (maj, 7, maj7, 9...): a major triad
 
@@ -46,12 +47,12 @@ class Layers:
 def chord_pitches(label: str) -> tuple[int, ...]:
     """MIDI notes of a Harte label's triad around middle C ('A:min7' -> A3 C4 E4); () for N/X."""
     root, _, quality = str(label).partition(":")
-    if root[:1] not in NAMES:
+    pitch = pitch_class(root)
+    if pitch is None:
         return ()
-    pitch = NAMES[root[0]] + root[1:].count("#") - root[1:].count("b")
     quality = quality.split("/")[0].split("(")[0]
     intervals = next((v for k, v in INTERVALS.items() if quality.startswith(k)), (0, 4, 7))
-    return tuple(48 + pitch % 12 + step for step in intervals)
+    return tuple(48 + pitch + step for step in intervals)
 
 
 def _tone(hz: float, seconds: float, rate: int, decay: float) -> np.ndarray:

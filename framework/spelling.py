@@ -31,14 +31,12 @@ def names_for(key: str | None) -> tuple[str, ...] | None:
     tonic, _, mode = key.partition(" ")
     if pitch_class(tonic) is None or mode not in ("major", "minor"):
         return None
-    if "b" in tonic[1:]:
-        return _minor(FLATS, tonic) if mode == "minor" else FLATS
-    if "#" in tonic:
-        return SHARPS
     if (tonic, mode) in (("C", "major"), ("A", "minor")):
         return PLAIN
-    flat = tonic == "F" if mode == "major" else tonic in ("D", "G", "C", "F")
-    return _minor(FLATS, tonic) if flat and mode == "minor" else FLATS if flat else SHARPS
+    natural_flat = tonic == "F" if mode == "major" else tonic in ("D", "G", "C", "F")  # F major, D G C F minor
+    if not ("b" in tonic[1:] or (len(tonic) == 1 and natural_flat)):
+        return SHARPS
+    return _minor(FLATS, tonic) if mode == "minor" else FLATS
 
 
 def _minor(names: tuple[str, ...], tonic: str) -> tuple[str, ...]:

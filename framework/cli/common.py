@@ -68,6 +68,21 @@ def load_pipeline_or_fail(argument: str, registry):
         raise CliError(str(err)) from None
 
 
+def read_result(path: str, source_field: str) -> dict:
+    """A mirflow result document read from ``path``, with its timeline and the source field the
+    command needs (``duration`` to draw, ``path`` to find the audio); one-line errors."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data["timeline"], data["source"][source_field]  # noqa: B018  (a mirflow result has both)
+    except OSError as err:
+        raise CliError(f"{path}: cannot read ({err.strerror})") from None
+    except (ValueError, KeyError, TypeError):
+        raise CliError(f"{path}: not a mirflow result (JSON with 'source' and 'timeline')") from None
+    return data
+
+
 def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
     """Files as given, directories searched recursively for audio, globs expanded."""
     import glob

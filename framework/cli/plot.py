@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from .common import CliError
+from .common import CliError, read_result
 
 
 def require_matplotlib() -> None:
@@ -40,13 +39,7 @@ def plot(obj, result, output, start, end, size):
     from ..plot import PlotError, plot_result
 
     width, height = parse_size(size)
-    try:
-        data = json.loads(Path(result).read_text(encoding="utf-8"))
-        data["timeline"], data["source"]["duration"]  # noqa: B018  (a mirflow result has both)
-    except OSError as err:
-        raise CliError(f"{result}: cannot read ({err.strerror})") from None
-    except (ValueError, KeyError, TypeError):
-        raise CliError(f"{result}: not a mirflow result (JSON with 'source' and 'timeline')") from None
+    data = read_result(result, "duration")
     target = Path(output) if output else Path(result).with_suffix(".png")
     try:
         plot_result(data, target, start=start, end=end, width=width, height=height)

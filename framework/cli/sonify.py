@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from .common import CliError
+from .common import CliError, read_result
 
 
 @click.command()
@@ -29,13 +28,7 @@ def sonify(obj, result, output, audio, beats, downbeats, chords, sections, mix, 
     """Write RESULT's song mixed with what the analysis found, to check it by ear."""
     from ..sonify import Layers, SonifyError, sonify as write
 
-    try:
-        data = json.loads(Path(result).read_text(encoding="utf-8"))
-        data["timeline"], data["source"]["path"]  # noqa: B018  (a mirflow result has both)
-    except OSError as err:
-        raise CliError(f"{result}: cannot read ({err.strerror})") from None
-    except (ValueError, KeyError, TypeError):
-        raise CliError(f"{result}: not a mirflow result (JSON with 'source' and 'timeline')") from None
+    data = read_result(result, "path")
     target = Path(output) if output else Path(result).with_suffix(".clicks.wav")
     try:
         write(data, target, audio=audio, layers=Layers(beats, downbeats, chords, sections), mix=mix,

@@ -171,6 +171,17 @@ class Beats(RNNTracker):
         return beat_peaks(dbn.om.pointers[path] >= 1, activation).astype(int)
 
 
+def beat_activation(activation: np.ndarray) -> np.ndarray:
+    """Per frame, how much the network hears a beat (beat and downbeat columns summed)."""
+    return activation if activation.ndim == 1 else activation.sum(axis=1)
+
+
+def strength_at(frames: np.ndarray, activation: np.ndarray) -> np.ndarray:
+    """The beat activation's peak within two frames of each of ``frames``."""
+    summed = beat_activation(activation)
+    return np.array([summed[max(0, f - 2):f + 3].max() for f in np.asarray(frames, dtype=int)])
+
+
 def double_tempo_floor(frames: np.ndarray, activation: np.ndarray, max_bpm: float) -> float | None:
     """The slowest tempo to decode again with when the beats are at half the tempo the network
     hears, else None.
@@ -183,11 +194,9 @@ def double_tempo_floor(frames: np.ndarray, activation: np.ndarray, max_bpm: floa
     """
     if len(frames) < 4:
         return None
-    summed = activation if activation.ndim == 1 else activation.sum(axis=1)
     frames = np.asarray(frames, dtype=int)
-    halfway = (frames[:-1] + frames[1:]) // 2
-    on = float(np.median([summed[max(0, f - 2):f + 3].max() for f in frames]))
-    between = float(np.median([summed[max(0, f - 2):f + 3].max() for f in halfway]))
+    on = float(np.median(strength_at(frames, activation)))
+    between = float(np.median(strength_at((frames[:-1] + frames[1:]) // 2, activation)))
     bpm = 60.0 * FPS / float(np.median(np.diff(frames)))
     if between >= HALF_EVIDENCE and between >= HALF_SHARE * on and 2 * bpm <= max_bpm:
         return 1.5 * bpm
@@ -203,7 +212,7 @@ def peak_times(frames: np.ndarray, activation: np.ndarray) -> np.ndarray:
     the beats of some songs one frame (10 ms) apart. The parabola's vertex hardly moves
     with such a difference, and it is where the peak is, not the nearest frame."""
     frames = np.asarray(frames, dtype=int)
-    summed = (activation if activation.ndim == 1 else activation.sum(axis=1)).astype(np.float64)
+    summed = beat_activation(activation).astype(np.float64)
     if len(frames) == 0:
         return np.zeros(0)
     left = summed[np.maximum(frames - 1, 0)]
@@ -223,8 +232,7 @@ def heard(frames: np.ndarray, activation: np.ndarray) -> slice:
     song keeps its beats."""
     if len(frames) == 0:
         return slice(0, 0)
-    summed = activation if activation.ndim == 1 else activation.sum(axis=1)
-    strength = np.array([summed[max(0, f - 2):f + 3].max() for f in frames])
+    strength = strength_at(frames, activation)
     strong = np.nonzero(strength >= END_SHARE * np.median(strength))[0]
     return slice(int(strong[0]), int(strong[-1]) + 1) if len(strong) else slice(0, 0)
 

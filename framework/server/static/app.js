@@ -210,8 +210,8 @@ function timeAt(clientX) {
   return start + ((clientX - box.left) / box.width) * (end - start);
 }
 
-function visible(items, first, last, start = (i) => i.start, end = (i) => i.end) {
-  return items.filter((i) => end(i) >= first && start(i) <= last);
+function visible(segments, first, last) {
+  return segments.filter((s) => s.end >= first && s.start <= last);
 }
 
 function drawSong() {
