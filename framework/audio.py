@@ -161,12 +161,15 @@ class StoredAudio:
         data = self.samples(rate, layout)
         first = int(round(span.start * rate))
         last = int(round(span.end * rate))
-        raw = self.arrays[audio_key(rate, layout)][0]
-        samples, prefix = data[..., first:last], raw[: -len(".f32")]
+        samples, prefix = data[..., first:last], self.cache_prefix(rate, layout)
         if normalized:  # features computed from it are not those of the raw level: their own cache names
             samples, prefix = (samples * np.float32(self.level_gain())).astype(np.float32), f"{prefix}-level"
         return Chunk(index=span.index, start=first / rate, end=span.end, core_start=span.core_start,
                      core_end=span.core_end, samples=samples, sample_rate=rate, path=self.path, cache_prefix=prefix)
+
+    def cache_prefix(self, sample_rate: int, layout: str) -> str:
+        """Where mirflow.features keeps this track's shared features: beside its raw file."""
+        return self.arrays[audio_key(sample_rate, layout)][0][: -len(".f32")]
 
     def remove(self) -> None:
         """Delete the raw audio and the features shared beside it."""
@@ -200,14 +203,16 @@ def remove_raw(path: str | Path, directory: str | Path) -> None:
 
 
 def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = "HQ",
-                max_duration: float = MAX_DURATION) -> StoredAudio:
+                max_duration: float = MAX_DURATION, stop=None) -> StoredAudio:
     """Decode ``path`` block by block into raw float32 files under ``directory``.
 
     ``wanted`` is a set of (sample rate or None, layout). Each block is mixed down and
     resampled (streaming, so the result equals one pass over the file) once per wanted
     rate; the file is read once, whatever the number of analyzers. The header is checked
     first (sample rate, channels, a duration up to ``max_duration``), and the frames as
-    they come: a small file cannot demand unbounded work or disk.
+    they come: a small file cannot demand unbounded work or disk. ``stop`` (a
+    threading.Event) ends a decode running in a thread between two blocks (a process is
+    simply killed).
     """
     path = str(path)
     directory = Path(directory)
@@ -229,6 +234,8 @@ def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = 
     frames, energy = 0, 0.0
     try:
         for block in blocks:
+            if stop is not None and stop.is_set():
+                raise DecodeError(f"{path}: decoding stopped (cancelled)")
             if not np.all(np.isfinite(block)):
                 raise DecodeError(f"{path}: contains NaN or infinite samples")
             frames += len(block)

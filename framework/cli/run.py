@@ -23,17 +23,26 @@ from .common import CliError, expand_inputs, load_pipeline_or_fail
                    "--jobs 1 runs everything in this process.")
 @click.option("--force", is_flag=True, help="Recompute files whose result is already up to date.")
 @click.option("--plot", is_flag=True, help="Also write a PNG of each timeline (needs mirflow[plot]).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where units run: worker processes here (local) or actors on a Ray cluster (ray, needs "
+                   "mirflow[ray]); default: the pipeline's resources.executor.")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="The Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: RAY_ADDRESS, else a new "
+                   "local instance with --jobs CPU slots).")
 @click.pass_obj
-def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot):
+def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, executor, ray_address):
     """Run PIPELINE (a YAML file or a bundled name) over INPUTS (files, folders, globs).
 
     Files whose result already exists for the same audio, pipeline and analyzer versions
     are skipped (resume); several runs on one folder share the files between them.
     """
-    from ..scheduler import NothingForTheGpu, run_pipeline
+    from ..scheduler import ExecutorUnavailable, NothingForTheGpu, run_pipeline
 
     pm, registry = obj.plugins()
     spec = load_pipeline_or_fail(pipeline, registry)
+    executor = executor or spec.resources.executor
+    if ray_address and executor != "ray":
+        raise CliError("--ray-address needs --executor ray (or resources.executor: ray in the pipeline)")
     paths = expand_inputs(inputs)
     chosen_formats = _parse_formats(formats, registry.exporters) if formats else spec.formats
     if plot:
@@ -47,14 +56,16 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot):
     began = time.perf_counter()
     try:
         outcomes, scheduler = run_pipeline(
-            spec, registry, pm, paths, jobs=jobs, inline=jobs == 1, disabled=obj.disabled, device=device,
-            formats=chosen_formats, output_dir=output_dir or spec.output_directory or "results", force=force,
-            plot=plot, keep_tracebacks=obj.verbose > 0)
+            spec, registry, pm, paths, jobs=jobs, inline=jobs == 1 and executor == "local", disabled=obj.disabled,
+            device=device, formats=chosen_formats, output_dir=output_dir or spec.output_directory or "results",
+            force=force, plot=plot, keep_tracebacks=obj.verbose > 0, executor=executor, ray_address=ray_address)
     except NothingForTheGpu as err:
+        raise CliError(str(err)) from None
+    except ExecutorUnavailable as err:
         raise CliError(str(err)) from None
     elapsed = time.perf_counter() - began
     if not obj.quiet:
-        click.echo(final_table(outcomes, elapsed, scheduler.busy, jobs or spec.resources.cpu_workers))
+        click.echo(final_table(outcomes, elapsed, scheduler.busy, scheduler.cpu_workers))
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
         if outcome.error:

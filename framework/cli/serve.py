@@ -22,8 +22,14 @@ from .common import CliError, bundled_pipelines
               help="CPU worker processes per pipeline (default: one per core).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Override the pipelines' resources.device.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where jobs run: worker processes here (local) or actors on a Ray cluster (ray, needs "
+                   "mirflow[ray]); default: each pipeline's resources.executor.")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="The Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: RAY_ADDRESS, else a new "
+                   "local instance).")
 @click.pass_obj
-def serve(obj, host, port, pipelines_dir, max_upload_mb, max_jobs, jobs, device):
+def serve(obj, host, port, pipelines_dir, max_upload_mb, max_jobs, jobs, device, executor, ray_address):
     """Serve the analysis API (docs at /docs) and the live timeline page (at /)."""
     try:
         import uvicorn
@@ -39,8 +45,22 @@ def serve(obj, host, port, pipelines_dir, max_upload_mb, max_jobs, jobs, device)
         if not found:
             raise CliError(f"{pipelines_dir}: no pipeline files (*.yaml) in this folder")
         pipelines.update({path.stem: path for path in found})
+    if ray_address and executor != "ray":
+        raise CliError("--ray-address needs --executor ray")
+    if executor == "ray":  # connect now: a cluster that cannot be reached stops the server before it listens
+        import os
+
+        from ..scheduler.ray_executor import RayNotInstalled, connect
+
+        try:
+            connect(ray_address, jobs or os.cpu_count() or 1)
+        except RayNotInstalled as err:
+            raise CliError(str(err)) from None
+        except Exception as err:
+            raise CliError(f"cannot connect to the Ray cluster at {ray_address or os.environ.get('RAY_ADDRESS') or 'a new local instance'}: "
+                           f"{type(err).__name__}: {err}") from None
     settings = Settings(pipelines=pipelines, max_upload_mb=max_upload_mb, max_jobs=max_jobs, jobs=jobs,
-                        device=device, disabled=obj.disabled)
+                        device=device, disabled=obj.disabled, executor=executor, ray_address=ray_address)
     try:
         app = create_app(settings)
     except PipelineError as err:

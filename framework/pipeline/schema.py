@@ -35,6 +35,7 @@ DESCRIPTORS = {
     "form": LABEL,
 }
 DEVICES = ("auto", "cpu", "gpu")
+EXECUTORS = ("local", "ray")  # where units run: this machine's processes, or a Ray cluster
 FORMATS = ("json", "jams", "lab", "csv")
 QUALITIES = ("VHQ", "HQ", "MQ", "LQ", "QQ")
 TOP_KEYS = ("name", "description", "audio", "chunking", "resources", "steps", "timeline", "output")
@@ -61,6 +62,7 @@ class Chunking:
 @dataclass(frozen=True)
 class Resources:
     device: str = "auto"
+    executor: str = "local"  # or "ray" (mirflow[ray]): the same lanes as actors on a Ray cluster
     cpu_workers: int | None = None
     gpu_batch_size: int = 8
     files_in_flight: int | None = None  # decoded files held at once (default: from workers and batch)
@@ -219,8 +221,10 @@ class _Validator:
 
     def resources(self, value: Any) -> Resources:
         path = ("resources",)
-        section = self.mapping(value, path, ("device", "cpu", "gpu", "files_in_flight", "unit_timeout", "max_duration"))
+        section = self.mapping(value, path, ("device", "executor", "cpu", "gpu", "files_in_flight", "unit_timeout",
+                                             "max_duration"))
         device = self.choice(section.get("device", "auto"), path + ("device",), DEVICES) or "auto"
+        executor = self.choice(section.get("executor", "local"), path + ("executor",), EXECUTORS) or "local"
         cpu = self.mapping(section.get("cpu"), path + ("cpu",), ("workers",))
         gpu = self.mapping(section.get("gpu"), path + ("gpu",), ("batch_size",))
         workers = cpu.get("workers")
@@ -241,7 +245,7 @@ class _Validator:
                                   why="a week; use auto to scale with the audio each unit covers")
         longest = self.number(section.get("max_duration", MAX_DURATION), path + ("max_duration",), minimum=0,
                               strict=True, maximum=7 * 86400, why="a week of audio") or MAX_DURATION
-        return Resources(device=device, cpu_workers=workers, gpu_batch_size=batch, files_in_flight=files,
+        return Resources(device=device, executor=executor, cpu_workers=workers, gpu_batch_size=batch, files_in_flight=files,
                          unit_timeout=None if timeout == "auto" else timeout, max_duration=longest)
 
     def output(self, value: Any, pipeline: Pipeline) -> None:

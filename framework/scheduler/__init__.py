@@ -13,7 +13,7 @@ from .coordinator import FileOutcome, Scheduler, StepRecord, Terminated
 from .executors import InlineExecutor, ProcessExecutor, plugin_handoff
 from .units import Completion, Unit, UnitRunner
 
-__all__ = ["FileOutcome", "NothingForTheGpu", "Scheduler", "StepRecord", "Terminated", "Unit", "Completion",
+__all__ = ["ExecutorUnavailable", "FileOutcome", "NothingForTheGpu", "Scheduler", "StepRecord", "Terminated", "Unit", "Completion",
            "build_scheduler", "run_pipeline"]
 
 
@@ -28,18 +28,42 @@ class NothingForTheGpu(ValueError):
     """``device: gpu`` for a pipeline without a step that runs in the GPU lane."""
 
 
+class ExecutorUnavailable(RuntimeError):
+    """The chosen executor cannot run here (Ray not installed, or its cluster unreachable)."""
+
+
 def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: bool = False,
                     output_dir: str | Path = "results", formats=None, device: str | None = None,
                     max_files: int | None = None, force: bool = False, plot: bool = False,
-                    keep_tracebacks: bool = False, disabled: tuple[str, ...] = ()) -> Scheduler:
+                    keep_tracebacks: bool = False, disabled: tuple[str, ...] = (),
+                    executor: str | None = None, ray_address: str | None = None,
+                    actor_cpus: float = 1.0) -> Scheduler:
     """A scheduler for ``pipeline`` (``run`` a list of files, or ``serve`` an inbox).
 
     ``inline`` runs every unit in this process (no workers: simplest to debug); otherwise
     ``jobs`` CPU worker processes (default: the pipeline's ``resources.cpu.workers``, else one
     per core) plus one GPU-lane process when the pipeline has ``gpu`` steps.
+
+    ``executor`` "ray" (default: the pipeline's ``resources.executor``) runs the same lanes as
+    Ray actors on the cluster at ``ray_address`` (default: RAY_ADDRESS, else a new local
+    instance with ``jobs`` CPU slots); ``jobs`` then defaults to the cluster's CPU slots, and
+    each CPU actor reserves ``actor_cpus`` of a slot (a server with several pipelines gives
+    each a share, as its local worker pools share the cores).
     """
     device = device or pipeline.resources.device
-    workers = jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1
+    on_ray = (executor or pipeline.resources.executor) == "ray" and not inline
+    if on_ray:
+        from .ray_executor import RayNotInstalled, cluster_slots, connect
+
+        try:
+            connect(ray_address, jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1)
+        except RayNotInstalled as err:
+            raise ExecutorUnavailable(str(err)) from None
+        except Exception as err:  # ConnectionError, a version mismatch, a bad address ...
+            where = ray_address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+            raise ExecutorUnavailable(f"cannot connect to the Ray cluster at {where}: "
+                                      f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}") from None
+    workers = jobs or pipeline.resources.cpu_workers or (cluster_slots()[0] if on_ray else os.cpu_count()) or 1
     gpu_lane = any(registry.get(step.analyzer).resource == "gpu" and not step.unavailable for step in pipeline.steps)
     if device == "gpu" and not gpu_lane:
         # An error, not a warning: asking for the GPU and running on the CPU is the silent
@@ -52,9 +76,16 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
     def make_executor(temp_dir: str, on_start):
         if inline:
             return InlineExecutor(UnitRunner(pipeline, registry, pm, device=device, temp_dir=temp_dir), on_start)
-        return ProcessExecutor(cpu_workers=workers, gpu_lane=gpu_lane, pipeline_path=str(pipeline.path),
-                               disabled=disabled, handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir,
-                               on_start=on_start)
+        if on_ray:
+            from .ray_executor import RayExecutor
 
-    return Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
-                     formats=formats, max_files=files, force=force, plot=plot, keep_tracebacks=keep_tracebacks)
+            return RayExecutor(cpu_workers=workers, gpu_lane=gpu_lane, pipeline=pipeline, registry=registry, pm=pm,
+                               disabled=disabled, handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir,
+                               on_start=on_start, actor_cpus=actor_cpus)
+        return ProcessExecutor(cpu_workers=workers, gpu_lane=gpu_lane, pipeline=pipeline, disabled=disabled,
+                               handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir, on_start=on_start)
+
+    scheduler = Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
+                          formats=formats, max_files=files, force=force, plot=plot, keep_tracebacks=keep_tracebacks)
+    scheduler.cpu_workers = 1 if inline else workers
+    return scheduler

@@ -129,6 +129,7 @@ class Scheduler:
         self.max_files = max_files or pipeline.resources.files_in_flight
         self.force = force
         self.keep_tracebacks = keep_tracebacks
+        self.cpu_workers: int | None = None  # CPU slots of its executor (build_scheduler sets it)
         self._ids = 0
         self.busy: dict[str, float] = {}
         self.cancel_requests: queue.Queue[str] = queue.Queue()  # from any thread; the loop applies them
@@ -138,9 +139,9 @@ class Scheduler:
     def emit(self, kind: str, **fields) -> None:
         self.pm.hook.progress(event=Event(kind, **fields))
 
-    def _unit_started(self, unit: Unit, pid: int) -> None:
+    def _unit_started(self, unit: Unit, pid: int, node: str | None = None) -> None:
         self.emit(events.UNIT_STARTED, file=unit.file, step=unit.step, chunk=unit.chunk, lane=unit.lane,
-                  data={"kind": unit.kind, "pid": pid, **self._batch_data(unit)})
+                  data={"kind": unit.kind, "pid": pid, **({"node": node} if node else {}), **self._batch_data(unit)})
 
     @staticmethod
     def _batch_data(unit: Unit) -> dict:
@@ -299,7 +300,8 @@ class Scheduler:
         unit = completion.unit
         self.emit(events.UNIT_FINISHED if completion.ok else events.UNIT_FAILED, file=unit.file, step=unit.step,
                   chunk=unit.chunk, lane=unit.lane, seconds=completion.seconds,
-                  data={"kind": unit.kind, "pid": completion.worker, **self._batch_data(unit),
+                  data={"kind": unit.kind, "pid": completion.worker,
+                        **({"node": completion.node} if completion.node else {}), **self._batch_data(unit),
                         **({} if completion.ok else {"message": completion.error})})
         if unit.kind == BATCH:
             self.complete_batch(completion)
@@ -308,7 +310,7 @@ class Scheduler:
         job.outstanding -= 1
         if job.cancelled:
             if unit.kind == DECODE and completion.ok and completion.value.get("audio") is not None:
-                completion.value["audio"].remove()
+                self.executor.release(completion.value["audio"])
             return
         if unit.kind == DECODE:
             self.decoded(job, completion)
@@ -569,6 +571,6 @@ class Scheduler:
                                result=job.result)
         finally:
             if job.audio is not None:
-                job.audio.remove()
+                self.executor.release(job.audio)
             if job.claim:
                 job.claim.release()

@@ -1,12 +1,14 @@
 """Where units run. The coordinator only submits units and waits for completions, so an
-executor can be swapped (a Ray executor — CPU units as tasks, the GPU lane as an actor —
-would implement the same three methods).
+executor can be swapped; every executor has ``submit``, ``pending``, ``drop`` (a file's
+queued units), ``wait`` (completions), ``release`` (a finished file's decoded audio),
+``close``, and the ``busy`` seconds per lane.
 
 - :class:`InlineExecutor` runs every unit in this process, one at a time.
 - :class:`ProcessExecutor` has two lanes: a pool of CPU worker processes and one
   long-lived GPU worker that keeps its models loaded. Workers are spawned, ignore
   Ctrl-C (the coordinator stops them), and a worker that dies is replaced; the unit it
   held is retried once, then reported failed.
+- :class:`mirflow.scheduler.ray_executor.RayExecutor` runs the same lanes as Ray actors.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class InlineExecutor:
         self.busy[unit.lane] += completion.seconds
         return [completion]
 
+    def release(self, audio) -> None:
+        audio.remove()
+
     def close(self) -> None:
         self.queue.clear()
 
@@ -103,19 +108,25 @@ def plugin_handoff(pm) -> list:
     return handoff
 
 
-def _worker_main(conn, lane: str, pipeline_path: str, disabled: tuple, handoff: list, device: str, temp_dir: str):
-    """A worker process: load plugins and pipeline once, then run units until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when we stop
+def worker_plugins(disabled: tuple, handoff: list):
+    """The plugin manager and registry of a worker: installed plugins plus the handed-off ones."""
     import importlib
 
-    from ..pipeline import load_pipeline
     from ..plugin_manager import collect_analyzers, make_plugin_manager
 
     pm = make_plugin_manager(disabled=disabled)
     for name, kind, value in handoff:
         pm.register(importlib.import_module(value) if kind == "module" else pickle.loads(value), name=name)
-    registry = collect_analyzers(pm)
-    runner = UnitRunner(load_pipeline(pipeline_path, registry), registry, pm, device=device, temp_dir=temp_dir)
+    return pm, collect_analyzers(pm)
+
+
+def _worker_main(conn, lane: str, pipeline, disabled: tuple, handoff: list, device: str, temp_dir: str):
+    """A worker process: load plugins once, then run units until told to stop. It gets the
+    validated pipeline object (not its file: one built in Python, or edited during the run,
+    is run as the coordinator has it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when we stop
+    pm, registry = worker_plugins(disabled, handoff)
+    runner = UnitRunner(pipeline, registry, pm, device=device, temp_dir=temp_dir)
     conn.send(("ready", os.getpid()))
     while True:
         unit = conn.recv()
@@ -159,10 +170,10 @@ class _Worker:
 class ProcessExecutor:
     """A CPU lane of ``cpu_workers`` processes and, if asked, one GPU-lane process."""
 
-    def __init__(self, *, cpu_workers: int, gpu_lane: bool, pipeline_path: str, disabled: tuple,
+    def __init__(self, *, cpu_workers: int, gpu_lane: bool, pipeline, disabled: tuple,
                  handoff: list, device: str, temp_dir: str, on_start):
         self.context = multiprocessing.get_context("spawn")  # never fork: CUDA/TF in a forked child deadlock
-        self.args = (pipeline_path, tuple(disabled), handoff, device, temp_dir)
+        self.args = (pipeline, tuple(disabled), handoff, device, temp_dir)
         self.temp_dir = temp_dir
         self.on_start = on_start
         self.queues = {"cpu": deque(), "gpu": deque()}
@@ -314,6 +325,9 @@ class ProcessExecutor:
         reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         return [Completion(unit, False, error=f"worker process died ({reason}) running this unit, twice",
                            seconds=time.perf_counter() - worker.started_at, worker=worker.process.pid)]
+
+    def release(self, audio) -> None:
+        audio.remove()
 
     def close(self) -> None:
         for worker in self.workers:

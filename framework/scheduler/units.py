@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,7 @@ class Completion:
     traceback: str | None = None
     seconds: float = 0.0
     worker: int | None = None
+    node: str | None = None  # the Ray node that ran it (None: this machine)
 
 
 class UnitRunner:
@@ -116,6 +118,7 @@ class UnitRunner:
         self.device = device
         self.temp_dir = temp_dir
         self._analyzers: dict[tuple[str, str], Analyzer | SetupFailure] = {}
+        self.setups: Counter = Counter()  # (step, role) -> set-ups in this process (kept: one each)
 
     def run(self, unit: Unit) -> Completion:
         began = time.perf_counter()
@@ -135,6 +138,7 @@ class UnitRunner:
         if key not in self._analyzers:
             step = self.pipeline.step(step_id)
             cls = self.registry.get(step.analyzer)
+            self.setups[key] += 1
             try:
                 self._analyzers[key] = prepare_analyzer(cls, step.params, self.device, role)
             except SetupFailure as failure:
@@ -151,7 +155,7 @@ class UnitRunner:
         if sha256 and existing and up_to_date(existing["path"], sha256, existing["pipeline_hash"], existing["versions"]):
             return {"skip": True, "sha256": sha256}
         audio = store_audio(path, unit.payload["wanted"], self.temp_dir, self.pipeline.resample_quality,
-                            max_duration=self.pipeline.resources.max_duration)
+                            max_duration=self.pipeline.resources.max_duration, stop=unit.payload.get("stop"))
         return {"skip": False, "sha256": sha256, "audio": audio}
 
     @staticmethod

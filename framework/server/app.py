@@ -41,6 +41,8 @@ class Settings:
     jobs: int | None = None  # CPU workers per pipeline (default: one per core)
     device: str | None = None
     disabled: tuple[str, ...] = ()
+    executor: str | None = None  # "ray": jobs run on a Ray cluster (default: each pipeline's own)
+    ray_address: str | None = None
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -57,7 +59,8 @@ def create_app(settings: Settings) -> FastAPI:
         scratch = Path(tempfile.mkdtemp(prefix="mirflow-serve-"))
         app.state.store = JobStore(scratch / "jobs", max_active=settings.max_jobs, keep_finished=settings.keep_finished)
         app.state.engine = Engine(pm, registry, pipelines, jobs=settings.jobs, device=settings.device,
-                                  disabled=settings.disabled)
+                                  disabled=settings.disabled, executor=settings.executor,
+                                  ray_address=settings.ray_address)
         threading.Thread(target=_probe_devices, args=(pm, app.state.devices), daemon=True).start()
         try:
             yield

@@ -29,12 +29,14 @@ class PipelineRunner:
     """One pipeline's scheduler, running in its own thread until the server stops."""
 
     def __init__(self, name: str, pipeline, registry, pm, *, jobs: int | None,
-                 device: str | None, disabled: tuple, on_broken):
+                 device: str | None, disabled: tuple, on_broken, executor: str | None = None,
+                 ray_address: str | None = None, actor_cpus: float = 1.0):
         self.name = name
         self.inbox: queue.Queue = queue.Queue()
         # Results come back as values (no files, no claims): the job keeps them.
         self.scheduler = build_scheduler(pipeline, registry, pm, jobs=jobs, device=device, disabled=disabled,
-                                         output_dir=None, force=True)
+                                         output_dir=None, force=True, executor=executor, ray_address=ray_address,
+                                         actor_cpus=actor_cpus)
         self.on_broken = on_broken
         self.thread = threading.Thread(target=self._serve, name=f"mirflow-engine-{name}", daemon=True)
         self.thread.start()
@@ -54,11 +56,17 @@ class Engine:
     """Submits jobs to their pipeline's runner and turns scheduler events into job events."""
 
     def __init__(self, pm, registry, pipelines: dict, *, jobs: int | None = None,
-                 device: str | None = None, disabled: tuple = ()):
+                 device: str | None = None, disabled: tuple = (), executor: str | None = None,
+                 ray_address: str | None = None):
         self.pm = pm
         self.registry = registry
         self.pipelines = pipelines  # name -> loaded Pipeline
         self.jobs, self.device, self.disabled = jobs, device, disabled
+        # On Ray each pipeline's CPU actors reserve a share of a slot: every pipeline gets one
+        # actor per slot, as each gets one worker process per core here, and none waits for
+        # another's actors to go.
+        self.executor, self.ray_address = executor, ray_address
+        self.actor_cpus = 1.0 / max(1, len(pipelines))
         self.runners: dict[str, PipelineRunner] = {}
         self.by_path: dict[str, Job] = {}
         self.lock = threading.Lock()
@@ -70,7 +78,8 @@ class Engine:
             if runner is None:
                 runner = self.runners[job.pipeline] = PipelineRunner(
                     job.pipeline, self.pipelines[job.pipeline], self.registry, self.pm,
-                    jobs=self.jobs, device=self.device, disabled=self.disabled, on_broken=self._broken)
+                    jobs=self.jobs, device=self.device, disabled=self.disabled, on_broken=self._broken,
+                    executor=self.executor, ray_address=self.ray_address, actor_cpus=self.actor_cpus)
             self.by_path[str(job.audio_path)] = job
         job.add("queued", {"pipeline": job.pipeline, "filename": job.filename})
         runner.inbox.put(FileJob(str(job.audio_path), job.id))
