@@ -158,6 +158,22 @@ class Slow(mirflow.Analyzer):
         return {"slept": self.config["sleep"]}
 
 
+class CrashOnce(mirflow.Analyzer):
+    """Kills its own process the first time it sees a file named *once* (a mark beside the
+    file remembers it), then works: a worker lost once, whose unit must be retried."""
+
+    name = "fake.crash_once"
+    sample_rate = 22050
+    outputs = {"survived": mirflow.SCALAR}
+
+    def analyze(self, chunk, inputs):
+        mark = f"{chunk.path}.crashed"
+        if "once" in os.path.basename(chunk.path) and not os.path.exists(mark):
+            open(mark, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"survived": 1.0}
+
+
 class CountAtMerge(mirflow.Analyzer):
     """Counts the clicks it is given at merge time (an at-merge input: its chunks need no clicks)."""
 
@@ -171,7 +187,8 @@ class CountAtMerge(mirflow.Analyzer):
         return {"counted": 0}
 
 
-ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, ImportsMissingLibrary, GpuCounter, Slow, CountAtMerge)
+ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, ImportsMissingLibrary, GpuCounter, Slow, CrashOnce,
+       CountAtMerge)
 
 
 class FakePlugin:

@@ -259,15 +259,15 @@ def test_an_absent_optional_at_merge_input_is_given_as_none(pm, registry, write_
     assert result["summary"]["counted"]["value"] is None
 
 
-def serving(pipeline, registry, pm, out):
+def serving(pipeline, registry, pm, out, **options):
     """A one-worker scheduler serving an inbox in a thread (as the server runs one): the inbox,
-    the list its outcomes go to, and the thread."""
+    the list its outcomes go to, and the thread; ``options`` go to build_scheduler."""
     import queue
     import threading
 
     from mirflow.scheduler import build_scheduler
 
-    scheduler = build_scheduler(pipeline, registry, pm, jobs=1, output_dir=out)
+    scheduler = build_scheduler(pipeline, registry, pm, jobs=1, output_dir=out, **options)
     inbox, outcomes = queue.Queue(), []
     thread = threading.Thread(target=scheduler.serve, args=(inbox, outcomes.append))
     thread.start()
@@ -371,3 +371,21 @@ def test_cancelling_a_file_stops_its_decode_and_removes_what_it_wrote(
     inbox.put(None)
     thread.join(30)
     assert not thread.is_alive()
+
+
+def test_workers_run_the_pipeline_object_they_are_given_not_its_file(pm, registry, write_pipeline, write_clicks,
+                                                                     tmp_path):
+    """A pipeline changed in Python (or whose file changed or went during the run) runs as the
+    coordinator has it: workers are sent the validated object, never the YAML path."""
+    import dataclasses
+
+    path, clicks = write_clicks(4.0)
+    yaml_file = write_pipeline("steps: [{analyzer: fake.clicks, params: {threshold: 0.5}}]\n")
+    pipeline = load_pipeline(yaml_file, registry)
+    pipeline.steps = [dataclasses.replace(pipeline.steps[0], params={"threshold": 0.95})]  # above every click
+    yaml_file.unlink()
+    outcomes, _ = run_pipeline(pipeline, registry, pm, [str(path)], output_dir=tmp_path / "out", jobs=2)
+    result = json.loads(Path(outcomes[0].written[0]).read_text())
+    assert outcomes[0].ok and len(clicks) > 0
+    assert result["steps"]["clicks"]["params"] == {"threshold": 0.95}
+    assert result["steps"]["clicks"]["outputs"]["clicks"] == []

@@ -64,10 +64,28 @@ def connect(address: str | None, cpus: int) -> None:
     if ray.is_initialized():
         return
     local = address is None and not os.environ.get("RAY_ADDRESS")
+    if not local:
+        reachable(address or os.environ["RAY_ADDRESS"])
     # A local instance of our own skips the dashboard (seconds of start-up and ~100 MB); start one
     # with `ray start --head` and pass --ray-address auto to watch a run in it.
-    options = {"num_cpus": cpus, "include_dashboard": False} if local else {}
-    ray.init(address=address, log_to_driver=False, configure_logging=False, **options)
+    # "local": a new instance even when one started by `ray start` runs here (that one is used
+    # only when asked for, with auto or its address).
+    options = {"address": "local", "num_cpus": cpus, "include_dashboard": False} if local else {"address": address}
+    ray.init(log_to_driver=False, configure_logging=False, **options)
+
+
+def reachable(address: str, seconds: float = 10.0) -> None:
+    """Fail fast on a HOST:PORT (or ray://HOST:PORT) that nothing answers: ray.init retries
+    such an address for many minutes (seen: over ten) before it gives up."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # "auto" is looked up by Ray itself, which fails at once when nothing runs
+    import socket
+
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as err:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({err.strerror or err})") from None
 
 
 def cluster_slots() -> tuple[int, int]:
