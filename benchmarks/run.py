@@ -93,15 +93,16 @@ def tree_pss_mb(root: int) -> float:
     return total / 1024
 
 
-def measure(command: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak MB, stdout) of a command and its children."""
+def measure(command: list[str], also=lambda: 0.0) -> tuple[float, float, str]:
+    """(wall seconds, peak MB, stdout) of a command and its children (plus ``also()`` MB:
+    processes that are not its children but work for it, e.g. a running Ray cluster)."""
     began = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0.0]
 
     def sample():
         while process.poll() is None:
-            peak[0] = max(peak[0], tree_pss_mb(process.pid))
+            peak[0] = max(peak[0], tree_pss_mb(process.pid) + also())
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
