@@ -138,6 +138,23 @@ def test_a_killed_actor_is_replaced_its_unit_retried_and_a_unit_that_kills_twice
     assert scheduler.executor.replaced == 4  # once, crash twice, hang
 
 
+def test_the_gpu_lane_is_one_actor_batching_across_files_and_says_cpu_on_a_cluster_without_gpus(
+        cluster, pm, registry, write_pipeline, write_clicks, tmp_path):
+    files = [write_clicks(6.0, name=f"g{n}.wav")[0] for n in range(5)]
+    pipeline = write_pipeline("chunking: off\nresources: {gpu: {batch_size: 4}}\nsteps: [fake.gpu, fake.clicks]\n")
+    recorder = Recorder()
+    pm.register(recorder)
+    outcomes, _ = run_pipeline(load_pipeline(pipeline, registry), registry, pm, [str(f) for f in files],
+                               output_dir=tmp_path / "out", jobs=2, executor="ray")
+    assert all(o.ok for o in outcomes)
+    results = [json.loads(Path(o.written[0]).read_text()) for o in outcomes]
+    batches = recorder.of("unit_started", lane="gpu")
+    assert sorted(e.data["batch_size"] for e in batches) == [1, 4]  # chunks of several files in one call
+    assert {r["summary"]["loads"]["value"] for r in results} == {1.0}  # the model was set up once ...
+    assert len({r["summary"]["pid"]["value"] for r in results}) == 1  # ... in one actor
+    assert all(r["steps"]["gpu"]["device"] == "cpu" for r in results)
+
+
 def test_cancel_in_serve_drops_the_files_queued_units_on_the_cluster(cluster, pm, registry, write_pipeline,
                                                                     write_clicks, tmp_path):
     from mirflow.scheduler.coordinator import FileJob
