@@ -20,6 +20,8 @@ FILE_FAILED = "file_failed"
 FILE_SKIPPED = "file_skipped"  # up to date already, or claimed by another mirflow run
 FILE_CANCELLED = "file_cancelled"  # Scheduler.cancel: nothing written
 RUN_FINISHED = "run_finished"
+WORKERS_STARTED = "workers_started"  # the executor's workers (processes, actors) came up for a file
+WORKERS_STOPPED = "workers_stopped"  # ... and went after the idle timeout (mirflow serve)
 
 
 @dataclass

@@ -389,3 +389,38 @@ def test_workers_run_the_pipeline_object_they_are_given_not_its_file(pm, registr
     assert outcomes[0].ok and len(clicks) > 0
     assert result["steps"]["clicks"]["params"] == {"threshold": 0.95}
     assert result["steps"]["clicks"]["outputs"]["clicks"] == []
+
+
+def test_an_idle_scheduler_stops_its_workers_and_starts_them_again_for_the_next_file(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+    """What an idle server does (``--idle-workers-timeout``): no worker processes hold memory
+    while nothing comes, and the next file gets fresh ones."""
+    from mirflow.scheduler.coordinator import FileJob
+
+    first, _ = write_clicks(3.0, name="first.wav")
+    second, clicks = write_clicks(3.0, name="second.wav")
+    pipeline = load_pipeline(write_pipeline("steps: [fake.clicks]\n"), registry)
+    scheduler, inbox, outcomes, thread = serving(pipeline, registry, pm, tmp_path / "out", idle_timeout=1.0)
+
+    def until(condition, seconds=60):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not condition():
+            time.sleep(0.05)
+        return condition()
+
+    inbox.put(FileJob(str(first), "first"))
+    assert until(lambda: len(outcomes) == 1)
+    workers = {e.data["pid"] for e in recorder.of("unit_started")}
+    assert until(lambda: recorder.of("workers_stopped"), 20)
+    assert recorder.of("workers_stopped")[0].data["idle_seconds"] >= 1.0
+    assert until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 10)  # their memory is back
+    inbox.put(FileJob(str(second), "second"))
+    assert until(lambda: len(outcomes) == 2)
+    inbox.put(None)
+    thread.join(60)
+    assert all(o.ok for o in outcomes)
+    later = {e.data["pid"] for e in recorder.of("unit_started", file=str(second))}
+    assert later and not later & workers  # fresh workers for the second file
+    assert len(recorder.of("workers_started")) == 2
+    result = json.loads((tmp_path / "out" / "second.json").read_text())
+    assert len(result["steps"]["clicks"]["outputs"]["clicks"]) == len(clicks)

@@ -443,3 +443,33 @@ def test_the_page_zooms_pans_labels_sections_and_plays_clicks_in_headless_chromi
             assert timings["draw"] is not None and timings["zoom"] is not None
         finally:
             browser.close()
+
+
+def test_an_idle_server_stops_its_workers_and_the_next_job_starts_them_again(tmp_path, song):
+    server = Server(tmp_path, "--jobs", "2", "--idle-workers-timeout", "2")
+
+    def workers():  # spawned worker processes of any of the server's threads (the engine's thread starts them)
+        children = [pid for task in Path(f"/proc/{server.process.pid}/task").iterdir()
+                    for pid in (task / "children").read_text().split()]
+        def spawned(pid):
+            try:
+                return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                return False
+
+        return [pid for pid in children if spawned(pid)]
+
+    try:
+        first = httpx.post(server.base + "/api/audio/analyze", **upload(song, pipeline="fast"), timeout=180)
+        assert first.status_code == 200, first.text
+        assert len(workers()) >= 2  # the pipeline's worker processes, kept warm after the job
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and workers():
+            time.sleep(0.2)
+        assert workers() == []  # stopped after 2 s without a job
+        second = httpx.post(server.base + "/api/audio/analyze", **upload(song, pipeline="fast"), timeout=180)
+        assert second.status_code == 200, second.text
+        assert comparable(second.json()) == comparable(first.json())
+        assert len(workers()) >= 2
+    finally:
+        server.stop()

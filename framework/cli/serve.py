@@ -22,6 +22,9 @@ from .common import CliError, bundled_pipelines
               help="CPU worker processes per pipeline (default: one per core).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Override the pipelines' resources.device.")
+@click.option("--idle-workers-timeout", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              metavar="SECONDS", help="Stop a pipeline's workers (and the memory their models hold) after this "
+                                      "long without a job; the next job starts them again. 0: keep them.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
               help="Where jobs run: worker processes here (local) or actors on a Ray cluster (ray, needs "
                    "mirflow[ray]); default: each pipeline's resources.executor.")
@@ -29,7 +32,8 @@ from .common import CliError, bundled_pipelines
               help="The Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: RAY_ADDRESS, else a new "
                    "local instance).")
 @click.pass_obj
-def serve(obj, host, port, pipelines_dir, max_upload_mb, max_jobs, jobs, device, executor, ray_address):
+def serve(obj, host, port, pipelines_dir, max_upload_mb, max_jobs, jobs, device, idle_workers_timeout, executor,
+          ray_address):
     """Serve the analysis API (docs at /docs) and the live timeline page (at /)."""
     try:
         import uvicorn
@@ -60,7 +64,8 @@ def serve(obj, host, port, pipelines_dir, max_upload_mb, max_jobs, jobs, device,
             raise CliError(f"cannot connect to the Ray cluster at {ray_address or os.environ.get('RAY_ADDRESS') or 'a new local instance'}: "
                            f"{type(err).__name__}: {err}") from None
     settings = Settings(pipelines=pipelines, max_upload_mb=max_upload_mb, max_jobs=max_jobs, jobs=jobs,
-                        device=device, disabled=obj.disabled, executor=executor, ray_address=ray_address)
+                        device=device, disabled=obj.disabled, executor=executor, ray_address=ray_address,
+                        idle_workers_timeout=idle_workers_timeout or None)
     try:
         app = create_app(settings)
     except PipelineError as err:

@@ -37,7 +37,7 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
                     max_files: int | None = None, force: bool = False, plot: bool = False,
                     keep_tracebacks: bool = False, disabled: tuple[str, ...] = (),
                     executor: str | None = None, ray_address: str | None = None,
-                    actor_cpus: float = 1.0) -> Scheduler:
+                    actor_cpus: float = 1.0, idle_timeout: float | None = None) -> Scheduler:
     """A scheduler for ``pipeline`` (``run`` a list of files, or ``serve`` an inbox).
 
     ``inline`` runs every unit in this process (no workers: simplest to debug); otherwise
@@ -48,7 +48,8 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
     Ray actors on the cluster at ``ray_address`` (default: RAY_ADDRESS, else a new local
     instance with ``jobs`` CPU slots); ``jobs`` then defaults to the cluster's CPU slots, and
     each CPU actor reserves ``actor_cpus`` of a slot (a server with several pipelines gives
-    each a share, as its local worker pools share the cores).
+    each a share, as its local worker pools share the cores). ``idle_timeout``: seconds without
+    a file in flight after which a serving scheduler stops its workers (None: never).
     """
     device = device or pipeline.resources.device
     on_ray = (executor or pipeline.resources.executor) == "ray" and not inline
@@ -86,6 +87,7 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
                                handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir, on_start=on_start)
 
     scheduler = Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
-                          formats=formats, max_files=files, force=force, plot=plot, keep_tracebacks=keep_tracebacks)
+                          formats=formats, max_files=files, force=force, plot=plot, keep_tracebacks=keep_tracebacks,
+                          idle_timeout=idle_timeout)
     scheduler.cpu_workers = 1 if inline else workers
     return scheduler

@@ -116,7 +116,7 @@ class Scheduler:
 
     def __init__(self, pipeline, registry, pm, *, make_executor, output_dir, formats=None,
                  max_files: int | None = None, force: bool = False, plot: bool = False,
-                 keep_tracebacks: bool = False):
+                 keep_tracebacks: bool = False, idle_timeout: float | None = None):
         self.pipeline = pipeline
         self.registry = registry
         self.pm = pm
@@ -130,6 +130,8 @@ class Scheduler:
         self.force = force
         self.keep_tracebacks = keep_tracebacks
         self.cpu_workers: int | None = None  # CPU slots of its executor (build_scheduler sets it)
+        self.idle_timeout = idle_timeout  # seconds with no file in flight before the workers stop (None: never)
+        self.executor = None
         self._ids = 0
         self.busy: dict[str, float] = {}
         self.cancel_requests: queue.Queue[str] = queue.Queue()  # from any thread; the loop applies them
@@ -210,14 +212,17 @@ class Scheduler:
     def serve(self, inbox: queue.Queue, on_outcome=lambda outcome: None) -> None:
         """Run files as they arrive in ``inbox`` (FileJobs) until None arrives and the files in
         flight are done; ``on_outcome`` gets each file's outcome. ``run`` fills the inbox with
-        a list; a server puts uploads there as they come, so its workers stay warm."""
+        a list; a server puts uploads there as they come, so its workers stay warm, until
+        ``idle_timeout`` seconds pass with no file in flight: then they stop (their memory goes
+        back) and the next file starts them again."""
         self.active: dict[str, FileJob] = {}
         active = self.active
         self.gpu_items: dict[str, list[GpuItem]] = {}  # gpu step -> prepared chunks waiting for a batch
         temp_dir = scratch_dir("mirflow-audio-")
-        self.executor = self.make_executor(temp_dir, self._unit_started)
+        self.busy = {}
         restore = self._stop_on_interrupt()
         closed = False
+        idle_since = time.monotonic()
         try:
             while not closed or active:
                 if self.stop_requested:
@@ -234,12 +239,17 @@ class Scheduler:
                         self.emit(events.FILE_CANCELLED, file=job.path, data={"message": "cancelled"})
                         on_outcome(FileOutcome(job.path, ok=False, error=f"{job.path}: cancelled"))
                     else:
+                        if self.executor is None:
+                            self.executor = self.make_executor(temp_dir, self._unit_started)
+                            self.emit(events.WORKERS_STARTED, data={"workers": self.cpu_workers})
                         skipped = self.admit(job)
                         if skipped:
                             on_outcome(skipped)
                         else:
                             active[job.path] = job
                 self.apply_cancellations()
+                if self.executor is None:
+                    continue
                 self.flush_batches()
                 for completion in self.executor.wait(timeout=1.0):
                     self.complete(completion)
@@ -248,14 +258,30 @@ class Scheduler:
                         continue
                     del active[job.path]
                     on_outcome(self.finish(job))
+                if active:
+                    idle_since = time.monotonic()
+                elif self.idle_timeout and time.monotonic() - idle_since >= self.idle_timeout:
+                    self.stop_workers(time.monotonic() - idle_since)
         finally:
             restore()
-            self.executor.close()
-            self.busy = dict(self.executor.busy)
+            if self.executor is not None:
+                self.stop_workers(None)
+                self.executor = self.closed_executor  # kept for its statistics (replaced workers, ...)
             for job in active.values():  # interrupted: release what we held, write nothing half-done
                 if job.claim:
                     job.claim.release()
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+    def stop_workers(self, idle_seconds: float | None) -> None:
+        """Close the executor (its workers and the models they hold); the next file starts a
+        new one. Its busy seconds are kept."""
+        executor, self.executor = self.executor, None
+        self.closed_executor = executor
+        executor.close()
+        for lane, seconds in executor.busy.items():
+            self.busy[lane] = self.busy.get(lane, 0.0) + seconds
+        if idle_seconds is not None:
+            self.emit(events.WORKERS_STOPPED, data={"idle_seconds": round(idle_seconds, 1)})
 
     # -- cancelling a file ------------------------------------------------------------
     def cancel(self, path: str) -> None:

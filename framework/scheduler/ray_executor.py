@@ -40,7 +40,6 @@ from ..audio import StoredAudio, audio_key
 from .executors import MAX_ATTEMPTS, MAX_FAILED_STARTS, WorkersCannotStart, numba_cache_dir, worker_plugins
 from .units import DECODE, EXPORT, Completion, Unit, UnitRunner
 
-THREAD_VARIABLES = ("MIRFLOW_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 ACTOR_START_TIMEOUT = 300.0  # seconds an actor may take to come up (a node may have to start a worker)
 
 
@@ -141,6 +140,21 @@ def to_object_store(audio: StoredAudio, run: str) -> AudioInStore:
                         channels=audio.channels, arrays=arrays, rms_db=audio.rms_db, run=run)
 
 
+def limit_threads() -> None:
+    """One thread per numerical library in this actor (one CPU slot), as local workers get
+    through their environment. Ray sets only OMP_NUM_THREADS and has imported NumPy before
+    the actor starts, so OpenBLAS/MKL are limited through threadpoolctl; onnxruntime
+    (MIRFLOW_THREADS) and numba read theirs later. (A runtime_env with the variables did the
+    same but made each actor start ~2 s later.)"""
+    os.environ["MIRFLOW_THREADS"] = "1"
+    os.environ["NUMBA_NUM_THREADS"] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn (librosa's) brings it; without it BLAS keeps its default
+        return
+    threadpool_limits(limits=1)
+
+
 class UnitActor:
     """A Ray actor that runs units of one lane with its analyzers kept set up (the body of
     a local worker process). Made remote by :func:`_actor_class`."""
@@ -151,6 +165,7 @@ class UnitActor:
         # notebooks) import on a node of the same machine; elsewhere they must be installed.
         sys.path.extend(p for p in driver_path if p not in sys.path and os.path.isdir(p))
         os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir(f"{lane}-{slot}")))  # this node's home
+        limit_threads()
         pm, registry = worker_plugins(disabled, handoff)
         self.run_name = run
         self.runner = UnitRunner(pipeline, registry, pm, device=device, temp_dir=str(node_scratch(run)))
@@ -267,12 +282,8 @@ class RayExecutor:
     # -- actors -------------------------------------------------------------------
     def _start(self, slot: _Slot) -> None:
         options = {"num_cpus": self.actor_cpus} if slot.lane == "cpu" else dict(self.gpu_options)
-        # One thread per numerical library in each actor, set before its process starts (OpenBLAS
-        # reads it at import): Ray sets only OMP_NUM_THREADS, and two actors on two cores with two
-        # BLAS threads each ran every unit ~15 % slower (measured: 94 s of CPU against 81 s).
-        threads = {name: "1" for name in THREAD_VARIABLES}
         actor_class = _actor_class().options(max_restarts=0, max_concurrency=1, scheduling_strategy="SPREAD",
-                                             runtime_env={"env_vars": threads}, **options)
+                                             **options)
         slot.actor = actor_class.remote(slot.lane, slot.index, *self.args)
         slot.ready_ref = slot.actor.where.remote()
         slot.pid = slot.node = None

@@ -42,6 +42,7 @@ class Settings:
     device: str | None = None
     disabled: tuple[str, ...] = ()
     executor: str | None = None  # "ray": jobs run on a Ray cluster (default: each pipeline's own)
+    idle_workers_timeout: float | None = 300.0  # seconds without a job before workers stop (None: never)
     ray_address: str | None = None
 
 
@@ -60,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.store = JobStore(scratch / "jobs", max_active=settings.max_jobs, keep_finished=settings.keep_finished)
         app.state.engine = Engine(pm, registry, pipelines, jobs=settings.jobs, device=settings.device,
                                   disabled=settings.disabled, executor=settings.executor,
-                                  ray_address=settings.ray_address)
+                                  ray_address=settings.ray_address, idle_timeout=settings.idle_workers_timeout)
         threading.Thread(target=_probe_devices, args=(pm, app.state.devices), daemon=True).start()
         try:
             yield

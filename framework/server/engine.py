@@ -30,13 +30,13 @@ class PipelineRunner:
 
     def __init__(self, name: str, pipeline, registry, pm, *, jobs: int | None,
                  device: str | None, disabled: tuple, on_broken, executor: str | None = None,
-                 ray_address: str | None = None, actor_cpus: float = 1.0):
+                 ray_address: str | None = None, actor_cpus: float = 1.0, idle_timeout: float | None = None):
         self.name = name
         self.inbox: queue.Queue = queue.Queue()
         # Results come back as values (no files, no claims): the job keeps them.
         self.scheduler = build_scheduler(pipeline, registry, pm, jobs=jobs, device=device, disabled=disabled,
                                          output_dir=None, force=True, executor=executor, ray_address=ray_address,
-                                         actor_cpus=actor_cpus)
+                                         actor_cpus=actor_cpus, idle_timeout=idle_timeout)
         self.on_broken = on_broken
         self.thread = threading.Thread(target=self._serve, name=f"mirflow-engine-{name}", daemon=True)
         self.thread.start()
@@ -57,7 +57,7 @@ class Engine:
 
     def __init__(self, pm, registry, pipelines: dict, *, jobs: int | None = None,
                  device: str | None = None, disabled: tuple = (), executor: str | None = None,
-                 ray_address: str | None = None):
+                 ray_address: str | None = None, idle_timeout: float | None = None):
         self.pm = pm
         self.registry = registry
         self.pipelines = pipelines  # name -> loaded Pipeline
@@ -66,6 +66,7 @@ class Engine:
         # actor per slot, as each gets one worker process per core here, and none waits for
         # another's actors to go.
         self.executor, self.ray_address = executor, ray_address
+        self.idle_timeout = idle_timeout  # workers of a pipeline with no job for this long stop
         self.actor_cpus = 1.0 / max(1, len(pipelines))
         self.runners: dict[str, PipelineRunner] = {}
         self.by_path: dict[str, Job] = {}
@@ -79,7 +80,8 @@ class Engine:
                 runner = self.runners[job.pipeline] = PipelineRunner(
                     job.pipeline, self.pipelines[job.pipeline], self.registry, self.pm,
                     jobs=self.jobs, device=self.device, disabled=self.disabled, on_broken=self._broken,
-                    executor=self.executor, ray_address=self.ray_address, actor_cpus=self.actor_cpus)
+                    executor=self.executor, ray_address=self.ray_address, actor_cpus=self.actor_cpus,
+                    idle_timeout=self.idle_timeout)
             self.by_path[str(job.audio_path)] = job
         job.add("queued", {"pipeline": job.pipeline, "filename": job.filename})
         runner.inbox.put(FileJob(str(job.audio_path), job.id))
