@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -194,6 +195,39 @@ def test_the_cli_starts_a_local_ray_instance_and_writes_what_the_local_executor_
                           env={**os.environ, "RAY_ADDRESS": ""})
     assert done.returncode == 0, done.stderr
     same_analysis(json.loads((tmp_path / "out" / "short1.json").read_text()), local_results["short1"])
+
+
+def test_a_second_run_on_ray_skips_what_is_up_to_date(cluster, pm, registry, write_pipeline, write_clicks, tmp_path):
+    files = [str(write_clicks(3.0, name=f"r{n}.wav")[0]) for n in range(3)]
+    pipeline = load_pipeline(write_pipeline("steps: [fake.clicks]\n"), registry)
+    first, _ = run_pipeline(pipeline, registry, pm, files, output_dir=tmp_path / "out", executor="ray")
+    again, _ = run_pipeline(pipeline, registry, pm, files, output_dir=tmp_path / "out", executor="ray")
+    assert all(o.ok and not o.skipped for o in first)
+    assert [o.skipped for o in again] == ["result is up to date"] * 3
+
+
+def test_ctrl_c_on_ray_leaves_only_complete_result_files(songs, tmp_path):
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    for n in range(6):
+        (folder / f"song{n}.flac").write_bytes(songs[1].read_bytes())
+    out = tmp_path / "out"
+    process = subprocess.Popen([MIRFLOW, "run", "default", str(folder), "-o", str(out), "--jobs", "2",
+                                "--executor", "ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "RAY_ADDRESS": ""})
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not list(out.glob("*.json")):
+        time.sleep(0.1)
+    assert list(out.glob("*.json")), "no result was written before the deadline"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    results = list(out.glob("*.json"))
+    assert 1 <= len(results) < 6
+    for path in results:
+        assert json.loads(path.read_text())["timeline"]["chords"]  # complete, parseable
+    assert [p.name for p in out.iterdir() if p.suffix in (".tmp", ".claim") or p.name.startswith(".")] == []
 
 
 def test_an_unreachable_cluster_is_a_one_line_error_and_nothing_is_written(songs, tmp_path):
