@@ -40,7 +40,8 @@ from ..audio import StoredAudio, audio_key
 from .executors import MAX_ATTEMPTS, MAX_FAILED_STARTS, WorkersCannotStart, numba_cache_dir, worker_plugins
 from .units import DECODE, EXPORT, Completion, Unit, UnitRunner
 
-ACTOR_START_TIMEOUT = 300.0  # seconds an actor may take to come up (a node may have to start a worker)
+ACTOR_START_TIMEOUT = 300.0
+DRIVER_DECODES = max(1, min(4, os.cpu_count() or 1))  # files decoded at once by the driver  # seconds an actor may take to come up (a node may have to start a worker)
 
 
 class RayNotInstalled(RuntimeError):
@@ -218,8 +219,8 @@ class _Slot:
 
 
 class _DriverLane:
-    """Decodes and exports run here, in the driver, one at a time each (a thread): inputs are
-    read where they are, results written where the user asked."""
+    """One thread of the driver that runs a decode or an export at a time: inputs are read
+    where they are, results written where the user asked."""
 
     def __init__(self, runner: UnitRunner, done: queue.Queue):
         self.runner, self.done = runner, done
@@ -269,7 +270,10 @@ class RayExecutor:
         self.setups: dict[str, dict[str, int]] = {}  # actor (lane-index) -> "step/role" -> set-ups, at close
         self.done: queue.Queue = queue.Queue()
         local = UnitRunner(pipeline, registry, pm, device=device, temp_dir=temp_dir)
-        self.driver = {DECODE: _DriverLane(local, self.done), EXPORT: _DriverLane(local, self.done)}
+        # Decodes in a few threads (reading and resampling release the GIL): one would feed a
+        # large cluster too slowly; exports in one (a plot is not thread-safe to draw twice at once).
+        self.driver = [(DECODE, _DriverLane(local, self.done)) for _ in range(DRIVER_DECODES)]
+        self.driver.append((EXPORT, _DriverLane(local, self.done)))
         self.driver_node = self.ray.get_runtime_context().get_node_id()
         _, gpus = cluster_slots()
         self.gpu_options = {"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 0}
@@ -305,7 +309,7 @@ class RayExecutor:
 
     def pending(self) -> int:
         return (sum(map(len, self.queues.values())) + sum(s.unit is not None for s in self.slots)
-                + sum(d.unit is not None for d in self.driver.values()))
+                + sum(lane.unit is not None for _, lane in self.driver))
 
     def drop(self, file: str) -> int:
         """Forget the queued units of ``file``; a decode of it that runs is told to stop (it
@@ -316,9 +320,9 @@ class RayExecutor:
             kept = deque(unit for unit in units if unit.file != file)
             dropped += len(units) - len(kept)
             self.queues[name] = kept
-        decoding = self.driver[DECODE]
-        if decoding.unit is not None and decoding.unit.file == file:
-            decoding.stop()
+        for kind, lane in self.driver:
+            if kind == DECODE and lane.unit is not None and lane.unit.file == file:
+                lane.stop()
         return dropped
 
     def _dispatch(self) -> None:
@@ -330,7 +334,7 @@ class RayExecutor:
                 slot.started_at = time.perf_counter()
                 slot.ref = slot.actor.run.remote(slot.unit)
                 self.on_start(slot.unit, slot.pid, slot.node)
-        for name, lane in self.driver.items():
+        for name, lane in self.driver:
             if lane.unit is None and self.queues[name]:
                 unit = self.queues[name].popleft()
                 unit.attempts += 1
@@ -352,7 +356,7 @@ class RayExecutor:
             completions += self._collect_driver()
             refs = {s.ref: s for s in self.slots if s.unit is not None}
             refs.update({s.ready_ref: s for s in self.slots if s.ready_ref is not None})
-            driving = any(d.unit is not None for d in self.driver.values())
+            driving = any(lane.unit is not None for _, lane in self.driver)
             left = deadline - time.monotonic()
             if completions or left <= 0:
                 break
@@ -454,7 +458,7 @@ class RayExecutor:
     def close(self) -> None:
         """Stop running decodes, ask idle actors what they set up, clean the nodes' scratch
         folders and end the actors."""
-        for lane in self.driver.values():
+        for _, lane in self.driver:
             lane.stop()
         idle = [s for s in self.slots if s.pid is not None and s.unit is None]
         try:
