@@ -209,10 +209,10 @@ def test_a_second_run_on_ray_skips_what_is_up_to_date(cluster, pm, registry, wri
 def test_ctrl_c_on_ray_leaves_only_complete_result_files(songs, tmp_path):
     folder = tmp_path / "songs"
     folder.mkdir()
-    for n in range(6):
+    for n in range(10):
         (folder / f"song{n}.flac").write_bytes(songs[1].read_bytes())
     out = tmp_path / "out"
-    process = subprocess.Popen([MIRFLOW, "run", "default", str(folder), "-o", str(out), "--jobs", "2",
+    process = subprocess.Popen([MIRFLOW, "run", "fast", str(folder), "-o", str(out), "--jobs", "2",
                                 "--executor", "ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "RAY_ADDRESS": ""})
     deadline = time.monotonic() + 180
@@ -224,7 +224,7 @@ def test_ctrl_c_on_ray_leaves_only_complete_result_files(songs, tmp_path):
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
     results = list(out.glob("*.json"))
-    assert 1 <= len(results) < 6
+    assert 1 <= len(results) < 10
     for path in results:
         assert json.loads(path.read_text())["timeline"]["chords"]  # complete, parseable
     assert [p.name for p in out.iterdir() if p.suffix in (".tmp", ".claim") or p.name.startswith(".")] == []
