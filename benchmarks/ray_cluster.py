@@ -28,7 +28,7 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from run import MIRFLOW, arguments, measure, publish, write_song
+from run import MIRFLOW, arguments, measure, pss_kb, publish, write_song
 
 RAY = str(Path(MIRFLOW).with_name("ray"))
 
@@ -70,15 +70,12 @@ def ray_cluster_pss_mb() -> float:
         if not entry.isdigit():
             continue
         try:
-            command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-            if not any(mark in command for mark in (b"ray::", b"raylet", b"gcs_server", b"ray/_private", b"ray/dashboard",
-                                                     b"ray/autoscaler", b"default_worker")):
-                continue
-            for line in Path(f"/proc/{entry}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
+        if any(mark in command for mark in (b"ray::", b"raylet", b"gcs_server", b"ray/_private", b"ray/dashboard",
+                                            b"ray/autoscaler", b"default_worker")):
+            total += pss_kb(entry)
     return total / 1024
 
 

@@ -84,13 +84,19 @@ def tree_pss_mb(root: int) -> float:
     while stack:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
+        total += pss_kb(pid)
     return total / 1024
+
+
+def pss_kb(pid: int | str) -> int:
+    """One process's PSS in kB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def measure(command: list[str], also=lambda: 0.0) -> tuple[float, float, str]:

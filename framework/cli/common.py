@@ -16,6 +16,18 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+def executor_options(command):
+    """--executor and --ray-address, as `run` and `serve` both take them."""
+    import click
+
+    command = click.option("--ray-address", default=None, metavar="ADDRESS",
+                           help="The Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: RAY_ADDRESS, else a "
+                                "new local instance with --jobs CPU slots).")(command)
+    return click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+                        help="Where units run: worker processes here (local) or actors on a Ray cluster (ray, needs "
+                             "mirflow[ray]); default: the pipeline's resources.executor.")(command)
+
+
 @dataclass
 class Context:
     verbose: int = 0

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from .common import CliError, expand_inputs, load_pipeline_or_fail
+from .common import CliError, executor_options, expand_inputs, load_pipeline_or_fail
 
 
 @click.command()
@@ -23,12 +23,7 @@ from .common import CliError, expand_inputs, load_pipeline_or_fail
                    "--jobs 1 runs everything in this process.")
 @click.option("--force", is_flag=True, help="Recompute files whose result is already up to date.")
 @click.option("--plot", is_flag=True, help="Also write a PNG of each timeline (needs mirflow[plot]).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
-              help="Where units run: worker processes here (local) or actors on a Ray cluster (ray, needs "
-                   "mirflow[ray]); default: the pipeline's resources.executor.")
-@click.option("--ray-address", default=None, metavar="ADDRESS",
-              help="The Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: RAY_ADDRESS, else a new "
-                   "local instance with --jobs CPU slots).")
+@executor_options
 @click.pass_obj
 def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, executor, ray_address):
     """Run PIPELINE (a YAML file or a bundled name) over INPUTS (files, folders, globs).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, bundled_pipelines
+from .common import CliError, bundled_pipelines, executor_options
 
 
 @click.command()
@@ -25,12 +25,7 @@ from .common import CliError, bundled_pipelines
 @click.option("--idle-workers-timeout", type=click.FloatRange(min=0), default=300.0, show_default=True,
               metavar="SECONDS", help="Stop a pipeline's workers (and the memory their models hold) after this "
                                       "long without a job; the next job starts them again. 0: keep them.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
-              help="Where jobs run: worker processes here (local) or actors on a Ray cluster (ray, needs "
-                   "mirflow[ray]); default: each pipeline's resources.executor.")
-@click.option("--ray-address", default=None, metavar="ADDRESS",
-              help="The Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: RAY_ADDRESS, else a new "
-                   "local instance).")
+@executor_options
 @click.pass_obj
 def serve(obj, host, port, pipelines_dir, max_upload_mb, max_jobs, jobs, device, idle_workers_timeout, executor,
           ray_address):
@@ -54,15 +49,12 @@ def serve(obj, host, port, pipelines_dir, max_upload_mb, max_jobs, jobs, device,
     if executor == "ray":  # connect now: a cluster that cannot be reached stops the server before it listens
         import os
 
-        from ..scheduler.ray_executor import RayNotInstalled, connect
+        from ..scheduler import ExecutorUnavailable, connect_ray
 
         try:
-            connect(ray_address, jobs or os.cpu_count() or 1)
-        except RayNotInstalled as err:
+            connect_ray(ray_address, jobs or os.cpu_count() or 1)
+        except ExecutorUnavailable as err:
             raise CliError(str(err)) from None
-        except Exception as err:
-            raise CliError(f"cannot connect to the Ray cluster at {ray_address or os.environ.get('RAY_ADDRESS') or 'a new local instance'}: "
-                           f"{type(err).__name__}: {err}") from None
     settings = Settings(pipelines=pipelines, max_upload_mb=max_upload_mb, max_jobs=max_jobs, jobs=jobs,
                         device=device, disabled=obj.disabled, executor=executor, ray_address=ray_address,
                         idle_workers_timeout=idle_workers_timeout or None)

@@ -13,7 +13,7 @@ from .coordinator import FileOutcome, Scheduler, StepRecord, Terminated
 from .executors import InlineExecutor, ProcessExecutor, plugin_handoff
 from .units import Completion, Unit, UnitRunner
 
-__all__ = ["ExecutorUnavailable", "FileOutcome", "NothingForTheGpu", "Scheduler", "StepRecord", "Terminated", "Unit", "Completion",
+__all__ = ["ExecutorUnavailable", "connect_ray", "FileOutcome", "NothingForTheGpu", "Scheduler", "StepRecord", "Terminated", "Unit", "Completion",
            "build_scheduler", "run_pipeline"]
 
 
@@ -30,6 +30,21 @@ class NothingForTheGpu(ValueError):
 
 class ExecutorUnavailable(RuntimeError):
     """The chosen executor cannot run here (Ray not installed, or its cluster unreachable)."""
+
+
+def connect_ray(address: str | None, cpus: int) -> None:
+    """Join the Ray cluster at ``address`` (or start a local instance with ``cpus`` slots); an
+    ExecutorUnavailable saying what to install or which address did not answer."""
+    from .ray_executor import RayNotInstalled, connect
+
+    try:
+        connect(address, cpus)
+    except RayNotInstalled as err:
+        raise ExecutorUnavailable(str(err)) from None
+    except Exception as err:  # ConnectionError, a version mismatch, a bad address ...
+        where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ExecutorUnavailable(f"cannot connect to the Ray cluster at {where}: {type(err).__name__}: {first}") from None
 
 
 def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: bool = False,
@@ -54,16 +69,9 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
     device = device or pipeline.resources.device
     on_ray = (executor or pipeline.resources.executor) == "ray" and not inline
     if on_ray:
-        from .ray_executor import RayNotInstalled, cluster_slots, connect
+        from .ray_executor import cluster_slots
 
-        try:
-            connect(ray_address, jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1)
-        except RayNotInstalled as err:
-            raise ExecutorUnavailable(str(err)) from None
-        except Exception as err:  # ConnectionError, a version mismatch, a bad address ...
-            where = ray_address or os.environ.get("RAY_ADDRESS") or "a new local instance"
-            raise ExecutorUnavailable(f"cannot connect to the Ray cluster at {where}: "
-                                      f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}") from None
+        connect_ray(ray_address, jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1)
     workers = jobs or pipeline.resources.cpu_workers or (cluster_slots()[0] if on_ray else os.cpu_count()) or 1
     gpu_lane = any(registry.get(step.analyzer).resource == "gpu" and not step.unavailable for step in pipeline.steps)
     if device == "gpu" and not gpu_lane:

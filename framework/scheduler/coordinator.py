@@ -260,28 +260,25 @@ class Scheduler:
                     on_outcome(self.finish(job))
                 if active:
                     idle_since = time.monotonic()
-                elif self.idle_timeout and time.monotonic() - idle_since >= self.idle_timeout:
-                    self.stop_workers(time.monotonic() - idle_since)
+                elif self.executor is not None and self.idle_timeout and \
+                        time.monotonic() - idle_since >= self.idle_timeout:
+                    self.close_executor()
+                    self.executor = None  # the next file makes a new one
+                    self.emit(events.WORKERS_STOPPED, data={"idle_seconds": round(time.monotonic() - idle_since, 1)})
         finally:
             restore()
             if self.executor is not None:
-                self.stop_workers(None)
-                self.executor = self.closed_executor  # kept for its statistics (replaced workers, ...)
+                self.close_executor()  # it stays, closed, for its statistics (replaced workers, ...)
             for job in active.values():  # interrupted: release what we held, write nothing half-done
                 if job.claim:
                     job.claim.release()
             shutil.rmtree(temp_dir, ignore_errors=True)
 
-    def stop_workers(self, idle_seconds: float | None) -> None:
-        """Close the executor (its workers and the models they hold); the next file starts a
-        new one. Its busy seconds are kept."""
-        executor, self.executor = self.executor, None
-        self.closed_executor = executor
-        executor.close()
-        for lane, seconds in executor.busy.items():
+    def close_executor(self) -> None:
+        """Stop the executor's workers (and the models they hold), keeping its busy seconds."""
+        self.executor.close()
+        for lane, seconds in self.executor.busy.items():
             self.busy[lane] = self.busy.get(lane, 0.0) + seconds
-        if idle_seconds is not None:
-            self.emit(events.WORKERS_STOPPED, data={"idle_seconds": round(idle_seconds, 1)})
 
     # -- cancelling a file ------------------------------------------------------------
     def cancel(self, path: str) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import StoredAudio, audio_key
+from ..audio import StoredAudio, audio_key, raw_prefix
 from .executors import MAX_ATTEMPTS, MAX_FAILED_STARTS, WorkersCannotStart, numba_cache_dir, worker_plugins
 from .units import DECODE, EXPORT, Completion, Unit, UnitRunner
 
@@ -115,8 +115,6 @@ class AudioInStore(StoredAudio):
 
     @property
     def token(self) -> str:
-        from ..audio import raw_prefix
-
         return raw_prefix(self.path)
 
     def remove(self) -> None:
