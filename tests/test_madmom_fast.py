@@ -33,6 +33,25 @@ def test_viterbi_finds_madmoms_path_and_probability(activation):
         assert probability == pytest.approx(expected_probability, rel=1e-12)
 
 
+def test_viterbi_finds_madmoms_bar_paths_exactly(activation):
+    """The bar HMMs (3/4 and 4/4, the downbeat decode): the ring-buffer recursion does madmom's
+    arithmetic, so the path and its probability are madmom's to the bit, on the network's
+    output and on random observations."""
+    from madmom.features.downbeats import DBNDownBeatTrackingProcessor
+
+    dbn = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)
+    rng = np.random.default_rng(2)
+    noise = (np.clip(rng.random((1500, 2)) ** 4, 1e-6, 1) / 2).astype(np.float32)
+    beat = np.stack([activation, activation[::-1]], axis=1).astype(np.float32) / 2
+    for hmm in dbn.hmms:
+        for observations in (beat, noise):
+            expected_path, expected_probability = hmm.viterbi(observations)
+            assert np.isfinite(expected_probability)
+            path, probability = viterbi(hmm, observations)
+            np.testing.assert_array_equal(path, expected_path)
+            assert probability == expected_probability
+
+
 def test_beats_decode_equals_madmoms_dbn_beat_tracker(activation):
     from madmom.features.beats import DBNBeatTrackingProcessor
 
