@@ -86,6 +86,29 @@ def test_blocked_features_equal_madmoms_rnn_input_and_activation():
                                atol=5e-3)
 
 
+def test_batched_stft_is_madmoms_stft_to_the_bit():
+    """The block-at-a-time STFT gives madmom's frame loop's values exactly: the network frame
+    sizes and the chord features' 8192, whole signals, slices (as the feature blocks take
+    them), the zero-padded ends, a signal shorter than a frame, integer samples."""
+    from madmom.audio.signal import FramedSignal, Signal
+    from madmom.audio.stft import stft
+
+    from mirflow.plugins.madmom_fast.stft import batched_stft
+
+    samples = make_song(["A:min", "F:maj"], bpm=100, duration=12.0, seed=2).samples.astype(np.float32)
+    signals = [Signal(samples, sample_rate=44100), Signal(samples[:700], sample_rate=44100),
+               Signal((samples * 20000).astype(np.int16), sample_rate=44100)]
+    for size, fps in ((1024, 100), (2048, 100), (4096, 100), (8192, 10)):
+        for signal in signals:
+            framed = FramedSignal(signal, frame_size=size, fps=fps)
+            window = np.hanning(size) / (32767.0 if signal.dtype == np.int16 else 1.0)
+            parts = [framed[3:len(framed) // 2], framed[len(framed) - 2:]] if len(framed) > 8 else []
+            for frames in [framed, *parts]:
+                np.testing.assert_array_equal(batched_stft(frames, window), stft(frames, window))
+            np.testing.assert_array_equal(batched_stft(framed, window, fft_size=2 * size, include_nyquist=True),
+                                          stft(framed, window, fft_size=2 * size, include_nyquist=True))
+
+
 def test_a_waltz_gets_three_beats_per_bar_at_full_tempo():
     from mir_eval.beat import f_measure
 

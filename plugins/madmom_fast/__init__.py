@@ -14,8 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 import mirflow
-from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime, register_onnxruntime
 from mirflow.aggregate import merge_curve
+from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime, register_onnxruntime
+
+from .stft import batched_stfts
 
 FPS = 100  # madmom's beat networks are trained at 100 frames per second
 SILENT_ACTIVATION = 0.05  # below this everywhere there is no beat to report
@@ -67,14 +69,15 @@ class BlockedRNN:
         # Always float32: madmom caches its FFT window on a processor's first call.
         signal = self.signal(Signal(samples.astype(np.float32, copy=False), sample_rate=sample_rate))
         stacked = []
-        for framer, rest in self.chains:
-            frames = framer(signal)
-            blocks = []
-            for first in range(0, len(frames), FEATURE_BLOCK):
-                start = max(0, first - FEATURE_CONTEXT)
-                block = np.asarray(rest(frames[start:first + FEATURE_BLOCK]), dtype=np.float32)
-                blocks.append(block[first - start:])
-            stacked.append(np.vstack(blocks))
+        with batched_stfts():
+            for framer, rest in self.chains:
+                frames = framer(signal)
+                blocks = []
+                for first in range(0, len(frames), FEATURE_BLOCK):
+                    start = max(0, first - FEATURE_CONTEXT)
+                    block = np.asarray(rest(frames[start:first + FEATURE_BLOCK]), dtype=np.float32)
+                    blocks.append(block[first - start:])
+                stacked.append(np.vstack(blocks))
         return np.hstack(stacked)
 
     def network(self, features: np.ndarray) -> np.ndarray:
