@@ -251,6 +251,22 @@ def test_an_at_merge_input_lets_chunks_run_before_the_step_that_gives_it(
     assert started.index(("aggregate", "count_at_merge")) > clicks_merged  # the merge did
 
 
+def test_a_files_merge_runs_before_the_remaining_chunks_of_other_steps(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
+    """A merge is serial and the file's later steps wait for it: queued behind the other
+    steps' chunks it would run last, alone. One worker, so the order is the queue's."""
+    path, _ = write_clicks(50.0)
+    pipeline = write_pipeline("chunking: {min_duration: 20, length: 20, overlap: 5}\n"
+                              "steps: [fake.clicks, fake.slow]\n")
+    outcomes, (result,), _ = run(pm, registry, pipeline, [path], tmp_path / "out", jobs=1)
+    assert outcomes[0].ok and result["steps"]["slow"]["status"] == "ok"
+    started = [(e.data["kind"], e.step) for e in recorder.of("unit_started")]
+    slow_chunks = [n for n, s in enumerate(started) if s == ("analyze", "slow")]
+    assert len(slow_chunks) == 3
+    # The worker may have taken the first slow chunk while the last clicks chunk came back.
+    assert started.index(("aggregate", "clicks")) < slow_chunks[1]
+
+
 def test_an_absent_optional_at_merge_input_is_given_as_none(pm, registry, write_pipeline, write_clicks, tmp_path):
     path, _ = write_clicks(10.0)
     pipeline = write_pipeline("steps: [fake.count_at_merge]\n")

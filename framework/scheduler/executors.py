@@ -25,7 +25,7 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 from ..audio import remove_raw
-from .units import DECODE, Completion, Unit, UnitRunner, UnitTimeout
+from .units import DECODE, Completion, Unit, UnitRunner, UnitTimeout, enqueue
 
 MAX_ATTEMPTS = 2  # a unit whose worker died is tried once more
 
@@ -211,7 +211,7 @@ class ProcessExecutor:
                     os.environ[name] = value
 
     def submit(self, unit: Unit) -> None:
-        self.queues[unit.lane].append(unit)
+        enqueue(self.queues[unit.lane], unit)
         self._dispatch()
 
     def pending(self) -> int:

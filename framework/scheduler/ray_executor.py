@@ -38,7 +38,7 @@ import numpy as np
 
 from ..audio import StoredAudio, audio_key, raw_prefix
 from .executors import MAX_ATTEMPTS, MAX_FAILED_STARTS, WorkersCannotStart, numba_cache_dir, worker_plugins
-from .units import DECODE, EXPORT, Completion, Unit, UnitRunner
+from .units import DECODE, EXPORT, Completion, Unit, UnitRunner, enqueue
 
 ACTOR_START_TIMEOUT = 300.0
 DRIVER_DECODES = max(1, min(4, os.cpu_count() or 1))  # files decoded at once by the driver  # seconds an actor may take to come up (a node may have to start a worker)
@@ -298,7 +298,7 @@ class RayExecutor:
 
     # -- the executor interface ---------------------------------------------------------
     def submit(self, unit: Unit) -> None:
-        self.queues[self._queue_of(unit)].append(unit)
+        enqueue(self.queues[self._queue_of(unit)], unit)
         self._dispatch()
 
     @staticmethod
