@@ -2,6 +2,7 @@
 
     python benchmarks/madmom_direct.py beats FILE        # RNNBeatProcessor + DBNBeatTrackingProcessor
     python benchmarks/madmom_direct.py downbeats FILE    # RNNDownBeatProcessor + DBNDownBeatTrackingProcessor
+    python benchmarks/madmom_direct.py all FILE          # downbeats + CNN key + CNN chord features and CRF
 
 fps 100 and the models as trained, as ``madmom_fast`` uses them; prints the beat count.
 """
@@ -31,6 +32,13 @@ def main(mode: str, path: str) -> None:
         from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
 
         beats = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)(RNNDownBeatProcessor()(signal))
+    if mode == "all":  # what the default pipeline gives, the way madmom computes it
+        from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
+        from madmom.features.key import CNNKeyRecognitionProcessor
+
+        CNNKeyRecognitionProcessor()(signal)
+        chords = CRFChordRecognitionProcessor()(CNNChordFeatureProcessor()(signal))
+        print(f"chords {len(chords)}")
     print(f"beats {len(beats)}")
 
 

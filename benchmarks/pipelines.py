@@ -1,13 +1,12 @@
-"""The bundled pipelines' accuracy and speed: the README's pipeline table.
+"""The bundled pipelines' accuracy: the README's pipeline table (speed and memory by song
+length: ``benchmarks/lengths.py``).
 
     .venv/bin/python benchmarks/pipelines.py            # prints the table
     .venv/bin/python benchmarks/pipelines.py --write    # also rewrites it in README.md
 
 Accuracy: each pipeline through ``mirflow run`` on the synthesized corpus (24 steady songs,
 6 modulating two-minute songs) and the real annotated excerpts, scored with
-``mirflow.evaluate``; the mean of each measure over the pieces that have it. Speed: ``mirflow
-run`` (whole command, the pipeline's own worker count) on synthesized songs of 30 s, 2, 5
-and 20 minutes.
+``mirflow.evaluate``; the mean of each measure over the pieces that have it.
 """
 
 from __future__ import annotations
@@ -24,13 +23,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from accuracy import run_pipeline  # noqa: E402
 from corpus import modulating, realdata, synthesized  # noqa: E402
-from run import MIRFLOW, arguments, measure, publish, write_song  # noqa: E402
+from run import arguments, publish  # noqa: E402
 
 from mirflow.evaluate import load_reference, predicted, score  # noqa: E402
 
 PIPELINES = ("fast", "default", "full", "commercial")
 MEASURES = ("beat_f", "downbeat_f", "tempo_acc1", "tempo_acc2", "key", "key_timeline", "chords_majmin")
-LENGTHS = (0.5, 2, 5, 20)
 
 
 def accuracy(pipeline: str, pieces, out: Path) -> dict[str, float]:
@@ -44,41 +42,27 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
-        for name in ("synth", "real", "songs"):
+        for name in ("synth", "real"):
             (temp / name).mkdir()
         synth = synthesized(temp / "synth") + modulating(temp / "synth")
         real = realdata(temp / "real")
-        songs = {}
-        for minutes in LENGTHS:
-            songs[minutes] = temp / "songs" / f"song{minutes}.wav"
-            write_song(songs[minutes], minutes, seed=11)
         rows = []
         for pipeline in PIPELINES:
             synthetic = accuracy(pipeline, synth, temp / f"acc-{pipeline}-s")
             measured = accuracy(pipeline, real, temp / f"acc-{pipeline}-r") if real else {}
-            speed = {}
-            for minutes, song in songs.items():
-                wall, peak, _ = measure([MIRFLOW, "run", pipeline, str(song), "-o", str(temp / f"speed-{pipeline}"),
-                                         "--force"])
-                speed[minutes] = (wall, peak)
-            rows.append((pipeline, synthetic, measured, speed))
+            rows.append((pipeline, synthetic, measured))
             print(rows[-1], flush=True)
     lines = [f"Accuracy on the synthesized corpus (30 songs) / on the real excerpts (`../shared/realdata`); "
              f"`-` where a pipeline gives no such answer or no piece has it. Machine: {os.cpu_count()} cores.", "",
              "| pipeline | beat F | downbeat F | tempo Acc1 | tempo Acc2 | key | key over time | chords (maj/min WCSR) |",
              "|---|---|---|---|---|---|---|---|"]
-    for pipeline, synthetic, measured, _ in rows:
+    for pipeline, synthetic, measured in rows:
         cells = []
         for m in MEASURES:
             a = f"{synthetic[m]:.3f}" if m in synthetic else "-"
             b = f"{measured[m]:.3f}" if m in measured else "-"
             cells.append(f"{a} / {b}")
         lines.append(f"| `{pipeline}` | " + " | ".join(cells) + " |")
-    lines += ["", "Seconds for one song (`mirflow run`, whole command; realtime factor; peak MB):", "",
-              "| pipeline | " + " | ".join(f"{m:g} min" for m in LENGTHS) + " |", "|---|" + "---|" * len(LENGTHS)]
-    for pipeline, _, _, speed in rows:
-        lines.append(f"| `{pipeline}` | " + " | ".join(
-            f"{w:.1f} s ({m * 60 / w:.0f}x, {p:.0f} MB)" for m, (w, p) in speed.items()) + " |")
     table = "\n".join(lines)
     publish(table, "pipelines", args.write, ROOT / "README.md")
 

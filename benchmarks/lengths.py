@@ -1,0 +1,141 @@
+"""Speed and memory by song length and pipeline: where the time and the memory go.
+
+    .venv/bin/python benchmarks/lengths.py                       # 0.5, 2, 5, 20, 60 minutes, every bundled pipeline
+    .venv/bin/python benchmarks/lengths.py --minutes 5,60 --pipelines default
+    .venv/bin/python benchmarks/lengths.py --write               # also rewrite the table in README.md
+
+Each row is one ``mirflow run PIPELINE SONG --force`` (the whole command, imports included,
+one worker per core) on a synthesized song. While it runs, every process of its tree is
+sampled every 0.2 s: peak PSS (proportional set size: memory shared between processes counts
+once) per process, labelled by role (the coordinator, each worker by its lane and slot), and
+the peak of their sum. Unit seconds per step come from the result (the time its chunk units
+and its merge took, summed over workers). For 5 minutes, madmom's own processors giving the
+``default`` pipeline's answers (downbeat RNN + DBN, CNN key, CNN chord features + CRF) on the
+whole file in one process (``benchmarks/madmom_direct.py all``) run beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from run import MIRFLOW, ROOT, arguments, measure, pss_kb, publish, write_song
+
+PIPELINES = ("fast", "default", "full", "commercial")
+LENGTHS = (0.5, 2, 5, 20, 60)
+
+
+def role(pid: int, root: int) -> str:
+    """Who a process is: the coordinator, a worker (its lane and slot, from the numba cache
+    folder the executor gives each slot), or another helper."""
+    if pid == root:
+        return "coordinator"
+    try:
+        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "other"
+    for item in environment:
+        if item.startswith(b"NUMBA_CACHE_DIR="):
+            return "worker " + Path(item.split(b"=", 1)[1].decode()).name
+    return "resource tracker" if b"resource_tracker" in command else "other"
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def run_song(pipeline: str, song: Path, out: Path) -> dict:
+    """Wall seconds, peak MB in total and per role, and unit seconds per step of one run."""
+    began = time.perf_counter()
+    process = subprocess.Popen([MIRFLOW, "run", pipeline, str(song), "-o", str(out), "--force", "--format", "json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peaks: dict[str, float] = {}
+    total = [0.0]
+
+    def sample():
+        roles: dict[int, str] = {}
+        while process.poll() is None:
+            now = 0.0
+            for pid in descendants(process.pid):
+                mb = pss_kb(pid) / 1024
+                name = roles.setdefault(pid, role(pid, process.pid))
+                peaks[name] = max(peaks.get(name, 0.0), mb)
+                now += mb
+            total[0] = max(total[0], now)
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    wall = time.perf_counter() - began
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"mirflow run {pipeline} failed ({process.returncode}): {stderr.strip()[-500:]}")
+    result = json.loads((out / f"{song.stem}.json").read_text())
+    steps = {sid: step["seconds"] for sid, step in result["steps"].items()}
+    return {"wall": wall, "peak": total[0], "peaks": peaks, "steps": steps}
+
+
+def format_row(pipeline: str, minutes: float, row: dict, madmom: float | None) -> str:
+    processes = ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(row["peaks"].items()) if mb >= 1)
+    steps = ", ".join(f"{sid} {s:.1f}" for sid, s in sorted(row["steps"].items(), key=lambda i: -i[1]) if s >= 0.05)
+    ratio = f"{row['wall'] / madmom:.2f}" if madmom else "-"
+    return (f"| `{pipeline}` | {minutes:g} min | {row['wall']:.1f} s | {minutes * 60 / row['wall']:.0f}x | {ratio} | "
+            f"{row['peak']:.0f} | {processes} | {steps} |")
+
+
+def main() -> None:
+    parser = arguments(__doc__, "README.md")
+    parser.add_argument("--minutes", default=",".join(f"{m:g}" for m in LENGTHS))
+    parser.add_argument("--pipelines", default=",".join(PIPELINES))
+    args = parser.parse_args()
+    lengths = [float(m) for m in args.minutes.split(",")]
+    pipelines = args.pipelines.split(",")
+    header = [f"Machine: {os.cpu_count()} cores; `mirflow run PIPELINE SONG` (whole command, one worker per core), "
+              "synthesized songs. Peak MB: the largest sum of PSS over all processes at one moment, then each "
+              "process's own peak. Unit seconds per step: chunk units and merge, summed over workers.", "",
+              "| pipeline | song | wall | realtime | / bare madmom | peak MB, all | peak MB per process | "
+              "unit seconds per step |", "|---|---|---|---|---|---|---|---|"]
+    lines = list(header)
+    with tempfile.TemporaryDirectory() as temp:
+        temp = Path(temp)
+        for minutes in lengths:
+            song = temp / f"song{minutes:g}.wav"
+            write_song(song, minutes, seed=11)
+            madmom = None
+            if minutes == 5:
+                madmom, madmom_peak, _ = measure([sys.executable, str(ROOT / "benchmarks" / "madmom_direct.py"), "all",
+                                                  str(song)])
+                lines.append(f"| bare madmom (`benchmarks/madmom_direct.py all`) | 5 min | {madmom:.1f} s | "
+                             f"{300 / madmom:.0f}x | 1.00 | {madmom_peak:.0f} | one process | - |")
+                print(lines[-1], flush=True)
+            for pipeline in pipelines:
+                row = run_song(pipeline, song, temp / f"out-{pipeline}")
+                lines.append(format_row(pipeline, minutes, row, madmom))
+                print(lines[-1], flush=True)
+            song.unlink()
+    publish("\n".join(lines), "lengths", args.write, ROOT / "README.md")
+
+
+if __name__ == "__main__":
+    main()
