@@ -109,6 +109,33 @@ def test_batched_stft_is_madmoms_stft_to_the_bit():
                                           stft(framed, window, fft_size=2 * size, include_nyquist=True))
 
 
+def test_sessions_get_the_workers_threads_and_no_arena_and_give_the_same_activation():
+    """Every onnxruntime session of the downbeat processor (eight networks) is made again
+    with one thread and no memory arena (an arena kept ~350 MB per worker); the output does
+    not change."""
+    from madmom.audio.signal import Signal
+    from madmom.features.downbeats import RNNDownBeatProcessor
+
+    from mirflow.plugins._onnx import configure_sessions
+
+    song = make_song(["A:min", "F:maj"], bpm=100, duration=15.0, seed=2)
+    signal = Signal(song.samples.astype(np.float32), sample_rate=song.sample_rate)
+    processor = RNNDownBeatProcessor()
+    expected = processor(signal)
+
+    def runtimes(item):
+        found = [item._runtime] if getattr(item, "_runtime", None) is not None else []
+        return found + [r for child in getattr(item, "processors", None) or [] for r in runtimes(child)]
+
+    assert len(runtimes(processor)) == 8 and all(r.session_options.enable_cpu_mem_arena for r in runtimes(processor))
+    before = [r.session for r in runtimes(processor)]  # kept alive: ids are not reused
+    configure_sessions(processor, 1)
+    after = runtimes(processor)
+    assert all(r.session_options.intra_op_num_threads == 1 and not r.session_options.enable_cpu_mem_arena for r in after)
+    assert all(r.session is not old for r, old in zip(after, before))  # the sessions were made again
+    np.testing.assert_allclose(processor(signal), expected, atol=1e-6)
+
+
 def test_a_waltz_gets_three_beats_per_bar_at_full_tempo():
     from mir_eval.beat import f_measure
 

@@ -16,7 +16,7 @@ import numpy as np
 
 import mirflow
 from mirflow.aggregate import merge_segments
-from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime, register_onnxruntime
+from mirflow.plugins._onnx import configure_sessions, quiet_onnxruntime, register_onnxruntime
 
 from .summary import Summary
 
@@ -70,7 +70,7 @@ class MadmomRecognizer(ChordRecognizer):
     def setup(self, device):
         quiet_onnxruntime()  # before the sessions exist
         self.features, self.decoder = self.processors()
-        limit_threads(self.features, mirflow.threads_per_worker())
+        configure_sessions(self.features, mirflow.threads_per_worker())
         self.device = "cpu"
 
     def recognize(self, chunk):

@@ -15,7 +15,7 @@ import numpy as np
 
 import mirflow
 from mirflow.aggregate import merge_curve
-from mirflow.plugins._onnx import limit_threads, quiet_onnxruntime, register_onnxruntime
+from mirflow.plugins._onnx import configure_sessions, quiet_onnxruntime, register_onnxruntime
 
 from .stft import batched_stfts
 
@@ -51,13 +51,14 @@ class BlockedRNN:
     4096-point STFT of the whole chunk, and the objects that keep it alive, are never held
     at once). Frames are independent; each block gets FEATURE_CONTEXT frames before it so
     that the spectral difference sees its predecessors. The result equals the unblocked
-    features to float32 rounding. Models load once; sessions get the worker's thread budget.
+    features to float32 rounding. Models load once; sessions get the worker's thread budget and no
+    memory arena (see configure_sessions).
     """
 
     def __init__(self, processor):
         from madmom.processors import SequentialProcessor
 
-        limit_threads(processor, mirflow.threads_per_worker())
+        configure_sessions(processor, mirflow.threads_per_worker())
         features, *self.after = processor.processors  # the network, then any post-processing
         self.signal, multi, _ = features.processors
         # Per frame size: how to frame the signal, and the rest of its spectrogram chain.
