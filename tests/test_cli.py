@@ -64,6 +64,24 @@ def test_an_undecodable_file_fails_that_file_only(tmp_path, write_clicks):
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
 
 
+def test_the_first_run_on_a_machine_says_why_it_is_slow_and_later_runs_do_not(tmp_path, write_clicks):
+    """With nothing compiled yet (an empty cache folder: a first run after an install) the
+    workers compile numba code for ~40 s: the user is told once, before it happens."""
+    import os
+
+    song, _ = write_clicks(4.0)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("steps: [madmom_fast.beats]\n")  # its beat decode compiles (and caches) a numba kernel
+    environment = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    environment["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    first = mirflow("run", pipeline, song, "-o", tmp_path / "out", "--jobs", "2", env=environment)
+    assert first.returncode == 0, first.stderr
+    assert "first run on this machine: numba compiles" in first.stderr
+    assert any((tmp_path / "cache" / "mirflow" / "numba").iterdir())
+    again = mirflow("run", pipeline, song, "-o", tmp_path / "out", "--jobs", "2", "--force", env=environment)
+    assert again.returncode == 0 and "first run" not in again.stderr
+
+
 def test_pipelines_lists_the_bundled_ones():
     done = mirflow("pipelines")
     assert done.returncode == 0

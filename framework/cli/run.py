@@ -32,6 +32,7 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, e
     are skipped (resume); several runs on one folder share the files between them.
     """
     from ..scheduler import ExecutorUnavailable, NothingForTheGpu, run_pipeline
+    from ..scheduler.executors import numba_cache_is_cold
 
     pm, registry = obj.plugins()
     spec = load_pipeline_or_fail(pipeline, registry)
@@ -48,10 +49,14 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, e
 
     pm.register(ProgressLine(len(paths), live=None if not obj.quiet else False, log=obj.verbose > 0,
                              on_file=None if obj.quiet else print_file_event))
+    inline = jobs == 1 and executor == "local"
+    if executor == "local" and not inline and not obj.quiet and numba_cache_is_cold():
+        click.echo("mirflow: first run on this machine: numba compiles librosa's code for it as the workers "
+                   "start (about 40 s more, once)", err=True)
     began = time.perf_counter()
     try:
         outcomes, scheduler = run_pipeline(
-            spec, registry, pm, paths, jobs=jobs, inline=jobs == 1 and executor == "local", disabled=obj.disabled,
+            spec, registry, pm, paths, jobs=jobs, inline=inline, disabled=obj.disabled,
             device=device, formats=chosen_formats, output_dir=output_dir or spec.output_directory or "results",
             force=force, plot=plot, keep_tracebacks=obj.verbose > 0, executor=executor, ray_address=ray_address)
     except NothingForTheGpu as err:

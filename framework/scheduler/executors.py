@@ -153,6 +153,16 @@ def numba_cache_dir(slot: str) -> Path:
     return base / "mirflow" / "numba" / slot
 
 
+def numba_cache_is_cold() -> bool:
+    """True when no worker has compiled anything on this machine yet (a first run after an
+    install: numba compiles librosa's functions as the workers import it, ~40 s on 2 cores),
+    and the workers would use mirflow's caches (NUMBA_CACHE_DIR not set by the user)."""
+    if "NUMBA_CACHE_DIR" in os.environ:
+        return False
+    slots = numba_cache_dir("x").parent
+    return not slots.is_dir() or not any(slots.iterdir())
+
+
 class _Worker:
     def __init__(self, context, lane: str, slot: int, args: tuple):
         self.lane = lane
