@@ -22,13 +22,17 @@ BLOCK_BYTES = 16 * 2**20  # complex128 FFT output transformed at a time
 
 
 def batched_stft(frames, window, fft_size=None, circular_shift=False, include_nyquist=False, fftw=None):
-    """``madmom.audio.stft.stft`` for a mono ``FramedSignal``, a block of frames per FFT call;
-    anything else (circular shift, FFTW, multi-channel frames) goes to madmom's own loop."""
+    """``madmom.audio.stft.stft`` for a mono ``FramedSignal`` with a float64 window, a block of
+    frames per FFT call; anything else (circular shift, FFTW, multi-channel frames, no window,
+    single precision) goes to madmom's own loop."""
     from madmom.audio import stft as madmom_stft
     from madmom.audio.signal import FramedSignal
 
     original = getattr(madmom_stft.stft, "__wrapped__", madmom_stft.stft)
-    if circular_shift or fftw is not None or not isinstance(frames, FramedSignal) or np.ndim(frames.signal) != 1:
+    # Only where both transforms run in double precision (a float64 window, as madmom makes
+    # it): in single precision their rounding would differ.
+    if (circular_shift or fftw is not None or not isinstance(frames, FramedSignal) or np.ndim(frames.signal) != 1
+            or window is None or np.result_type(np.asarray(frames.signal).dtype, window) != np.float64):
         return original(frames, window, fft_size=fft_size, circular_shift=circular_shift,
                         include_nyquist=include_nyquist, fftw=fftw)
     size, count = frames.frame_size, len(frames)
@@ -54,8 +58,7 @@ def batched_stft(frames, window, fft_size=None, circular_shift=False, include_ny
             framed = framed[::hops[0]]
         else:
             framed = framed[these - low]
-        windowed = framed if window is None else np.multiply(framed, window)
-        data[first:first + len(these)] = np.fft.rfft(windowed, fft_size, axis=1)[:, :bins]
+        data[first:first + len(these)] = np.fft.rfft(np.multiply(framed, window), fft_size, axis=1)[:, :bins]
     return data
 
 
