@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-from run import MIRFLOW, ROOT, arguments, measure, pss_kb, publish, write_song
+from run import MIRFLOW, ROOT, arguments, measure, publish, write_song
 
 PIPELINES = ("fast", "default", "full", "commercial")
 LENGTHS = (0.5, 2, 5, 20, 60)
@@ -47,53 +44,20 @@ def role(pid: int, root: int) -> str:
     return "resource tracker" if b"resource_tracker" in command else "other"
 
 
-def descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        found.append(pid)
-        stack.extend(children.get(pid, []))
-    return found
-
-
 def run_song(pipeline: str, song: Path, out: Path) -> dict:
     """Wall seconds, peak MB in total and per role, and unit seconds per step of one run."""
-    began = time.perf_counter()
-    process = subprocess.Popen([MIRFLOW, "run", pipeline, str(song), "-o", str(out), "--force", "--format", "json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peaks: dict[str, float] = {}
-    total = [0.0]
+    roles: dict[int, str] = {}
 
-    def sample():
-        roles: dict[int, str] = {}
-        while process.poll() is None:
-            now = 0.0
-            for pid in descendants(process.pid):
-                mb = pss_kb(pid) / 1024
-                name = roles.setdefault(pid, role(pid, process.pid))
-                peaks[name] = max(peaks.get(name, 0.0), mb)
-                now += mb
-            total[0] = max(total[0], now)
-            time.sleep(0.2)
+    def each(pid: int, root: int, mb: float) -> None:
+        name = roles.setdefault(pid, role(pid, root))
+        peaks[name] = max(peaks.get(name, 0.0), mb)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = process.communicate()
-    wall = time.perf_counter() - began
-    sampler.join()
-    if process.returncode != 0:
-        raise RuntimeError(f"mirflow run {pipeline} failed ({process.returncode}): {stderr.strip()[-500:]}")
+    wall, peak, _ = measure([MIRFLOW, "run", pipeline, str(song), "-o", str(out), "--force", "--format", "json"],
+                            each=each)
     result = json.loads((out / f"{song.stem}.json").read_text())
     steps = {sid: step["seconds"] for sid, step in result["steps"].items()}
-    return {"wall": wall, "peak": total[0], "peaks": peaks, "steps": steps}
+    return {"wall": wall, "peak": peak, "peaks": peaks, "steps": steps}
 
 
 def format_row(pipeline: str, minutes: float, row: dict, madmom: float | None) -> str:

@@ -69,8 +69,8 @@ def write_song(path: Path, minutes: float, seed: int) -> None:
             written += len(block)
 
 
-def tree_pss_mb(root: int) -> float:
-    """PSS of ``root`` and every descendant, in MB."""
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -80,12 +80,17 @@ def tree_pss_mb(root: int) -> float:
                 children.setdefault(parent, []).append(int(entry))
             except (OSError, ValueError, IndexError):
                 continue
-    total, stack = 0, [root]
+    found, stack = [], [root]
     while stack:
         pid = stack.pop()
+        found.append(pid)
         stack.extend(children.get(pid, []))
-        total += pss_kb(pid)
-    return total / 1024
+    return found
+
+
+def tree_pss_mb(root: int) -> float:
+    """PSS of ``root`` and every descendant, in MB."""
+    return sum(pss_kb(pid) for pid in descendants(root)) / 1024
 
 
 def pss_kb(pid: int | str) -> int:
@@ -99,16 +104,23 @@ def pss_kb(pid: int | str) -> int:
     return 0
 
 
-def measure(command: list[str], also=lambda: 0.0) -> tuple[float, float, str]:
+def measure(command: list[str], also=lambda: 0.0, each=None) -> tuple[float, float, str]:
     """(wall seconds, peak MB, stdout) of a command and its children (plus ``also()`` MB:
-    processes that are not its children but work for it, e.g. a running Ray cluster)."""
+    processes that are not its children but work for it, e.g. a running Ray cluster).
+    ``each(pid, root, mb)``, if given, is told every process's PSS at every sample."""
     began = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0.0]
 
     def sample():
         while process.poll() is None:
-            peak[0] = max(peak[0], tree_pss_mb(process.pid) + also())
+            now = 0.0
+            for pid in descendants(process.pid):
+                mb = pss_kb(pid) / 1024
+                if each is not None:
+                    each(pid, process.pid, mb)
+                now += mb
+            peak[0] = max(peak[0], now + also())
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
