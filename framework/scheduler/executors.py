@@ -147,10 +147,14 @@ class WorkersCannotStart(RuntimeError):
     """Worker processes die before they are ready, again and again (the run stops)."""
 
 
+def numba_cache_root() -> Path:
+    """Where worker slots keep numba's compiled code: the user's cache folder."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "numba"
+
+
 def numba_cache_dir(slot: str) -> Path:
-    """Where a worker slot keeps numba's compiled code: the user's cache folder."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "mirflow" / "numba" / slot
+    """One worker slot's numba cache (a folder per slot: see _start)."""
+    return numba_cache_root() / slot
 
 
 def numba_cache_is_cold() -> bool:
@@ -159,8 +163,8 @@ def numba_cache_is_cold() -> bool:
     and the workers would use mirflow's caches (NUMBA_CACHE_DIR not set by the user)."""
     if "NUMBA_CACHE_DIR" in os.environ:
         return False
-    slots = numba_cache_dir("x").parent
-    return not slots.is_dir() or not any(slots.iterdir())
+    root = numba_cache_root()
+    return not root.is_dir() or not any(root.iterdir())
 
 
 class _Worker:
