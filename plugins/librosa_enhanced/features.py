@@ -15,6 +15,8 @@ import numpy as np
 import mirflow
 from mirflow.features import shared
 
+from . import librosa_port
+
 RATE = 22050
 HOP = 2048  # chroma and curve frames: ~10.8 per second
 ONSET_HOP = 512  # onset envelope frames: ~43 per second (tempo needs the resolution)
@@ -24,8 +26,11 @@ CONTEXT = HOP * 32  # ~3 s each side: the lowest CQT filters (and their resampli
 
 class LibrosaAnalyzer(mirflow.Analyzer):
     """What the analyzers on these shared features have in common: 22.05 kHz mono, librosa
-    and its licence, and a set-up that imports librosa's feature code once per worker (~4 s
-    on the first import in a process, mostly scipy.signal)."""
+    and its licence, and a set-up that imports librosa's feature code once per worker when
+    the analyzer calls librosa (~3 s per worker from numba's cache, ~30 s on a machine's
+    first run while numba compiles it). The STFT chroma and :func:`timbre` do not: they
+    are librosa's code ported to numpy (:mod:`.librosa_port`), so the default pipeline never
+    imports librosa."""
 
     resource = "cpu"
     sample_rate = RATE
@@ -33,9 +38,17 @@ class LibrosaAnalyzer(mirflow.Analyzer):
     install_hint = "pip install librosa"
     code_licence = "ISC (librosa), MIT (mirflow)"
 
+    def calls_librosa(self) -> bool:
+        """Whether :meth:`analyze` calls librosa itself (then set-up imports it once)."""
+        return True
+
+    def compiles_on_first_run(self) -> bool:
+        return self.calls_librosa()  # importing librosa compiles its numba functions
+
     def setup(self, device):
-        import librosa.feature  # noqa: F401
-        import librosa.onset  # noqa: F401
+        if self.calls_librosa():
+            import librosa.feature  # noqa: F401
+            import librosa.onset  # noqa: F401
 
         self.device = "cpu"
 
@@ -70,15 +83,13 @@ def chroma(chunk, kind: str = "stft") -> np.ndarray:
 def chroma_stft(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """STFT chroma with an 8192-point window (~0.37 s: 2.7 Hz bins, enough for the bass),
     computed ~60 s at a time (a 120 s chunk: ~170 MB in one call) with one tuning estimate
-    for the whole chunk, so blocks join exactly."""
-    import librosa
-
+    for the whole chunk, so blocks join exactly. librosa's tuning estimate and chroma, in
+    numpy (:mod:`.librosa_port`: equal to librosa's to the bit)."""
     middle = len(samples) // 2
     excerpt = samples[max(0, middle - RATE * 15):middle + RATE * 15]  # tuning from the middle 30 s
-    tuning = float(librosa.estimate_tuning(y=np.ascontiguousarray(excerpt, dtype=np.float32), sr=sample_rate)) \
+    tuning = librosa_port.estimate_tuning(np.ascontiguousarray(excerpt, dtype=np.float32), sample_rate) \
         if len(excerpt) > 4 * HOP else 0.0
-    return blockwise(samples, lambda block: librosa.feature.chroma_stft(
-        y=block, sr=sample_rate, n_fft=4 * HOP, hop_length=HOP, tuning=tuning))
+    return blockwise(samples, lambda block: librosa_port.chroma_stft(block, sample_rate, 4 * HOP, HOP, tuning))
 
 
 def chroma_cqt(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -129,16 +140,15 @@ MFCCS = 13
 def timbre(chunk) -> np.ndarray:
     """(2 + MFCCS) x frames from one 4096-point STFT: RMS (linear), spectral centroid (Hz) and
     13 MFCCs of a 40-band mel spectrogram of the same STFT. The loudness curves, the template
-    chords' silence test and the structure analyzer's timbre all read this one transform."""
+    chords' silence test and the structure analyzer's timbre all read this one transform
+    (librosa's functions, in numpy: :mod:`.librosa_port`)."""
 
     def compute():
-        import librosa
-
-        magnitude = np.abs(librosa.stft(_aligned(chunk), n_fft=2 * HOP, hop_length=HOP))
-        rms = librosa.feature.rms(S=magnitude, frame_length=2 * HOP)[0]
-        centroid = librosa.feature.spectral_centroid(S=magnitude, sr=chunk.sample_rate, n_fft=2 * HOP)[0]
-        mel = librosa.feature.melspectrogram(S=magnitude ** 2, sr=chunk.sample_rate, n_mels=40)
-        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, ref=1.0, top_db=None), n_mfcc=MFCCS)
+        magnitude = np.abs(librosa_port.stft(_aligned(chunk), 2 * HOP, HOP))
+        rms = librosa_port.rms(magnitude, 2 * HOP)
+        centroid = librosa_port.spectral_centroid(magnitude, chunk.sample_rate, 2 * HOP)
+        mel = librosa_port.melspectrogram(magnitude ** 2, chunk.sample_rate, 40)
+        mfcc = librosa_port.mfcc(librosa_port.power_to_db(mel), MFCCS)
         return np.vstack([rms, centroid, mfcc]).astype(np.float32)
 
     return shared(chunk, f"timbre-{HOP}", compute)

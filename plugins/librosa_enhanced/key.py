@@ -84,6 +84,9 @@ class Key(LibrosaAnalyzer):
     outputs = {"key": mirflow.LABEL}
     chunk_outputs = {"scores": mirflow.CURVE}
 
+    def calls_librosa(self) -> bool:
+        return self.config["chroma"] == "cqt"  # the STFT chroma is numpy's (.librosa_port)
+
     def analyze(self, chunk, inputs):
         """Key scores every STEP seconds of the chunk: 24 correlations and a silence flag."""
         times = np.arange(0.0, max(chunk.duration, STEP / 2), STEP)

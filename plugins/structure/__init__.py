@@ -68,6 +68,9 @@ class Sections(LibrosaAnalyzer):
     outputs = {"sections": mirflow.SEGMENTS, "form": mirflow.LABEL}
     chunk_outputs = {"features": mirflow.CURVE}
 
+    def calls_librosa(self) -> bool:
+        return False  # STFT chroma and timbre are numpy's (librosa_enhanced.librosa_port)
+
     def analyze(self, chunk, inputs):
         """Frame features on the track's 2048-sample grid: chroma, MFCC 1-12, loudness (dB)."""
         times = frame_times(chunk)
