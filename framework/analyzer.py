@@ -156,6 +156,12 @@ class Analyzer:
         result records."""
         return None
 
+    def compiles_on_first_run(self) -> bool:
+        """Whether set-up compiles code once per machine (numba, when importing librosa: ~40 s
+        on 2 cores, cached afterwards). ``mirflow run`` tells the user before such a first run
+        instead of looking stuck."""
+        return False
+
     def setup(self, device: str) -> None:
         """Load models once per worker process; set ``self.device`` to what really runs.
 

@@ -50,7 +50,7 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, e
     pm.register(ProgressLine(len(paths), live=None if not obj.quiet else False, log=obj.verbose > 0,
                              on_file=None if obj.quiet else print_file_event))
     inline = jobs == 1 and executor == "local"
-    if executor == "local" and not inline and not obj.quiet and numba_cache_is_cold():
+    if executor == "local" and not inline and not obj.quiet and numba_cache_is_cold() and _compiles(spec, registry):
         click.echo("mirflow: first run on this machine: numba compiles librosa's code for it as the workers "
                    "start (about 40 s more, once)", err=True)
     began = time.perf_counter()
@@ -147,3 +147,8 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
     speed = f", {source['duration'] / seconds:.1f}x realtime" if seconds else ""
     lines.append(f"  wrote      {', '.join(written) or 'nothing'}  ({seconds:.1f} s{speed})")
     return "\n".join(lines)
+
+
+def _compiles(spec, registry) -> bool:
+    """Whether a step of the pipeline compiles code as the workers set it up (librosa's numba)."""
+    return any(registry.analyzers[step.analyzer](**step.params).compiles_on_first_run() for step in spec.steps)

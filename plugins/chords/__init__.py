@@ -137,6 +137,9 @@ class Templates(ChordRecognizer):
     install_hint = "pip install librosa"
     code_licence = "ISC (librosa), MIT (mirflow)"
 
+    def compiles_on_first_run(self) -> bool:
+        return True  # it imports librosa, whose numba functions compile on a machine's first run
+
     def setup(self, device):
         import librosa.feature  # noqa: F401  (~4 s on first import in a process)
 
