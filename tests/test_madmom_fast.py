@@ -70,6 +70,27 @@ def test_beats_decode_equals_madmoms_dbn_beat_tracker(activation):
     assert len(beats.decode(np.zeros(500, dtype=np.float32))) == 0  # silence: no beats
 
 
+def test_the_viterbi_kernel_compiles_once_per_machine_not_once_per_worker_slot(tmp_path):
+    """Worker slots keep separate numba caches; the kernel goes to a folder they share, so
+    the second slot loads what the first compiled (~4 s each before)."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from mirflow.plugins.madmom_fast.viterbi import _kernel\n"
+              "hits, misses = _kernel().stats.cache_hits, _kernel().stats.cache_misses\n"
+              "print(sum(hits.values()), sum(misses.values()))\n")
+    loads = []
+    for slot in ("cpu-0", "cpu-1"):
+        environment = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / slot))
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
+        assert done.returncode == 0, done.stderr
+        loads.append(done.stdout.split())
+    assert loads == [["0", "1"], ["1", "0"]]  # compiled (a cache miss), then loaded (a hit)
+    assert list((tmp_path / "mirflow" / "numba" / "kernels").rglob("*.nbi"))
+    assert not (tmp_path / "cpu-0").exists() or not list((tmp_path / "cpu-0").rglob("*decode*"))
+
+
 def test_blocked_features_equal_madmoms_rnn_input_and_activation():
     from madmom.audio.signal import Signal
     from madmom.features.beats import RNNBeatProcessor

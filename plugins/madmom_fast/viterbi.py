@@ -21,6 +21,8 @@ so the path and its probability are madmom's exactly; the tests compare them.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 MAX_PREDECESSORS = 255  # a head's choice is kept in one byte
@@ -86,96 +88,140 @@ def density_runs(first: np.ndarray, length: np.ndarray, density_of: np.ndarray):
 
 
 _compiled = None
+_compiling = threading.Lock()  # the 3/4 and 4/4 decodes start in two threads
 
 
 def _kernel():
-    """The numba-compiled recursion (compiled once per process, cached on disk)."""
-    global _compiled
-    if _compiled is None:
-        from numba import njit
+    """The numba-compiled recursion: compiled once per machine, not once per worker slot.
 
-        @njit(cache=True, nogil=True)
-        def decode(prev_states, pointers, log_probs, first, length, run_ring, run_start, run_stop, run_column,
-                   density_of, log_initial, densities):
-            states = len(pointers) - 1
-            rings = len(first)
-            frames = densities.shape[0]
-            ring_of = np.empty(states, np.int64)
+    Each worker slot has a numba cache of its own (librosa's ~50 functions compiling into
+    one cache from two processes corrupted it), so this kernel, cached there, compiled ~4 s
+    in every slot: the first run paid it, and so did the next run whose merge landed on
+    the other worker. It is cached in a folder the slots share instead, compiled (or loaded)
+    for its one signature while holding a file lock, so one worker compiles and the others
+    load what it wrote. Later calls use that signature only (``disable_compile``)."""
+    global _compiled
+    with _compiling:
+        if _compiled is None:
+            _compiled = _compile_shared(_define)
+    return _compiled
+
+
+def _compile_shared(define):
+    """``define()``'s dispatcher compiled for the one signature the decode calls it with,
+    in the shared cache folder while holding its lock (the slot's own cache on Windows)."""
+    from numba import config, types
+
+    vector, values = types.int64[::1], types.float64[::1]
+    signature = (vector, vector, values, vector, vector, vector, vector, vector, vector, vector, values,
+                 types.float64[:, ::1])
+    try:
+        import fcntl
+    except ImportError:
+        dispatcher = define()
+        dispatcher.compile(signature)
+    else:
+        from mirflow.scheduler.executors import numba_cache_root
+
+        folder = numba_cache_root() / "kernels"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "compile.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            saved, config.CACHE_DIR = config.CACHE_DIR, str(folder)  # read when the dispatcher is made
+            try:
+                dispatcher = define()
+            finally:
+                config.CACHE_DIR = saved
+            dispatcher.compile(signature)  # loads what another worker compiled, if it did
+    dispatcher.disable_compile()  # a call with other types fails instead of compiling unlocked
+    return dispatcher
+
+
+def _define():
+    """The recursion as a numba dispatcher (made with the cache folder in force at the time)."""
+    from numba import njit
+
+    @njit(cache=True, nogil=True)
+    def decode(prev_states, pointers, log_probs, first, length, run_ring, run_start, run_stop, run_column,
+               density_of, log_initial, densities):
+        states = len(pointers) - 1
+        rings = len(first)
+        frames = densities.shape[0]
+        ring_of = np.empty(states, np.int64)
+        for ring in range(rings):
+            ring_of[first[ring]: first[ring] + length[ring]] = ring
+        pred_ring = ring_of[prev_states]  # a head's predecessors are the last states of rings
+        multi = np.full(rings, -1, np.int64)
+        count = 0
+        for ring in range(rings):
+            head = first[ring]
+            if pointers[head + 1] - pointers[head] > 1:
+                multi[ring] = count
+                count += 1
+        back = np.zeros((frames, max(count, 1)), np.uint8)
+        # State (ring r, position p) at frame t lives in slot first[r] + (p + offset[r]) % length[r],
+        # offset[r] = -t mod length[r]. Frame -1 holds the initial distribution.
+        offset = np.empty(rings, np.int64)
+        scores = np.empty(states)
+        for ring in range(rings):
+            offset[ring] = 1 % length[ring]
+            for position in range(length[ring]):
+                scores[first[ring] + (position + offset[ring]) % length[ring]] = log_initial[first[ring] + position]
+        heads = np.empty(rings)
+        tails = np.empty(rings)
+        for frame in range(frames):
             for ring in range(rings):
-                ring_of[first[ring]: first[ring] + length[ring]] = ring
-            pred_ring = ring_of[prev_states]  # a head's predecessors are the last states of rings
-            multi = np.full(rings, -1, np.int64)
-            count = 0
+                offset[ring] = offset[ring] - 1 if offset[ring] > 0 else length[ring] - 1
+            # A ring's last state at the previous frame sits where its head goes now.
+            for ring in range(rings):
+                tails[ring] = scores[first[ring] + offset[ring]]
             for ring in range(rings):
                 head = first[ring]
-                if pointers[head + 1] - pointers[head] > 1:
-                    multi[ring] = count
-                    count += 1
-            back = np.zeros((frames, max(count, 1)), np.uint8)
-            # State (ring r, position p) at frame t lives in slot first[r] + (p + offset[r]) % length[r],
-            # offset[r] = -t mod length[r]. Frame -1 holds the initial distribution.
-            offset = np.empty(rings, np.int64)
-            scores = np.empty(states)
+                density = densities[frame, density_of[head]]
+                best = -np.inf
+                choice = 0
+                start = pointers[head]
+                for pointer in range(start, pointers[head + 1]):  # selects, not branches; the first best wins
+                    value = tails[pred_ring[pointer]] + log_probs[pointer] + density
+                    better = value > best
+                    choice = pointer - start if better else choice
+                    best = value if better else best
+                heads[ring] = best
+                if multi[ring] >= 0:
+                    back[frame, multi[ring]] = choice
+            # Every other state moved one place along its ring; position 0 is the head's slot.
             for ring in range(rings):
-                offset[ring] = 1 % length[ring]
-                for position in range(length[ring]):
-                    scores[first[ring] + (position + offset[ring]) % length[ring]] = log_initial[first[ring] + position]
-            heads = np.empty(rings)
-            tails = np.empty(rings)
-            for frame in range(frames):
-                for ring in range(rings):
-                    offset[ring] = offset[ring] - 1 if offset[ring] > 0 else length[ring] - 1
-                # A ring's last state at the previous frame sits where its head goes now.
-                for ring in range(rings):
-                    tails[ring] = scores[first[ring] + offset[ring]]
-                for ring in range(rings):
-                    head = first[ring]
-                    density = densities[frame, density_of[head]]
-                    best = -np.inf
-                    choice = 0
-                    start = pointers[head]
-                    for pointer in range(start, pointers[head + 1]):  # selects, not branches; the first best wins
-                        value = tails[pred_ring[pointer]] + log_probs[pointer] + density
-                        better = value > best
-                        choice = pointer - start if better else choice
-                        best = value if better else best
-                    heads[ring] = best
-                    if multi[ring] >= 0:
-                        back[frame, multi[ring]] = choice
-                # Every other state moved one place along its ring; position 0 is the head's slot.
-                for ring in range(rings):
-                    scores[first[ring] + offset[ring]] = heads[ring]
-                for run in range(len(run_ring)):
-                    ring = run_ring[run]
-                    base, size = first[ring], length[ring]
-                    density = densities[frame, run_column[run]]
-                    start = run_start[run] + offset[ring]
-                    stop = run_stop[run] + offset[ring]
-                    if start >= size:
-                        start -= size
-                        stop -= size
-                    if stop <= size:
-                        for slot in range(base + start, base + stop):
-                            scores[slot] = scores[slot] + 0.0 + density
-                    else:
-                        for slot in range(base + start, base + size):
-                            scores[slot] = scores[slot] + 0.0 + density
-                        for slot in range(base, base + stop - size):
-                            scores[slot] = scores[slot] + 0.0 + density
-            final = np.empty(states)
-            for ring in range(rings):
-                for position in range(length[ring]):
-                    final[first[ring] + position] = scores[first[ring] + (position + offset[ring]) % length[ring]]
-            state = int(np.argmax(final))
-            log_probability = final[state]
-            path = np.empty(frames, np.uint32)
-            path[frames - 1] = state
-            for frame in range(frames - 1, 0, -1):
-                ring = ring_of[state]
-                offset_in = back[frame, multi[ring]] if state == first[ring] and multi[ring] >= 0 else 0
-                state = prev_states[pointers[state] + offset_in]
-                path[frame - 1] = state
-            return path, log_probability
+                scores[first[ring] + offset[ring]] = heads[ring]
+            for run in range(len(run_ring)):
+                ring = run_ring[run]
+                base, size = first[ring], length[ring]
+                density = densities[frame, run_column[run]]
+                start = run_start[run] + offset[ring]
+                stop = run_stop[run] + offset[ring]
+                if start >= size:
+                    start -= size
+                    stop -= size
+                if stop <= size:
+                    for slot in range(base + start, base + stop):
+                        scores[slot] = scores[slot] + 0.0 + density
+                else:
+                    for slot in range(base + start, base + size):
+                        scores[slot] = scores[slot] + 0.0 + density
+                    for slot in range(base, base + stop - size):
+                        scores[slot] = scores[slot] + 0.0 + density
+        final = np.empty(states)
+        for ring in range(rings):
+            for position in range(length[ring]):
+                final[first[ring] + position] = scores[first[ring] + (position + offset[ring]) % length[ring]]
+        state = int(np.argmax(final))
+        log_probability = final[state]
+        path = np.empty(frames, np.uint32)
+        path[frames - 1] = state
+        for frame in range(frames - 1, 0, -1):
+            ring = ring_of[state]
+            offset_in = back[frame, multi[ring]] if state == first[ring] and multi[ring] >= 0 else 0
+            state = prev_states[pointers[state] + offset_in]
+            path[frame - 1] = state
+        return path, log_probability
 
-        _compiled = decode
-    return _compiled
+    return decode
