@@ -104,12 +104,13 @@ def pss_kb(pid: int | str) -> int:
     return 0
 
 
-def measure(command: list[str], also=lambda: 0.0, each=None) -> tuple[float, float, str]:
+def measure(command: list[str], also=lambda: 0.0, each=None, env=None) -> tuple[float, float, str]:
     """(wall seconds, peak MB, stdout) of a command and its children (plus ``also()`` MB:
     processes that are not its children but work for it, e.g. a running Ray cluster).
-    ``each(pid, root, mb)``, if given, is told every process's PSS at every sample."""
+    ``each(pid, root, mb)``, if given, is told every process's PSS at every sample; ``env``:
+    the command's environment (default: this one's)."""
     began = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0.0]
 
     def sample():
