@@ -88,6 +88,13 @@ def test_chroma_and_timbre_are_librosas(name, samples):
     assert same(librosa_port.mfcc(decibels, 13), librosa.feature.mfcc(S=decibels, n_mfcc=13))
 
 
+def test_the_window_is_scipys():
+    from scipy.signal import get_window
+
+    for n_fft in (1, 2, 1024, 2048, 4096, 8192, 4097):
+        assert same(librosa_port.hann(n_fft), get_window("hann", n_fft, fftbins=True)), n_fft
+
+
 def test_the_filter_banks_are_librosas():
     for n_fft in (2048, 4096, 8192):
         for tuning in (0.0, 0.27, -0.5):
