@@ -13,6 +13,22 @@ Only what the features in :mod:`.features` call is here: Hann windows, centred
 zero-padded frames, float32 input.
 """
 
+# The code below is adapted from librosa 0.11 (core/spectrum.py, core/pitch.py, core/convert.py,
+# feature/spectral.py, filters.py, util/utils.py), under its licence:
+#
+#   ISC License. Copyright (c) 2013--2023, librosa development team.
+#
+#   Permission to use, copy, modify, and/or distribute this software for any purpose with or
+#   without fee is hereby granted, provided that the above copyright notice and this permission
+#   notice appear in all copies.
+#
+#   THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES WITH REGARD TO THIS
+#   SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE
+#   AUTHOR BE LIABLE FOR ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+#   WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN ACTION OF CONTRACT,
+#   NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF OR IN CONNECTION WITH THE USE OR
+#   PERFORMANCE OF THIS SOFTWARE.
+
 from __future__ import annotations
 
 import numpy as np
