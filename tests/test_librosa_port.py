@@ -104,12 +104,33 @@ def test_the_filter_banks_are_librosas():
             assert same(librosa_port.mel_filters(22050, n_fft, bands), librosa.filters.mel(sr=22050, n_fft=n_fft, n_mels=bands))
 
 
-def test_the_default_pipeline_never_imports_librosa(write_clicks):
-    """Its key and sections read the ported features, so a run compiles nothing of librosa's."""
+def test_the_chord_viterbi_is_librosas():
+    """Same path as librosa.sequence.viterbi_discriminative: on random posteriors, on sharp
+    ones with ties, in float32 and float64, for the template chords' 25 states and others."""
+    generator = np.random.default_rng(3)
+    for n_states, n_steps, stay in ((25, 1300, 0.97), (25, 1, 0.97), (3, 50, 0.5), (25, 400, 0.9999)):
+        transition = librosa_port.transition_loop(n_states, stay)
+        assert same(transition, librosa.sequence.transition_loop(n_states, stay))
+        for dtype in (np.float64, np.float32):
+            for sharpness in (1.0, 12.0, 200.0):
+                scores = sharpness * generator.random((n_states, n_steps))
+                probability = np.exp(scores - scores.max(axis=0))
+                probability[:, ::7] = probability[0, ::7]  # ties: the first best wins in both
+                probability = (probability / probability.sum(axis=0, keepdims=True)).astype(dtype)
+                ours = librosa_port.viterbi_discriminative(probability, transition)
+                assert same(ours, librosa.sequence.viterbi_discriminative(probability, transition))
+    frames = np.arange(1301)
+    assert same(librosa_port.frames_to_time(frames, 22050, 2048), librosa.frames_to_time(frames, sr=22050, hop_length=2048))
+
+
+@pytest.mark.parametrize("pipeline, steps", [("default", ("key", "sections")), ("fast", ("chords", "key"))])
+def test_the_default_and_fast_pipelines_never_import_librosa(write_clicks, pipeline, steps):
+    """Their key, sections and template chords read the ported features and Viterbi, so a
+    run compiles nothing of librosa's."""
     song, _ = write_clicks(12.0)
     script = ("import sys, mirflow\n"
-              f"result = mirflow.analyze({str(song)!r}, 'default', jobs=1)\n"
-              "print([result.data['steps'][s]['status'] == 'ok' for s in ('key', 'sections')])\n"
+              f"result = mirflow.analyze({str(song)!r}, {pipeline!r}, jobs=1)\n"
+              f"print([result.data['steps'][s]['status'] == 'ok' for s in {steps!r}])\n"
               "print(sorted({m.split('.')[0] for m in sys.modules} & {'librosa', 'numba'}))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -138,17 +138,19 @@ class Templates(ChordRecognizer):
     code_licence = "ISC (librosa), MIT (mirflow)"
 
     def compiles_on_first_run(self) -> bool:
-        return True  # it imports librosa, whose numba functions compile on a machine's first run
+        # librosa (whose import compiles its numba functions on a machine's first run) only
+        # for the CQT chroma: the STFT chroma and the Viterbi are ported (librosa_port).
+        return self.config["chroma"] == "cqt"
 
     def setup(self, device):
-        import librosa.feature  # noqa: F401  (~4 s on first import in a process)
+        if self.config["chroma"] == "cqt":
+            import librosa.feature  # noqa: F401  (~3 s per worker and run, from numba's cache)
 
         self.templates, self.labels = triad_templates()
         self.device = "cpu"
 
     def recognize(self, chunk):
-        import librosa
-
+        from mirflow.plugins.librosa_enhanced import librosa_port
         from mirflow.plugins.librosa_enhanced.features import HOP, chroma, first_frame_time, spectral
 
         samples, sample_rate = chunk.samples, chunk.sample_rate
@@ -163,10 +165,10 @@ class Templates(ChordRecognizer):
         scores = np.vstack([match * ~quiet, no_chord])
         probability = np.exp(12 * scores)
         probability /= probability.sum(axis=0, keepdims=True)
-        transition = librosa.sequence.transition_loop(25, self.config["stay"])
-        path = librosa.sequence.viterbi_discriminative(probability, transition)
+        transition = librosa_port.transition_loop(25, self.config["stay"])
+        path = librosa_port.viterbi_discriminative(probability, transition)
         labels = self.labels + ["N"]
-        times = librosa.frames_to_time(np.arange(len(path) + 1), sr=sample_rate, hop_length=HOP) - HOP / 2 / sample_rate
+        times = librosa_port.frames_to_time(np.arange(len(path) + 1), sample_rate, HOP) - HOP / 2 / sample_rate
         times = np.clip(times + first_frame_time(chunk), 0.0, len(samples) / sample_rate)
         edges = np.r_[0, np.nonzero(np.diff(path))[0] + 1, len(path)]
         return [(float(times[a]), float(times[b]), labels[path[a]], float(scores[path[a], a:b].mean()))

@@ -1,20 +1,21 @@
-"""librosa's STFT features, ported to numpy and scipy with the same arithmetic.
+"""librosa's STFT features and chord Viterbi, ported to numpy and scipy with the same arithmetic.
 
 The default pipeline's key and sections read an STFT chroma (with librosa's tuning
-estimate) and RMS, centroid and MFCCs of one STFT. Importing librosa compiles ~50 numba
-functions (``util._localmax`` and friends, with explicit signatures, so at import): ~30 s
-on a machine's first run, and ~3 s per worker per run to load them from numba's cache
-afterwards. These few functions need none of that, so they are copied here from librosa
-0.11 (ISC licence, (c) the librosa development team), step by step, same dtypes, same
-FFT library (scipy.fft), same array layouts: their results equal librosa's to the bit
-(tests/test_librosa_port.py compares them), so no accuracy table moves.
+estimate) and RMS, centroid and MFCCs of one STFT; the fast pipeline's template chords
+also smooth their matches with librosa's discriminative Viterbi. Importing librosa
+compiles ~50 numba functions (``util._localmax`` and friends, with explicit signatures, so
+at import): ~30 s on a machine's first run, and ~3 s per worker per run to load them from
+numba's cache afterwards. These few functions need none of that, so they are copied here
+from librosa 0.11 (ISC licence, (c) the librosa development team), step by step, same
+dtypes, same FFT library (scipy.fft), same array layouts: their results equal librosa's to
+the bit (tests/test_librosa_port.py compares them), so no accuracy table moves.
 
-Only what the features in :mod:`.features` call is here: Hann windows, centred
-zero-padded frames, float32 input.
+Only what those analyzers call is here: Hann windows, centred zero-padded frames,
+float32 input, uniform state marginals.
 """
 
 # The code below is adapted from librosa 0.11 (core/spectrum.py, core/pitch.py, core/convert.py,
-# feature/spectral.py, filters.py, util/utils.py), under its licence:
+# feature/spectral.py, filters.py, sequence.py, util/utils.py), under its licence:
 #
 #   ISC License. Copyright (c) 2013--2023, librosa development team.
 #
@@ -282,3 +283,48 @@ def mfcc(decibels: np.ndarray, n_mfcc: int) -> np.ndarray:
 
     return scipy.fft.dct(decibels, axis=-2, type=2, norm="ortho")[..., :n_mfcc, :]
 
+
+
+def transition_loop(n_states: int, stay: float) -> np.ndarray:
+    """``librosa.sequence.transition_loop(n_states, stay)``: stay with ``stay``, else any other state alike."""
+    transition = np.empty((n_states, n_states), dtype=np.float64)
+    for i in range(n_states):
+        transition[i] = (1.0 - np.float64(stay)) / (n_states - 1)
+        transition[i, i] = np.float64(stay)
+    return transition
+
+
+def viterbi_discriminative(probability: np.ndarray, transition: np.ndarray) -> np.ndarray:
+    """``librosa.sequence.viterbi_discriminative(probability, transition)`` (uniform state
+    marginal and initial distribution): the most likely state per frame (uint16).
+
+    librosa runs the recursion in numba (compiled on a machine's first run); here each
+    frame's step is vectorized over the states, with the same additions in float64 and the
+    same first-maximum choice, so the path is the same."""
+    n_states, n_steps = probability.shape
+    epsilon = np.finfo(probability.dtype).tiny
+    uniform = np.empty(n_states)
+    uniform.fill(1.0 / n_states)
+    log_p_init = np.log(uniform + epsilon)
+    log_trans = np.log(transition + epsilon)
+    log_marginal = np.log(uniform + epsilon)[:, np.newaxis]
+    log_prob = (np.log(probability + epsilon) - log_marginal).T
+    pointers = np.zeros((n_steps, n_states), dtype=np.uint16)
+    value = (log_prob[0] + log_p_init).astype(np.float64)
+    states = np.arange(n_states)
+    incoming = np.ascontiguousarray(log_trans.T)
+    for t in range(1, n_steps):
+        trans_out = value + incoming  # [j, i]: arriving in j from i
+        best = np.argmax(trans_out, axis=1)
+        pointers[t] = best
+        value = log_prob[t] + trans_out[states, best]
+    path = np.zeros(n_steps, dtype=np.uint16)
+    path[-1] = np.argmax(value)
+    for t in range(n_steps - 2, -1, -1):
+        path[t] = pointers[t + 1, path[t + 1]]
+    return path
+
+
+def frames_to_time(frames: np.ndarray, sample_rate: float, hop_length: int) -> np.ndarray:
+    """``librosa.frames_to_time(frames, sr=..., hop_length=...)``."""
+    return (np.asanyarray(frames) * hop_length).astype(int) / float(sample_rate)
