@@ -1,6 +1,6 @@
 """The first run after an install against warm runs, per bundled pipeline, on the bundled example.
 
-    .venv/bin/python benchmarks/first_run.py                 # default and fast
+    .venv/bin/python benchmarks/first_run.py                 # default, fast and full
     .venv/bin/python benchmarks/first_run.py --write         # also rewrite the table in README.md
 
 A first run is ``mirflow run PIPELINE examples/example.ogg`` (the whole command, one worker per
@@ -38,7 +38,7 @@ def timed_runs(pipeline: str, warm: int, temp: Path) -> tuple[float, list[float]
 
 def main() -> None:
     parser = arguments(__doc__, "README.md")
-    parser.add_argument("--pipelines", default="default,fast")
+    parser.add_argument("--pipelines", default="default,fast,full")
     parser.add_argument("--warm", type=int, default=3, help="warm runs after the first (their median is the reference)")
     args = parser.parse_args()
     lines = [f"Machine: {os.cpu_count()} cores; `mirflow run PIPELINE examples/example.ogg` (60 s of audio, whole "

@@ -119,8 +119,11 @@ class RNNTracker(mirflow.Analyzer):
         raise NotImplementedError
 
     def setup(self, device):
+        from .viterbi import prepare_in_background
+
         quiet_onnxruntime()  # before the sessions exist
         self.rnn = BlockedRNN(self.make_network())
+        prepare_in_background()  # the merge's decode kernel, compiled beside the first chunks
         self.device = "cpu"
 
     def analyze(self, chunk, inputs):

@@ -107,6 +107,21 @@ def _kernel():
     return _compiled
 
 
+def prepare_in_background() -> None:
+    """Compile (or load) the kernel in a thread while the worker analyzes its first chunks,
+    so that a machine's first run does not wait ~4 s for it at the merge. Not a daemon: a
+    process that ends sooner waits for the compile rather than leaving LLVM mid-way. A
+    failure here is left for the decode's own call to raise."""
+
+    def prepare():
+        try:
+            _kernel()
+        except Exception:  # noqa: BLE001 - the decode calls _kernel() again and reports it
+            pass
+
+    threading.Thread(target=prepare, name="viterbi-compile").start()
+
+
 def _compile_shared(define):
     """``define()``'s dispatcher compiled for the one signature the decode calls it with,
     in the shared cache folder while holding its lock (the slot's own cache on Windows)."""
