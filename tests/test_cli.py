@@ -94,6 +94,30 @@ def test_the_first_run_notice_is_for_pipelines_that_compile_librosa(tmp_path, wr
     assert any((tmp_path / "cache" / "mirflow" / "numba").iterdir())  # the beat decode's kernel
 
 
+def test_a_plugin_whose_first_run_answer_fails_only_loses_the_notice(add_analyzers, write_pipeline):
+    import fakes
+
+    from mirflow.cli.run import _compiles
+    from mirflow.pipeline import load_pipeline
+
+    class Compiles(fakes.Clicks):
+        name = "thirdparty.compiles"
+
+        def compiles_on_first_run(self):
+            return True
+
+    class Broken(fakes.Clicks):
+        name = "thirdparty.broken"
+
+        def compiles_on_first_run(self):
+            raise RuntimeError("a bug in a plugin")
+
+    registry = add_analyzers(Compiles, Broken, name="thirdparty")
+    assert not _compiles(load_pipeline(write_pipeline("steps: [thirdparty.broken]\n"), registry), registry)
+    assert _compiles(load_pipeline(write_pipeline("steps: [thirdparty.broken, thirdparty.compiles]\n"), registry),
+                     registry)
+
+
 def test_pipelines_lists_the_bundled_ones():
     done = mirflow("pipelines")
     assert done.returncode == 0

@@ -150,5 +150,13 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
 
 
 def _compiles(spec, registry) -> bool:
-    """Whether a step of the pipeline compiles code as the workers set it up (librosa's numba)."""
-    return any(registry.analyzers[step.analyzer](**step.params).compiles_on_first_run() for step in spec.steps)
+    """Whether a step of the pipeline compiles code as the workers set it up (librosa's numba).
+    A plugin whose answer fails only loses the notice: the run goes on."""
+
+    def compiles(step) -> bool:
+        try:
+            return bool(registry.analyzers[step.analyzer](**step.params).compiles_on_first_run())
+        except Exception:  # noqa: BLE001 - a third-party plugin's bug must not stop the run
+            return False
+
+    return any(compiles(step) for step in spec.steps)
