@@ -87,7 +87,7 @@ def test_the_viterbi_kernel_compiles_once_per_machine_not_once_per_worker_slot(t
         assert done.returncode == 0, done.stderr
         loads.append(done.stdout.split())
     assert loads == [["0", "1"], ["1", "0"]]  # compiled (a cache miss), then loaded (a hit)
-    assert list((tmp_path / "mirflow" / "numba" / "kernels").rglob("*.nbi"))
+    assert list((tmp_path / "mirflow" / "numba" / "shared").rglob("*.nbi"))
     assert not (tmp_path / "cpu-0").exists() or not list((tmp_path / "cpu-0").rglob("*decode*"))
 
 

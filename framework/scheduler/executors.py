@@ -157,14 +157,22 @@ def numba_cache_dir(slot: str) -> Path:
     return numba_cache_root() / slot
 
 
+def numba_shared_cache() -> Path:
+    """Code that every slot loads from one folder, compiled under a file lock by whichever
+    worker needs it first (madmom_fast's Viterbi kernel): not a slot's cache."""
+    return numba_cache_root() / "shared"
+
+
 def numba_cache_is_cold() -> bool:
-    """True when no worker has compiled anything on this machine yet (a first run after an
-    install: numba compiles librosa's functions as the workers import it, ~40 s on 2 cores),
-    and the workers would use mirflow's caches (NUMBA_CACHE_DIR not set by the user)."""
+    """True when no worker slot has compiled anything on this machine yet (a first run after
+    an install: numba compiles librosa's functions as the workers import it, ~40 s on 2
+    cores), and the workers would use mirflow's caches (NUMBA_CACHE_DIR not set by the user).
+    The shared folder does not count: a pipeline without librosa fills only that one."""
     if "NUMBA_CACHE_DIR" in os.environ:
         return False
-    root = numba_cache_root()
-    return not root.is_dir() or not any(root.iterdir())
+    root, shared = numba_cache_root(), numba_shared_cache()
+    slots = [folder for folder in root.iterdir() if folder.is_dir() and folder != shared] if root.is_dir() else []
+    return not any(any(slot.iterdir()) for slot in slots)
 
 
 class _Worker:

@@ -143,7 +143,7 @@ class Templates(ChordRecognizer):
         return self.config["chroma"] == "cqt"
 
     def setup(self, device):
-        if self.config["chroma"] == "cqt":
+        if self.compiles_on_first_run():  # i.e. it calls librosa
             import librosa.feature  # noqa: F401  (~3 s per worker and run, from numba's cache)
 
         self.templates, self.labels = triad_templates()

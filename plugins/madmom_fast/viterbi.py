@@ -136,9 +136,9 @@ def _compile_shared(define):
         dispatcher = define()
         dispatcher.compile(signature)
     else:
-        from mirflow.scheduler.executors import numba_cache_root
+        from mirflow.scheduler.executors import numba_shared_cache
 
-        folder = numba_cache_root() / "kernels"
+        folder = numba_shared_cache()
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "compile.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
