@@ -103,7 +103,7 @@ def _kernel():
     global _compiled
     with _compiling:
         if _compiled is None:
-            _compiled = _compile_shared(_define)
+            _compiled = _compile_shared()
     return _compiled
 
 
@@ -122,9 +122,10 @@ def prepare_in_background() -> None:
     threading.Thread(target=prepare, name="viterbi-compile").start()
 
 
-def _compile_shared(define):
-    """``define()``'s dispatcher compiled for the one signature the decode calls it with,
-    in the shared cache folder while holding its lock (the slot's own cache on Windows)."""
+def _compile_shared():
+    """The kernel's dispatcher (:func:`_define`) compiled for the one signature the decode
+    calls it with, in the shared cache folder while holding its lock (the slot's own cache
+    on Windows)."""
     from numba import config, types
 
     vector, values = types.int64[::1], types.float64[::1]
@@ -133,7 +134,7 @@ def _compile_shared(define):
     try:
         import fcntl
     except ImportError:
-        dispatcher = define()
+        dispatcher = _define()
         dispatcher.compile(signature)
     else:
         from mirflow.scheduler.executors import numba_shared_cache
@@ -144,7 +145,7 @@ def _compile_shared(define):
             fcntl.flock(lock, fcntl.LOCK_EX)
             saved, config.CACHE_DIR = config.CACHE_DIR, str(folder)  # read when the dispatcher is made
             try:
-                dispatcher = define()
+                dispatcher = _define()
             finally:
                 config.CACHE_DIR = saved
             dispatcher.compile(signature)  # loads what another worker compiled, if it did
