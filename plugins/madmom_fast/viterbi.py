@@ -5,14 +5,16 @@ madmom's own ``HiddenMarkovModel.viterbi`` keeps a back-pointer for every state 
 frame: 5,617 states x 4 bytes per frame at 100 fps is 8 GB for 60 minutes. In the beat and
 bar state spaces almost every state has exactly one predecessor, the state before it, with
 probability 1: the states form *chains* (one beat at one tempo), and only each chain's first
-state (a *head*) chooses among predecessors (the last states of the chains it may follow).
-So:
+state (a *head*) chooses among predecessors (the last states of the chains it may follow:
+a run of consecutive chains, the neighbouring tempi). So:
 
 - only heads need back-pointers, one byte each (an index into the head's predecessors):
   memory per frame is one byte per head (240 for 4/4 bars), not four per state;
-- a chain is kept as a ring buffer: moving every state's score one position along the chain
-  is a change of the ring's offset, not a copy, and each frame adds the frame's observation
-  log density to contiguous runs of the ring (vectorized), then writes the heads.
+- every other state's new score is its predecessor's (the state before it) plus the frame's
+  observation log density: one pass over the scores, shifted by one place, with the density
+  picked per state among the model's (at most three) columns, which the compiler vectorizes;
+- each head takes the first best of its predecessors (the chains' last scores, contiguous),
+  kept in four independent lanes so that no comparison waits for the one before it.
 
 The arithmetic is the generic recursion's, operation for operation (a chain state's score is
 ``previous + log(1) + density``, a head's the first best of ``previous + log p + density``),
@@ -26,32 +28,33 @@ import threading
 import numpy as np
 
 MAX_PREDECESSORS = 255  # a head's choice is kept in one byte
+DENSITY_COLUMNS = 3  # beat models have two (beat, none), bar models three (downbeat, beat, none)
 
 
 def viterbi(hmm, observations: np.ndarray) -> tuple[np.ndarray, float]:
     """(best state path, its log probability), as ``hmm.viterbi(observations)`` returns."""
     tm, om = hmm.transition_model, hmm.observation_model
-    rings = chain_rings(tm.states, tm.pointers, tm.log_probabilities)
-    if rings is None:
-        return hmm.viterbi(observations)  # not a beat state space: fall back to madmom's
-    first, length = rings
+    chains = chain_rings(tm.states, tm.pointers, tm.log_probabilities)
     densities = np.ascontiguousarray(om.log_densities(observations), dtype=np.float64)
-    density_of = om.pointers.astype(np.int64)
-    run_ring, run_start, run_stop, run_column = density_runs(first, length, density_of)
+    if chains is None or densities.ndim != 2 or densities.shape[1] > DENSITY_COLUMNS:
+        return hmm.viterbi(observations)  # not a beat state space: fall back to madmom's
+    first, length, band = chains
+    densities = np.pad(densities, ((0, 0), (0, DENSITY_COLUMNS - densities.shape[1])))
     with np.errstate(divide="ignore"):
         log_initial = np.log(hmm.initial_distribution).astype(np.float64)
     path, log_probability = _kernel()(
         tm.states.astype(np.int64), tm.pointers.astype(np.int64), tm.log_probabilities.astype(np.float64),
-        first, length, run_ring, run_start, run_stop, run_column, density_of, log_initial, densities)
+        first, length, band, om.pointers.astype(np.int32), log_initial, densities)
     if not np.isfinite(log_probability):
         return np.empty(0, dtype=np.uint32), log_probability
     return path, log_probability
 
 
 def chain_rings(prev_states: np.ndarray, pointers: np.ndarray, log_probs: np.ndarray):
-    """(first state, length) of each chain, or None where the model is not made of chains
-    whose heads follow only the chains' last states (or a head has more predecessors than a
-    byte can index): then the generic decode is the right one."""
+    """(first state, length, first predecessor chain) of each chain, or None where the model
+    is not made of chains whose heads follow a run of consecutive chains' last states, in
+    order (or a head has more predecessors than a byte can index): then the generic decode
+    is the right one."""
     counts = np.diff(pointers)
     states = np.arange(len(counts))
     single = counts == 1
@@ -62,29 +65,15 @@ def chain_rings(prev_states: np.ndarray, pointers: np.ndarray, log_probs: np.nda
     if (counts == 0).any() or counts[heads].max(initial=0) > MAX_PREDECESSORS:
         return None
     length = np.diff(np.append(heads, len(counts)))
-    last = set((heads + length - 1).tolist())
-    for head in heads:
-        if not last.issuperset(prev_states[pointers[head]: pointers[head + 1]].tolist()):
+    chain_of_last = np.full(len(counts), -1)
+    chain_of_last[heads + length - 1] = np.arange(len(heads))
+    band = np.empty(len(heads), dtype=np.int64)
+    for chain, head in enumerate(heads):
+        chains = chain_of_last[prev_states[pointers[head]: pointers[head + 1]]]
+        if (chains < 0).any() or (np.diff(chains) != 1).any():
             return None
-    return heads.astype(np.int64), length.astype(np.int64)
-
-
-def density_runs(first: np.ndarray, length: np.ndarray, density_of: np.ndarray):
-    """Runs of consecutive chain positions (after the head) that share an observation
-    density column: (ring, first position, position after the last, column) each."""
-    rings, starts, stops, columns = [], [], [], []
-    for ring, (head, size) in enumerate(zip(first, length)):
-        column = density_of[head + 1: head + size]
-        if not len(column):
-            continue
-        edges = np.flatnonzero(np.diff(column)) + 1
-        for a, b in zip(np.append(0, edges), np.append(edges, len(column))):
-            rings.append(ring)
-            starts.append(a + 1)
-            stops.append(b + 1)
-            columns.append(column[a])
-    return (np.array(rings, np.int64), np.array(starts, np.int64), np.array(stops, np.int64),
-            np.array(columns, np.int64))
+        band[chain] = chains[0]
+    return heads.astype(np.int64), length.astype(np.int64), band
 
 
 _compiled = None
@@ -129,8 +118,7 @@ def _compile_shared():
     from numba import config, types
 
     vector, values = types.int64[::1], types.float64[::1]
-    signature = (vector, vector, values, vector, vector, vector, vector, vector, vector, vector, values,
-                 types.float64[:, ::1])
+    signature = (vector, vector, values, vector, vector, vector, types.int32[::1], values, types.float64[:, ::1])
     try:
         import fcntl
     except ImportError:
@@ -158,84 +146,80 @@ def _define():
     from numba import njit
 
     @njit(cache=True, nogil=True)
-    def decode(prev_states, pointers, log_probs, first, length, run_ring, run_start, run_stop, run_column,
-               density_of, log_initial, densities):
+    def decode(prev_states, pointers, log_probs, first, length, band, column, log_initial, densities):
         states = len(pointers) - 1
-        rings = len(first)
+        chains = len(first)
         frames = densities.shape[0]
-        ring_of = np.empty(states, np.int64)
-        for ring in range(rings):
-            ring_of[first[ring]: first[ring] + length[ring]] = ring
-        pred_ring = ring_of[prev_states]  # a head's predecessors are the last states of rings
-        multi = np.full(rings, -1, np.int64)
+        chosen = np.full(chains, -1, np.int64)  # a head's column of back-pointers, if it has a choice
         count = 0
-        for ring in range(rings):
-            head = first[ring]
-            if pointers[head + 1] - pointers[head] > 1:
-                multi[ring] = count
+        for chain in range(chains):
+            if pointers[first[chain] + 1] - pointers[first[chain]] > 1:
+                chosen[chain] = count
                 count += 1
         back = np.zeros((frames, max(count, 1)), np.uint8)
-        # State (ring r, position p) at frame t lives in slot first[r] + (p + offset[r]) % length[r],
-        # offset[r] = -t mod length[r]. Frame -1 holds the initial distribution.
-        offset = np.empty(rings, np.int64)
-        scores = np.empty(states)
-        for ring in range(rings):
-            offset[ring] = 1 % length[ring]
-            for position in range(length[ring]):
-                scores[first[ring] + (position + offset[ring]) % length[ring]] = log_initial[first[ring] + position]
-        heads = np.empty(rings)
-        tails = np.empty(rings)
+        scores = log_initial.copy()  # frame -1 holds the initial distribution
+        shifted = np.empty(states)
+        tails = np.empty(chains)
         for frame in range(frames):
-            for ring in range(rings):
-                offset[ring] = offset[ring] - 1 if offset[ring] > 0 else length[ring] - 1
-            # A ring's last state at the previous frame sits where its head goes now.
-            for ring in range(rings):
-                tails[ring] = scores[first[ring] + offset[ring]]
-            for ring in range(rings):
-                head = first[ring]
-                density = densities[frame, density_of[head]]
-                best = -np.inf
-                choice = 0
+            none, beat, down = densities[frame, 0], densities[frame, 1], densities[frame, 2]
+            for chain in range(chains):
+                tails[chain] = scores[first[chain] + length[chain] - 1]
+            # Every state moves one place along its chain (a head's value is replaced below).
+            for state in range(1, states):
+                c = column[state]
+                shifted[state] = scores[state - 1] + 0.0 + (none if c == 0 else (beat if c == 1 else down))
+            for chain in range(chains):
+                head = first[chain]
+                density = densities[frame, column[head]]
                 start = pointers[head]
-                for pointer in range(start, pointers[head + 1]):  # selects, not branches; the first best wins
-                    value = tails[pred_ring[pointer]] + log_probs[pointer] + density
-                    better = value > best
-                    choice = pointer - start if better else choice
-                    best = value if better else best
-                heads[ring] = best
-                if multi[ring] >= 0:
-                    back[frame, multi[ring]] = choice
-            # Every other state moved one place along its ring; position 0 is the head's slot.
-            for ring in range(rings):
-                scores[first[ring] + offset[ring]] = heads[ring]
-            for run in range(len(run_ring)):
-                ring = run_ring[run]
-                base, size = first[ring], length[ring]
-                density = densities[frame, run_column[run]]
-                start = run_start[run] + offset[ring]
-                stop = run_stop[run] + offset[ring]
-                if start >= size:
-                    start -= size
-                    stop -= size
-                if stop <= size:
-                    for slot in range(base + start, base + stop):
-                        scores[slot] = scores[slot] + 0.0 + density
-                else:
-                    for slot in range(base + start, base + size):
-                        scores[slot] = scores[slot] + 0.0 + density
-                    for slot in range(base, base + stop - size):
-                        scores[slot] = scores[slot] + 0.0 + density
-        final = np.empty(states)
-        for ring in range(rings):
-            for position in range(length[ring]):
-                final[first[ring] + position] = scores[first[ring] + (position + offset[ring]) % length[ring]]
-        state = int(np.argmax(final))
-        log_probability = final[state]
+                size = pointers[head + 1] - start
+                base = band[chain]
+                # First best of the predecessors, in four lanes (k, k+1, k+2, k+3 apart).
+                b0 = b1 = b2 = b3 = -np.inf
+                c0 = c1 = c2 = c3 = 0
+                k = 0
+                while k + 4 <= size:
+                    v0 = tails[base + k] + log_probs[start + k] + density
+                    v1 = tails[base + k + 1] + log_probs[start + k + 1] + density
+                    v2 = tails[base + k + 2] + log_probs[start + k + 2] + density
+                    v3 = tails[base + k + 3] + log_probs[start + k + 3] + density
+                    u0, u1, u2, u3 = v0 > b0, v1 > b1, v2 > b2, v3 > b3
+                    c0 = k if u0 else c0
+                    c1 = k + 1 if u1 else c1
+                    c2 = k + 2 if u2 else c2
+                    c3 = k + 3 if u3 else c3
+                    b0 = v0 if u0 else b0
+                    b1 = v1 if u1 else b1
+                    b2 = v2 if u2 else b2
+                    b3 = v3 if u3 else b3
+                    k += 4
+                while k < size:
+                    v0 = tails[base + k] + log_probs[start + k] + density
+                    u0 = v0 > b0
+                    c0 = k if u0 else c0
+                    b0 = v0 if u0 else b0
+                    k += 1
+                # The lanes' bests: the larger, and of equal ones the earlier predecessor.
+                if b1 > b0 or (b1 == b0 and c1 < c0):
+                    b0, c0 = b1, c1
+                if b2 > b0 or (b2 == b0 and c2 < c0):
+                    b0, c0 = b2, c2
+                if b3 > b0 or (b3 == b0 and c3 < c0):
+                    b0, c0 = b3, c3
+                shifted[head] = b0
+                if chosen[chain] >= 0:
+                    back[frame, chosen[chain]] = c0
+            scores, shifted = shifted, scores
+        state = int(np.argmax(scores))
+        log_probability = scores[state]
+        chain_of = np.empty(states, np.int64)
+        for chain in range(chains):
+            chain_of[first[chain]: first[chain] + length[chain]] = chain
         path = np.empty(frames, np.uint32)
         path[frames - 1] = state
         for frame in range(frames - 1, 0, -1):
-            ring = ring_of[state]
-            offset_in = back[frame, multi[ring]] if state == first[ring] and multi[ring] >= 0 else 0
+            chain = chain_of[state]
+            offset_in = back[frame, chosen[chain]] if state == first[chain] and chosen[chain] >= 0 else 0
             state = prev_states[pointers[state] + offset_in]
             path[frame - 1] = state
         return path, log_probability
