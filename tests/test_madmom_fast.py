@@ -52,6 +52,38 @@ def test_viterbi_finds_madmoms_bar_paths_exactly(activation):
             assert probability == expected_probability
 
 
+def test_viterbi_other_models_give_madmoms_answer():
+    """Models unlike the beat and bar spaces: every state a head of its own (the kernel's
+    chains of one state), a head whose predecessors are not consecutive chains and more
+    density columns than the kernel picks from (both left to madmom's own Viterbi). Each
+    gives madmom's path and probability, never a wrong fast one."""
+    from madmom.ml.hmm import HiddenMarkovModel, TransitionModel
+
+    class Columns:  # an observation model with one density column per state
+        def __init__(self, states):
+            self.pointers = np.arange(states, dtype=np.uint32)
+
+        def densities(self, observations):
+            return np.asarray(observations, dtype=np.float64)
+
+        def log_densities(self, observations):
+            return np.log(self.densities(observations))
+
+    rng = np.random.default_rng(3)
+    gapped = np.ones((3, 3))
+    gapped[0, 1] = 0  # state 0 follows states 0 and 2, not 1
+    for weights in (np.ones((3, 3)), gapped, np.ones((4, 4))):
+        dense = weights * rng.random(weights.shape)  # dense[to, from]
+        dense /= dense.sum(axis=0, keepdims=True)
+        to, since = np.nonzero(dense)
+        hmm = HiddenMarkovModel(TransitionModel.from_dense(to, since, dense[to, since]), Columns(len(dense)))
+        observations = rng.random((300, len(dense))) + 0.01
+        expected_path, expected_probability = hmm.viterbi(observations)
+        path, probability = viterbi(hmm, observations)
+        np.testing.assert_array_equal(path, expected_path)
+        assert probability == expected_probability
+
+
 def test_beats_decode_equals_madmoms_dbn_beat_tracker(activation):
     from madmom.features.beats import DBNBeatTrackingProcessor
 
