@@ -11,7 +11,9 @@ once) per process, labelled by role (the coordinator, each worker by its lane an
 the peak of their sum. Unit seconds per step come from the result (the time its chunk units
 and its merge took, summed over workers). For 5 minutes, madmom's own processors giving the
 ``default`` pipeline's answers (downbeat RNN + DBN, CNN key, CNN chord features + CRF) on the
-whole file in one process (``benchmarks/madmom_direct.py all``) run beside it.
+whole file in one process (``benchmarks/madmom_direct.py all``) run beside it, and then
+``--pairs`` more times alternating with ``default`` (timings on a shared 2-core machine vary by
+~15 % from run to run: the ratio is given as the median of the pairs, with their range).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def main() -> None:
     parser = arguments(__doc__, "README.md")
     parser.add_argument("--minutes", default=",".join(f"{m:g}" for m in LENGTHS))
     parser.add_argument("--pipelines", default=",".join(PIPELINES))
+    parser.add_argument("--pairs", type=int, default=3, help="alternating bare madmom / default runs at 5 minutes")
     args = parser.parse_args()
     lengths = [float(m) for m in args.minutes.split(",")]
     pipelines = args.pipelines.split(",")
@@ -80,7 +83,7 @@ def main() -> None:
               "process's own peak. Unit seconds per step: chunk units and merge, summed over workers.", "",
               "| pipeline | song | wall | realtime | / bare madmom | peak MB, all | peak MB per process | "
               "unit seconds per step |", "|---|---|---|---|---|---|---|---|"]
-    lines = list(header)
+    lines, pairs = list(header), None
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
         for minutes in lengths:
@@ -97,8 +100,29 @@ def main() -> None:
                 row = run_song(pipeline, song, temp / f"out-{pipeline}")
                 lines.append(format_row(pipeline, minutes, row, madmom))
                 print(lines[-1], flush=True)
+            if minutes == 5 and args.pairs and "default" in pipelines:
+                pairs = alternating_pairs(song, temp, args.pairs)
+                print(pairs, flush=True)
             song.unlink()
+    if pairs:
+        lines += ["", pairs]
     publish("\n".join(lines), "lengths", args.write, ROOT / "README.md")
+
+
+def alternating_pairs(song: Path, temp: Path, count: int) -> str:
+    """Bare madmom and ``default`` on the 5-minute song, one after the other ``count`` times:
+    the ratio of each pair, and their median."""
+    import statistics
+
+    madmom, ours = [], []
+    for n in range(count):
+        seconds, _, _ = measure([sys.executable, str(ROOT / "benchmarks" / "madmom_direct.py"), "all", str(song)])
+        madmom.append(seconds)
+        ours.append(run_song("default", song, temp / f"pair-{n}")["wall"])
+    ratios = [a / b for a, b in zip(ours, madmom)]
+    return (f"5 minutes, `default` against bare madmom in {count} alternating pairs: "
+            f"{', '.join(f'{s:.1f}' for s in ours)} s against {', '.join(f'{s:.1f}' for s in madmom)} s; "
+            f"ratio {statistics.median(ratios):.2f} (median of the pairs; {min(ratios):.2f}–{max(ratios):.2f}).")
 
 
 if __name__ == "__main__":
