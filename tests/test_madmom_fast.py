@@ -34,7 +34,7 @@ def test_viterbi_finds_madmoms_path_and_probability(activation):
 
 
 def test_viterbi_finds_madmoms_bar_paths_exactly(activation):
-    """The bar HMMs (3/4 and 4/4, the downbeat decode): the ring-buffer recursion does madmom's
+    """The bar HMMs (3/4 and 4/4, the downbeat decode): the chain recursion does madmom's
     arithmetic, so the path and its probability are madmom's to the bit, on the network's
     output and on random observations."""
     from madmom.features.downbeats import DBNDownBeatTrackingProcessor
