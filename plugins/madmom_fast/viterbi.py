@@ -34,7 +34,7 @@ DENSITY_COLUMNS = 3  # beat models have two (beat, none), bar models three (down
 def viterbi(hmm, observations: np.ndarray) -> tuple[np.ndarray, float]:
     """(best state path, its log probability), as ``hmm.viterbi(observations)`` returns."""
     tm, om = hmm.transition_model, hmm.observation_model
-    chains = chain_rings(tm.states, tm.pointers, tm.log_probabilities)
+    chains = chain_layout(tm.states, tm.pointers, tm.log_probabilities)
     densities = np.ascontiguousarray(om.log_densities(observations), dtype=np.float64)
     if chains is None or densities.ndim != 2 or densities.shape[1] > DENSITY_COLUMNS:
         return hmm.viterbi(observations)  # not a beat state space: fall back to madmom's
@@ -50,7 +50,7 @@ def viterbi(hmm, observations: np.ndarray) -> tuple[np.ndarray, float]:
     return path, log_probability
 
 
-def chain_rings(prev_states: np.ndarray, pointers: np.ndarray, log_probs: np.ndarray):
+def chain_layout(prev_states: np.ndarray, pointers: np.ndarray, log_probs: np.ndarray):
     """(first state, length, first predecessor chain) of each chain, or None where the model
     is not made of chains whose heads follow a run of consecutive chains' last states, in
     order (or a head has more predecessors than a byte can index): then the generic decode
