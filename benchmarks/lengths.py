@@ -8,8 +8,10 @@ Each row is one ``mirflow run PIPELINE SONG --force`` (the whole command, import
 one worker per core) on a synthesized song. While it runs, every process of its tree is
 sampled every 0.2 s: peak PSS (proportional set size: memory shared between processes counts
 once) per process, labelled by role (the coordinator, each worker by its lane and slot), and
-the peak of their sum. Unit seconds per step come from the result (the time its chunk units
-and its merge took, summed over workers). For 5 minutes, madmom's own processors giving the
+the peak of their sum. Seconds per step come from the result: the CPU time the workers spent
+on its chunk units and its merge (``cpu_seconds``), and in brackets the wall time of those
+units (``seconds``), both summed over workers; where the wall time is well above the CPU
+time, the step waited for a core. For 5 minutes, madmom's own processors giving the
 ``default`` pipeline's answers (downbeat RNN + DBN, CNN key, CNN chord features + CRF) on the
 whole file in one process (``benchmarks/madmom_direct.py all``) run beside it, and then
 ``--pairs`` more times alternating with ``default`` (timings on a shared 2-core machine vary by
@@ -47,7 +49,7 @@ def role(pid: int, root: int) -> str:
 
 
 def run_song(pipeline: str, song: Path, out: Path) -> dict:
-    """Wall seconds, peak MB in total and per role, and unit seconds per step of one run."""
+    """Wall seconds, peak MB in total and per role, and CPU and unit seconds per step of one run."""
     peaks: dict[str, float] = {}
     roles: dict[int, str] = {}
 
@@ -58,13 +60,14 @@ def run_song(pipeline: str, song: Path, out: Path) -> dict:
     wall, peak, _ = measure([MIRFLOW, "run", pipeline, str(song), "-o", str(out), "--force", "--format", "json"],
                             each=each)
     result = json.loads((out / f"{song.stem}.json").read_text())
-    steps = {sid: step["seconds"] for sid, step in result["steps"].items()}
+    steps = {sid: (step["cpu_seconds"], step["seconds"]) for sid, step in result["steps"].items()}
     return {"wall": wall, "peak": peak, "peaks": peaks, "steps": steps}
 
 
 def format_row(pipeline: str, minutes: float, row: dict, madmom: float | None) -> str:
     processes = ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(row["peaks"].items()) if mb >= 1)
-    steps = ", ".join(f"{sid} {s:.1f}" for sid, s in sorted(row["steps"].items(), key=lambda i: -i[1]) if s >= 0.05)
+    steps = ", ".join(f"{sid} {cpu:.1f} ({wall:.1f})" for sid, (cpu, wall) in
+                      sorted(row["steps"].items(), key=lambda i: -i[1][0]) if max(cpu, wall) >= 0.05)
     ratio = f"{row['wall'] / madmom:.2f}" if madmom else "-"
     return (f"| `{pipeline}` | {minutes:g} min | {row['wall']:.1f} s | {minutes * 60 / row['wall']:.0f}x | {ratio} | "
             f"{row['peak']:.0f} | {processes} | {steps} |")
@@ -80,9 +83,10 @@ def main() -> None:
     pipelines = args.pipelines.split(",")
     header = [f"Machine: {os.cpu_count()} cores; `mirflow run PIPELINE SONG` (whole command, one worker per core), "
               "synthesized songs. Peak MB: the largest sum of PSS over all processes at one moment, then each "
-              "process's own peak. Unit seconds per step: chunk units and merge, summed over workers.", "",
+              "process's own peak. Per step: CPU seconds of its chunk units and merge (in brackets their wall "
+              "seconds), summed over workers.", "",
               "| pipeline | song | wall | realtime | / bare madmom | peak MB, all | peak MB per process | "
-              "unit seconds per step |", "|---|---|---|---|---|---|---|---|"]
+              "CPU (unit) seconds per step |", "|---|---|---|---|---|---|---|---|"]
     lines, pairs = list(header), None
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)

@@ -1,7 +1,7 @@
 """The result of one file: its JSON model, file names and atomic writes (formats: exports.py).
 
 Format (``schema_version`` 1): ``source``, ``pipeline``, ``chunks``, ``steps`` (per
-step: analyzer, version, params, status, device, seconds, outputs, error),
+step: analyzer, version, params, status, device, seconds, cpu_seconds, outputs, error),
 ``summary`` (tempo, key, time signature, other scalars and labels), ``timeline``
 (beats, downbeats, chords, keys, tempo, sections) and ``errors``. docs/results.md has it all.
 """

@@ -141,12 +141,12 @@ class GpuCounter(mirflow.Analyzer):
 
 
 class Slow(mirflow.Analyzer):
-    """Sleeps per chunk (to see lanes overlap), kills its own process on files named *crash*,
-    never returns on files named *hang*."""
+    """Sleeps per chunk (to see lanes overlap), then keeps a core busy for ``spin`` seconds of
+    CPU; kills its own process on files named *crash*, never returns on files named *hang*."""
 
     name = "fake.slow"
     sample_rate = 22050
-    params = {"sleep": mirflow.Param(0.2, float, min=0)}
+    params = {"sleep": mirflow.Param(0.2, float, min=0), "spin": mirflow.Param(0.0, float, min=0)}
     outputs = {"slept": mirflow.SCALAR}
 
     def analyze(self, chunk, inputs):
@@ -155,6 +155,9 @@ class Slow(mirflow.Analyzer):
         if "hang" in os.path.basename(chunk.path):
             time.sleep(3600)
         time.sleep(self.config["sleep"])
+        until = time.process_time() + self.config["spin"]
+        while time.process_time() < until:
+            pass
         return {"slept": self.config["sleep"]}
 
 

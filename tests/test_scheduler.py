@@ -91,6 +91,22 @@ def test_cpu_and_gpu_lanes_work_at_the_same_time(pm, registry, recorder, write_p
     assert scheduler.busy["gpu"] >= 1.6 and scheduler.busy["cpu"] >= 1.6
 
 
+def test_a_steps_record_gives_its_units_wall_and_cpu_seconds(pm, registry, write_pipeline, write_clicks, tmp_path):
+    """``seconds`` is the wall time of a step's units, ``cpu_seconds`` the CPU time the worker
+    spent on them: a step that waits has the one without the other (the benchmarks report
+    both, so that a step slowed by a busy machine is told from one that computes more)."""
+    files = clicks_files(write_clicks, 2, 12.0)
+    pipeline = write_pipeline("chunking: off\nsteps:\n"
+                              "  - {analyzer: fake.slow, id: waits, params: {sleep: 0.6}}\n"
+                              "  - {analyzer: fake.slow, id: computes, params: {sleep: 0, spin: 0.6}}\n")
+    outcomes, results, _ = run(pm, registry, pipeline, files, tmp_path / "out", jobs=2)
+    assert all(o.ok for o in outcomes)
+    for result in results:
+        waits, computes = result["steps"]["waits"], result["steps"]["computes"]
+        assert waits["seconds"] >= 0.6 and waits["cpu_seconds"] < 0.3
+        assert computes["cpu_seconds"] >= 0.6 and computes["seconds"] >= 0.6
+
+
 def test_gpu_out_of_memory_halves_the_batch(pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
     import fakes
 

@@ -49,7 +49,8 @@ class StepRecord:
     params: dict[str, Any]
     status: Status = Status.PENDING
     device: str | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of its units, summed over workers
+    cpu_seconds: float = 0.0  # CPU time of the processes while they ran its units (all their threads)
     outputs: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)  # what the contract's rules cleaned (mirflow.contract)
@@ -347,6 +348,7 @@ class Scheduler:
         elif unit.kind == AGGREGATE:
             record = job.steps[unit.step].record
             record.seconds += completion.seconds
+            record.cpu_seconds += completion.cpu_seconds
             if completion.ok:
                 record.status, record.outputs = Status.OK, completion.value["outputs"]
                 record.notes = completion.value["notes"]
@@ -455,6 +457,7 @@ class Scheduler:
     def chunk_done(self, job: FileJob, unit: Unit, completion: Completion) -> None:
         state = job.steps[unit.step]
         state.record.seconds += completion.seconds
+        state.record.cpu_seconds += completion.cpu_seconds
         if unit.kind == PREPARE:
             state.prepares_left -= 1
         if state.record.status != Status.PENDING:
@@ -542,6 +545,7 @@ class Scheduler:
                 continue
             record = job.steps[unit.step].record
             record.seconds += completion.seconds / len(owners)
+            record.cpu_seconds += completion.cpu_seconds / len(owners)
             if completion.ok:
                 record.device = completion.value["device"]
                 self.part_done(job, unit.step, chunk, unit.payload["offsets"][position],

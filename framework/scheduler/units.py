@@ -121,6 +121,7 @@ class Completion:
     error: str | None = None
     traceback: str | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the process that ran it, all its threads, while it ran
     worker: int | None = None
     node: str | None = None  # the Ray node that ran it (None: this machine)
 
@@ -138,15 +139,19 @@ class UnitRunner:
         self.setups: Counter = Counter()  # (step, role) -> set-ups in this process (kept: one each)
 
     def run(self, unit: Unit) -> Completion:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
+
+        def spent() -> dict:
+            return {"seconds": time.perf_counter() - began, "cpu_seconds": time.process_time() - cpu}
+
         try:
             value = getattr(self, f"run_{unit.kind}")(unit)
-            return Completion(unit, True, value, seconds=time.perf_counter() - began)
+            return Completion(unit, True, value, **spent())
         except (SetupFailure, DecodeError, ContractError, UnitTimeout) as err:  # their messages are complete sentences already
-            return Completion(unit, False, error=str(err), seconds=time.perf_counter() - began)
+            return Completion(unit, False, error=str(err), **spent())
         except Exception as err:
             return Completion(unit, False, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
-                              seconds=time.perf_counter() - began)
+                              **spent())
 
     def analyzer(self, step_id: str, role: str) -> Analyzer:
         """The step's analyzer, set up for ``role`` (``model`` on the device, ``features``
