@@ -28,7 +28,7 @@ import threading
 import numpy as np
 
 MAX_PREDECESSORS = 255  # a head's choice is kept in one byte
-DENSITY_COLUMNS = 3  # beat models have two (beat, none), bar models three (downbeat, beat, none)
+DENSITY_COLUMNS = 3  # columns in order: beat models (none, beat), bar models (none, beat, downbeat)
 
 
 def viterbi(hmm, observations: np.ndarray) -> tuple[np.ndarray, float]:
