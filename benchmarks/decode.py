@@ -1,7 +1,7 @@
 """The whole-track beat and bar decode alone: mirflow's Viterbi against madmom's, by length.
 
     .venv/bin/python benchmarks/decode.py                 # 5, 20 and 60 minutes
-    .venv/bin/python benchmarks/decode.py --write         # also rewrite the table in README.md
+    .venv/bin/python benchmarks/decode.py --write         # also rewrite the table in docs/performance.md
 
 The decode is the one serial unit of a long file (issue 19): the bar-tracking DBN runs once per
 bar length over the whole track, after the chunks. The activations are the downbeat network's on
@@ -52,7 +52,7 @@ def best_of(repeat: int, call) -> tuple[float, object]:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "README.md")
+    parser = arguments(__doc__, "docs/performance.md")
     parser.add_argument("--minutes", default="5,20,60")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -89,7 +89,7 @@ def main() -> None:
         merge, _ = best_of(args.repeat, lambda: tracker.decode(observations))
         lines.append(f"| {minutes:g} min | merge (`Downbeats.decode`) | - | {merge:.2f} s | - |")
         print(lines[-1], flush=True)
-    publish("\n".join(lines), "decode", args.write, ROOT / "README.md")
+    publish("\n".join(lines), "decode", args.write)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The first run after an install against warm runs, per bundled pipeline, on the bundled example.
 
     .venv/bin/python benchmarks/first_run.py                 # default, fast and full
-    .venv/bin/python benchmarks/first_run.py --write         # also rewrite the table in README.md
+    .venv/bin/python benchmarks/first_run.py --write         # also rewrite the table in docs/performance.md
 
 A first run is ``mirflow run PIPELINE examples/example.ogg`` (the whole command, one worker per
 core) with ``XDG_CACHE_HOME`` pointing at an empty folder, so mirflow's numba caches are empty as
@@ -37,7 +37,7 @@ def timed_runs(pipeline: str, warm: int, temp: Path) -> tuple[float, list[float]
 
 
 def main() -> None:
-    parser = arguments(__doc__, "README.md")
+    parser = arguments(__doc__, "docs/performance.md")
     parser.add_argument("--pipelines", default="default,fast,full")
     parser.add_argument("--warm", type=int, default=3, help="warm runs after the first (their median is the reference)")
     args = parser.parse_args()
@@ -51,7 +51,7 @@ def main() -> None:
             median = statistics.median(warm)
             lines.append(f"| `{pipeline}` | {first:.1f} s | {', '.join(f'{w:.1f}' for w in warm)} s | {median:.1f} s | "
                          f"{first / median:.1f}x | {'yes' if compiles(pipeline) else 'no'} |")
-    publish("\n".join(lines), "first_run", args.write, ROOT / "README.md")
+    publish("\n".join(lines), "first_run", args.write)
 
 
 def compiles(pipeline: str) -> bool:

@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/independent.py --corpus gm-dev  # the split choices were made on
     .venv/bin/python benchmarks/independent.py --corpus synth   # the project's own synthesizer
     .venv/bin/python benchmarks/independent.py --corpus real    # the real excerpts in ../shared/realdata
-    .venv/bin/python benchmarks/independent.py --write          # also rewrites the table in README.md
+    .venv/bin/python benchmarks/independent.py --write          # also rewrites the table in docs/accuracy.md
 
-(``--corpus all --write`` rewrites the three README tables: GM test, own synth, real.)
+(``--corpus all --write`` rewrites the three tables in docs/accuracy.md: GM test, own synth, real.)
 
 Songs: ``gm_corpus`` (MIDI rendered by FluidSynth with the FluidR3 General MIDI soundfont; 24
 thirty-second songs in ten styles and six two-minute songs with a tempo change or a
@@ -58,7 +58,7 @@ def mean_row(name: str, rows: list[dict]) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-MARKERS = {"gm-test": "independent", "synth": "accuracy_synth", "real": "accuracy_real"}  # README tables
+MARKERS = {"gm-test": "independent", "synth": "accuracy_synth", "real": "accuracy_real"}  # tables in docs/accuracy.md
 
 
 def corpus(name: str, work: Path) -> tuple[list, str]:
@@ -116,11 +116,11 @@ def measure(name: str) -> str:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "README.md")
+    parser = arguments(__doc__, "docs/accuracy.md")
     parser.add_argument("--corpus", choices=("gm-test", "gm-dev", "synth", "real", "all"), default="gm-test")
     args = parser.parse_args()
     for name in ("gm-test", "synth", "real") if args.corpus == "all" else (args.corpus,):
-        publish(measure(name), MARKERS.get(name, ""), args.write and name in MARKERS, ROOT / "README.md")
+        publish(measure(name), MARKERS.get(name, ""), args.write and name in MARKERS)
 
 
 if __name__ == "__main__":

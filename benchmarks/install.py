@@ -2,7 +2,7 @@
 core resolves to binary wheels on macOS (arm64) and Windows.
 
     .venv/bin/python benchmarks/install.py           # prints the table
-    .venv/bin/python benchmarks/install.py --write   # also rewrites it in README.md
+    .venv/bin/python benchmarks/install.py --write   # also rewrites it in docs/install.md
 
 Each install is a fresh virtual environment and a plain ``pip install`` of the wheel built
 from this checkout (pip's cache as this machine has it: times are for a warm cache). The
@@ -69,7 +69,7 @@ def resolves(wheel: Path, platform: str) -> str:
 
 
 def main() -> None:
-    args = arguments(__doc__, "README.md").parse_args()
+    args = arguments(__doc__, "docs/install.md").parse_args()
     work = Path(tempfile.mkdtemp(prefix="mirflow-install-"))
     wheel = build_wheel(work)
     rows = ["| install | time | environment size |", "|---|---|---|"]
@@ -82,7 +82,7 @@ def main() -> None:
         rows.append(f"| `{platform}` | {resolves(wheel, platform)} |")
         print(rows[-1], flush=True)
     subprocess.run(["rm", "-rf", str(work)])
-    publish("\n".join(rows), "install", args.write, ROOT / "README.md")
+    publish("\n".join(rows), "install", args.write)
 
 
 if __name__ == "__main__":

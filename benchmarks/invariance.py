@@ -2,7 +2,7 @@
 would not call a different song.
 
     .venv/bin/python benchmarks/invariance.py            # prints the table
-    .venv/bin/python benchmarks/invariance.py --write    # also rewrites the table in README.md
+    .venv/bin/python benchmarks/invariance.py --write    # also rewrites the table in docs/accuracy.md
 
 Recordings: the Battle for Wesnoth soundtrack (Debian package ``wesnoth-1.16-music``, orchestral
 and folk game music in OGG, GPL-2+), downloaded with ``apt-get download`` and unpacked into
@@ -166,7 +166,7 @@ COLUMNS = (("beats", "beats agree (10 ms; stretched: 50 ms)"), ("tempo", "tempo 
 
 
 def main() -> None:
-    parser = arguments(__doc__, "README.md")
+    parser = arguments(__doc__, "docs/accuracy.md")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-peers", action="store_true", help="leave out madmom's own beat tracker")
     args = parser.parse_args()
@@ -199,7 +199,7 @@ def main() -> None:
             cells = [f"{np.mean([r[k] for r in rows]):.3f}" if k in rows[0] else "-" for k, _ in COLUMNS]
             lines.append(f"| {change} | {method} | " + " | ".join(cells) + " |")
     print("\n".join(failures), file=sys.stderr)
-    publish("\n".join(lines), "invariance", args.write, ROOT / "README.md")
+    publish("\n".join(lines), "invariance", args.write)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/lengths.py                       # 0.5, 2, 5, 20, 60 minutes, every bundled pipeline
     .venv/bin/python benchmarks/lengths.py --minutes 5,60 --pipelines default
-    .venv/bin/python benchmarks/lengths.py --write               # also rewrite the table in README.md
+    .venv/bin/python benchmarks/lengths.py --write               # also rewrite the table in docs/performance.md
 
 Each row is one ``mirflow run PIPELINE SONG --force`` (the whole command, imports included,
 one worker per core) on a synthesized song. While it runs, every process of its tree is
@@ -74,7 +74,7 @@ def format_row(pipeline: str, minutes: float, row: dict, madmom: float | None) -
 
 
 def main() -> None:
-    parser = arguments(__doc__, "README.md")
+    parser = arguments(__doc__, "docs/performance.md")
     parser.add_argument("--minutes", default=",".join(f"{m:g}" for m in LENGTHS))
     parser.add_argument("--pipelines", default=",".join(PIPELINES))
     parser.add_argument("--pairs", type=int, default=3, help="alternating bare madmom / default runs at 5 minutes")
@@ -110,7 +110,7 @@ def main() -> None:
             song.unlink()
     if pairs:
         lines += ["", pairs]
-    publish("\n".join(lines), "lengths", args.write, ROOT / "README.md")
+    publish("\n".join(lines), "lengths", args.write)
 
 
 def alternating_pairs(song: Path, temp: Path, count: int) -> str:

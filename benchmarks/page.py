@@ -1,7 +1,7 @@
 """How fast the live page draws a long result, in headless Chromium.
 
     .venv/bin/python benchmarks/page.py            # prints the table
-    .venv/bin/python benchmarks/page.py --write    # also rewrites the table in README.md
+    .venv/bin/python benchmarks/page.py --write    # also rewrites the table in docs/server.md
 
 ``mirflow serve`` runs on a free port; the page is given a result without a job (a drawn
 20-minute song at 150 BPM: 3,000 beats, 1,500 chord segments, 40 sections, a tempo curve) and
@@ -63,7 +63,7 @@ def serve() -> tuple[subprocess.Popen, str]:
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    args = arguments(__doc__, "README.md").parse_args()
+    args = arguments(__doc__, "docs/server.md").parse_args()
     result = drawn_result(1200.0, 150.0)
     actions = [("whole song", "show", result), ("zoom in to 1/8", "view", [525.0, 675.0]),
                ("pan by 1/16", "view", [600.0, 750.0]), ("zoom out to whole", "view", [0.0, 1200.0])]
@@ -91,7 +91,7 @@ def main() -> None:
         f"({elements} SVG elements drawn for the whole song). Milliseconds until the frame after the action is "
         "painted; five rounds.", "",
         "| action | median ms | slowest ms |", "|---|---|---|", *rows])
-    publish(text, "page", args.write, ROOT / "README.md")
+    publish(text, "page", args.write)
 
 
 if __name__ == "__main__":

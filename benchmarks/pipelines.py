@@ -1,8 +1,8 @@
-"""The bundled pipelines' accuracy: the README's pipeline table (speed and memory by song
+"""The bundled pipelines' accuracy: the pipeline table in docs/accuracy.md (speed and memory by song
 length: ``benchmarks/lengths.py``).
 
     .venv/bin/python benchmarks/pipelines.py            # prints the table
-    .venv/bin/python benchmarks/pipelines.py --write    # also rewrites it in README.md
+    .venv/bin/python benchmarks/pipelines.py --write    # also rewrites it in docs/accuracy.md
 
 Accuracy: each pipeline through ``mirflow run`` on the synthesized corpus (24 steady songs,
 6 modulating two-minute songs) and the real annotated excerpts, scored with
@@ -38,7 +38,7 @@ def accuracy(pipeline: str, pieces, out: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "README.md")
+    parser = arguments(__doc__, "docs/accuracy.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
@@ -64,7 +64,7 @@ def main() -> None:
             cells.append(f"{a} / {b}")
         lines.append(f"| `{pipeline}` | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
-    publish(table, "pipelines", args.write, ROOT / "README.md")
+    publish(table, "pipelines", args.write)
 
 
 if __name__ == "__main__":

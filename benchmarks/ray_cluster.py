@@ -1,7 +1,7 @@
 """The Ray executor beside the local one, and what a cluster would do with a 60-minute file.
 
     .venv/bin/python benchmarks/ray_cluster.py            # prints the tables
-    .venv/bin/python benchmarks/ray_cluster.py --write    # also into README.md (marker ray)
+    .venv/bin/python benchmarks/ray_cluster.py --write    # also into docs/cluster.md (marker ray)
     .venv/bin/python benchmarks/ray_cluster.py --quick    # the clips only, no 60-minute song
 
 1. Side by side, each a whole command on this machine (`mirflow run default ... --jobs 2`;
@@ -181,7 +181,7 @@ def serial_arithmetic(song: Path) -> str:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "README.md (marker ray)")
+    parser = arguments(__doc__, "docs/cluster.md (marker ray)")
     parser.add_argument("--quick", action="store_true", help="the clips only; no 20- and 60-minute songs")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mirflow-ray-bench-"))
@@ -201,7 +201,7 @@ def main() -> None:
     if not args.quick:
         write_song(work / "song60.wav", 60, seed=60)
         parts += ["", serial_arithmetic(work / "song60.wav")]
-    publish("\n".join(parts), "ray", args.write, ROOT / "README.md")
+    publish("\n".join(parts), "ray", args.write)
     for path in work.iterdir():
         path.unlink()
     work.rmdir()

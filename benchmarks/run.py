@@ -38,12 +38,24 @@ def arguments(doc: str, where: str = "benchmarks/README.md") -> argparse.Argumen
     return parser
 
 
-def publish(table: str, marker: str, write: bool, path: Path = ROOT / "benchmarks" / "README.md") -> None:
-    """Print the table; with --write, put it between its markers in ``path``."""
+def publish(table: str, marker: str, write: bool, path: Path | None = None) -> None:
+    """Print the table; with --write, put it between its markers in the page that holds them
+    (``path`` if given and it has them, else whichever of docs/*.md, README.md and
+    benchmarks/README.md does: tables moved between pages keep their scripts working)."""
     print()
     print(table)
     if write:
-        replace_block(path, marker, table)
+        replace_block(marker_page(marker, path), marker, table)
+
+
+def marker_page(marker: str, path: Path | None = None) -> Path:
+    """The one page that holds ``<!-- marker -->``."""
+    candidates = ([path] if path else []) + sorted((ROOT / "docs").glob("*.md")) + [
+        ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
+    for page in candidates:
+        if page.exists() and f"<!-- {marker} -->" in page.read_text():
+            return page
+    raise SystemExit(f"no page holds the marker <!-- {marker} -->")
 
 
 def replace_block(path: Path, marker: str, text: str) -> None:

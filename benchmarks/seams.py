@@ -1,7 +1,7 @@
 """Chunked vs. whole-file timelines on every song of the GM corpus's test split.
 
     .venv/bin/python benchmarks/seams.py            # prints the table
-    .venv/bin/python benchmarks/seams.py --write    # also rewrites the table in README.md
+    .venv/bin/python benchmarks/seams.py --write    # also rewrites the table in docs/accuracy.md
 
 The ``default`` pipeline's beats, downbeats and chords run three times over the split (one
 ``mirflow run`` each): whole files, chunked as ``default`` chunks (120 s with 10 s of overlap,
@@ -35,7 +35,7 @@ CHUNKINGS = {"whole": "chunking: {enabled: false}\n",
 
 
 def main() -> None:
-    args = arguments(__doc__, "README.md").parse_args()
+    args = arguments(__doc__, "docs/accuracy.md").parse_args()
     pieces = gm_corpus("test")
     work = Path(tempfile.mkdtemp(prefix="mirflow-seams-"))
     results = {}
@@ -62,7 +62,7 @@ def main() -> None:
         "file (mean over the songs that were cut, and the lowest song).", "",
         "| chunks | songs cut | chunks per song | beats agree (10 ms) | downbeats agree (10 ms) | same chord (time) |",
         "|---|---|---|---|---|---|", *rows])
-    publish(text, "seams", args.write, ROOT / "README.md")
+    publish(text, "seams", args.write)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 latency, cold (no workers), warm (workers up), and after the idle timeout stopped them.
 
     .venv/bin/python benchmarks/serve_idle.py            # prints the table
-    .venv/bin/python benchmarks/serve_idle.py --write    # also into README.md (marker serve-idle)
+    .venv/bin/python benchmarks/serve_idle.py --write    # also into docs/server.md (marker serve-idle)
 
 `mirflow serve --jobs 2 --idle-workers-timeout 10` on a free port; memory is the sum of PSS
 over the server and its worker processes; latency is one POST /api/audio/analyze of a
@@ -30,7 +30,7 @@ def children(pid: int) -> list[str]:
 def main() -> None:
     import httpx
 
-    args = arguments(__doc__, "README.md (marker serve-idle)").parse_args()
+    args = arguments(__doc__, "docs/server.md (marker serve-idle)").parse_args()
     work = Path(tempfile.mkdtemp(prefix="mirflow-serve-bench-"))
     clip = work / "clip.wav"
     write_song(clip, 0.5, seed=7)
@@ -78,7 +78,7 @@ def main() -> None:
     for moment, memory, latency in rows:
         lines.append(f"| {moment} | {f'{memory:.0f} MB' if memory is not None else '-'} | "
                      f"{f'{latency:.1f} s' if latency is not None else '-'} |")
-    publish("\n".join(lines), "serve-idle", args.write, ROOT / "README.md")
+    publish("\n".join(lines), "serve-idle", args.write)
     clip.unlink()
     work.rmdir()
 

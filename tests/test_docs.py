@@ -46,14 +46,14 @@ def test_every_package_folder_is_listed_for_installation():
             assert ".".join((package, *parts)) in listed, init.parent
 
 
-def test_every_analyzer_has_its_licences_in_the_readme_and_commercial_runs_no_nc_model():
+def test_every_analyzer_has_its_licences_in_the_install_docs_and_commercial_runs_no_nc_model():
     from mirflow.cli.common import bundled_pipelines
     from mirflow.pipeline import load_pipeline
     from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
 
     registry = collect_analyzers(make_plugin_manager())
-    text = (ROOT / "README.md").read_text()
-    table = text[text.index("### Licences of the models"):]
+    text = (ROOT / "docs" / "install.md").read_text()
+    table = text[text.index("## Licences of the models"):]
     table = table[:table.index("\n\n", table.index("| analyzer |"))]
     for name in registry.names():
         cls = registry.get(name)
@@ -67,3 +67,32 @@ def test_every_analyzer_has_its_licences_in_the_readme_and_commercial_runs_no_nc
     commercial = load_pipeline(bundled_pipelines()["commercial"], registry)
     for step in commercial.steps:
         assert "NC" not in (registry.get(step.analyzer).model_licence or ""), step.analyzer
+
+
+def test_readme_is_a_front_door_and_its_links_resolve():
+    """The README stays a newcomer's page (reference and tables live in docs/), and every page
+    it or a docs page links to exists."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.name} links to {target}"
+
+
+def test_every_benchmark_table_has_one_page_to_land_in():
+    """Each benchmark's --write finds its <!-- marker --> in exactly one page."""
+    import re
+
+    pages = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    texts = {page: page.read_text() for page in pages}
+    markers = set()
+    for script in (ROOT / "benchmarks").glob("*.py"):
+        markers |= set(re.findall(r'publish\([^,]+,\s*"([\w-]+)"', script.read_text()))
+    assert len(markers) >= 10
+    for marker in markers:
+        holders = [page.name for page, text in texts.items() if f"<!-- {marker} -->" in text]
+        assert len(holders) == 1, (marker, holders)
