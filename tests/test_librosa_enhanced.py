@@ -8,7 +8,7 @@ import pytest
 
 from mirflow import features
 from mirflow.plugins.librosa_enhanced import chroma_cqt
-from mirflow.plugins.librosa_enhanced.features import chroma_stft
+from mirflow.dsp.features import chroma_stft
 from mirflow.synth import key_progression, make_song
 from songs import run_songs
 

@@ -1,4 +1,4 @@
-"""librosa's STFT features ported to numpy (librosa_enhanced.librosa_port) equal librosa's to the bit.
+"""librosa's STFT features ported to numpy (mirflow.dsp.librosa_port) equal librosa's to the bit.
 
 The default pipeline's key and sections read them instead of importing librosa (whose
 import compiles ~50 numba functions: ~30 s on a machine's first run, ~3 s per worker per
@@ -18,7 +18,7 @@ import pytest
 import soundfile
 import soxr
 
-from mirflow.plugins.librosa_enhanced import librosa_port
+from mirflow.dsp import librosa_port
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"

@@ -150,15 +150,15 @@ class Templates(ChordRecognizer):
         self.device = "cpu"
 
     def recognize(self, chunk):
-        from mirflow.plugins.librosa_enhanced import librosa_port
-        from mirflow.plugins.librosa_enhanced.features import HOP, chroma, first_frame_time, spectral
+        from mirflow.dsp import librosa_port
+        from mirflow.dsp.features import HOP, chroma, first_frame_time, spectral
 
         samples, sample_rate = chunk.samples, chunk.sample_rate
         frames = chroma(chunk, self.config["chroma"])  # 12 x T, each frame scaled to max 1
         norms = np.linalg.norm(frames, axis=0)
         unit = frames / np.maximum(norms, 1e-9)
         match = self.templates @ unit  # 24 x T cosine similarities
-        loud = spectral(chunk)[0][:frames.shape[1]]  # RMS per frame, shared with librosa_enhanced.features
+        loud = spectral(chunk)[0][:frames.shape[1]]  # RMS per frame, shared with mirflow.dsp.features
         quiet = np.zeros(frames.shape[1], dtype=bool)
         quiet[:len(loud)] = loud < 10 ** (-50 / 20)  # below -50 dBFS: nothing to recognize
         no_chord = np.where(quiet, 1.0, self.config["no_chord"])

@@ -10,7 +10,7 @@ import mirflow
 
 from .beats import Beats, aggregate_beats
 from .curves import Features, aggregate_features
-from .features import chroma_cqt
+from mirflow.dsp.features import chroma_cqt
 from .key import PROFILES, Key, aggregate_key, key_label, key_scores
 from .tempo import Tempo, aggregate_tempo
 

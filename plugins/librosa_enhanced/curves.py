@@ -12,7 +12,7 @@ import numpy as np
 import mirflow
 from mirflow.aggregate import merge_curve
 
-from .features import ONSET_HOP, LibrosaAnalyzer, first_frame_time, frame_times, onset_envelope, spectral
+from mirflow.dsp.features import ONSET_HOP, LibrosaAnalyzer, first_frame_time, frame_times, onset_envelope, spectral
 
 FLOOR_DB = -100.0
 DENSITY_SPAN = 2.0  # seconds of onsets counted around each frame

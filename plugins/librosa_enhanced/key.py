@@ -16,7 +16,7 @@ import numpy as np
 import mirflow
 from mirflow.aggregate import merge_curve
 
-from .features import HOP, LibrosaAnalyzer, chroma, first_frame_time
+from mirflow.dsp.features import HOP, LibrosaAnalyzer, chroma, first_frame_time
 
 MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MINOR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
@@ -85,7 +85,7 @@ class Key(LibrosaAnalyzer):
     chunk_outputs = {"scores": mirflow.CURVE}
 
     def calls_librosa(self) -> bool:
-        return self.config["chroma"] == "cqt"  # the STFT chroma is numpy's (.librosa_port)
+        return self.config["chroma"] == "cqt"  # the STFT chroma is numpy's (mirflow.dsp.librosa_port)
 
     def analyze(self, chunk, inputs):
         """Key scores every STEP seconds of the chunk: 24 correlations and a silence flag."""

@@ -15,7 +15,7 @@ import numpy as np
 import mirflow
 from mirflow.aggregate import merge_curve
 
-from .features import ONSET_HOP, RATE, LibrosaAnalyzer, first_frame_time, grid_offset, onset_envelope
+from mirflow.dsp.features import ONSET_HOP, RATE, LibrosaAnalyzer, first_frame_time, grid_offset, onset_envelope
 
 FPS = RATE / ONSET_HOP
 STEP = 1.0  # seconds between local tempo estimates

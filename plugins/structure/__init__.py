@@ -13,7 +13,7 @@ import numpy as np
 
 import mirflow
 from mirflow.aggregate import merge_curve
-from mirflow.plugins.librosa_enhanced.features import LibrosaAnalyzer, chroma, frame_times, timbre
+from mirflow.dsp.features import LibrosaAnalyzer, chroma, frame_times, timbre
 
 from .functions import FUNCTIONS, guess_functions
 from .segment import (
@@ -69,7 +69,7 @@ class Sections(LibrosaAnalyzer):
     chunk_outputs = {"features": mirflow.CURVE}
 
     def calls_librosa(self) -> bool:
-        return False  # STFT chroma and timbre are numpy's (librosa_enhanced.librosa_port)
+        return False  # STFT chroma and timbre are numpy's (mirflow.dsp.librosa_port)
 
     def analyze(self, chunk, inputs):
         """Frame features on the track's 2048-sample grid: chroma, MFCC 1-12, loudness (dB)."""

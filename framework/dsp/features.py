@@ -1,4 +1,5 @@
-"""The spectral features the librosa analyzers share: each computed once per chunk.
+"""The spectral features analyzers share (key, template chords, tempo, curves, sections): each
+computed once per chunk.
 
 Every function takes a chunk (22050 Hz mono) and returns its feature through
 :func:`mirflow.features.shared`, so the key, the template chords, the tempo and the
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import mirflow
-from mirflow.features import shared
+from ..analyzer import Analyzer
+from ..features import shared
 
 from . import librosa_port
 
@@ -24,7 +25,7 @@ BLOCK = HOP * 640  # ~60 s: CQT chroma is computed in blocks (memory)
 CONTEXT = HOP * 32  # ~3 s each side: the lowest CQT filters (and their resampling) reach ~1.6 s
 
 
-class LibrosaAnalyzer(mirflow.Analyzer):
+class LibrosaAnalyzer(Analyzer):
     """What the analyzers on these shared features have in common: 22.05 kHz mono, librosa
     and its licence, and a set-up that imports librosa's feature code once per worker when
     the analyzer calls librosa (~3 s per worker from numba's cache, ~30 s on a machine's
