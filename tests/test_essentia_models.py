@@ -32,13 +32,12 @@ HERE = Path(__file__).resolve().parent
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 
 
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("zoo")
-    done = subprocess.run([sys.executable, str(HERE / "zoo" / "make_tiny_zoo.py"), str(folder)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return folder
+pytestmark = pytest.mark.slow  # TensorFlow in the GPU lane's worker
+
+
+@pytest.fixture
+def zoo(tiny_zoo):
+    return tiny_zoo
 
 
 @pytest.fixture

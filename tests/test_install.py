@@ -45,6 +45,7 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
+@pytest.mark.install
 def test_the_wheel_holds_every_package_pipeline_and_page(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
@@ -59,6 +60,8 @@ def test_the_wheel_holds_every_package_pipeline_and_page(wheel):
         assert f"{plugin} = mirflow.plugins.{plugin}" in text
 
 
+@pytest.mark.install
+@pytest.mark.slow
 def test_the_wheel_without_extras_runs_the_example_and_says_what_full_needs(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys._base_executable, "-m", "venv", str(venv)], check=True, timeout=120)

@@ -77,6 +77,7 @@ def third_party(tmp_path_factory):
     return env
 
 
+@pytest.mark.install
 def test_a_third_party_package_is_listed_by_mirflow_plugins(third_party):
     done = subprocess.run([MIRFLOW, "plugins", "--json", "--no-check"], env=third_party, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -85,6 +86,7 @@ def test_a_third_party_package_is_listed_by_mirflow_plugins(third_party):
     assert rows["madmom_fast.beats"]["plugin"] == "madmom_fast"  # built-ins beside it, found the same way
 
 
+@pytest.mark.install
 def test_a_third_party_analyzer_runs_in_a_pipeline_and_adds_a_command(third_party, tmp_path, write_clicks):
     audio, _ = write_clicks(5.0)
     pipeline = tmp_path / "hello.yaml"

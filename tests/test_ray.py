@@ -25,6 +25,8 @@ ray = pytest.importorskip("ray", reason="the ray extra is part of mirflow[test]:
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 RATE = 44100
 
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def cluster():

@@ -66,6 +66,20 @@ def server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's), launched once for the module's page tests."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"])
+        yield browser
+        browser.close()
+
+
 def write_song(folder: Path, name: str, duration: float, **options) -> Path:
     song = make_song(["C:maj", "G:maj", "A:min", "F:maj"], bpm=120, duration=duration, **options)
     path = folder / name
@@ -288,12 +302,10 @@ def test_a_full_queue_answers_503_until_a_job_ends(tmp_path, long_song, song):
         server.stop()
 
 
-def test_concurrent_jobs_share_the_gpu_lane_batches(tmp_path, song):
+@pytest.mark.slow
+def test_concurrent_jobs_share_the_gpu_lane_batches(tmp_path, song, tiny_zoo):
     """Two uploads at once on a pipeline with a model step: their chunks go to the model together."""
-    zoo = tmp_path / "zoo"
-    done = subprocess.run([sys.executable, str(Path(__file__).parent / "zoo" / "make_tiny_zoo.py"), str(zoo)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
+    zoo = tiny_zoo
     pipelines = tmp_path / "pipelines"
     pipelines.mkdir()
     (pipelines / "tags.yaml").write_text(
@@ -319,40 +331,34 @@ def test_concurrent_jobs_share_the_gpu_lane_batches(tmp_path, song):
         server.stop()
 
 
-def test_the_page_shows_progress_and_the_song_in_headless_chromium(server, song, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)"
+@pytest.mark.browser
+def test_the_page_shows_progress_and_the_song_in_headless_chromium(server, song, tmp_path, browser):
     shot = tmp_path / "page.png"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(server.base + "/")
-            page.wait_for_selector("#pipeline option[value=default]", state="attached")
-            page.set_input_files("#file", str(song))
-            page.select_option("#pipeline", "default")
-            page.click("#start")
-            page.wait_for_selector(".row .chunk", timeout=60_000)  # the chunk rows appear once decoded
-            assert page.locator(".row").count() == 6  # a row per step of default (sections included)
-            page.wait_for_selector(".row .chunk.running, .row .chunk.done", timeout=60_000)
-            page.wait_for_selector("#downloads:not([hidden])", timeout=180_000)
-            assert page.locator(".row .chunk.done").count() == 6
-            labels = page.locator(".chord-label").all_text_contents()
-            assert {"C:maj", "G:maj", "A:min", "F:maj"} <= set(labels)
-            assert page.locator("line.beat").count() > 30 and page.locator("line.downbeat").count() > 5
-            assert page.locator(".key-label").all_text_contents() == ["C major"]
-            assert "120.0 BPM" in page.inner_text("#summary")
-            assert page.locator("polyline.energy").count() == 1 and page.locator("polyline.tempo").count() == 1
-            page.click("#song", position={"x": 640, "y": 200})  # seek: the playhead follows the audio
-            page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 10) < 1")
-            page.wait_for_function("Number(document.getElementById('playhead').getAttribute('x1')) > 300")
-            href = page.get_attribute("#download-json", "href")
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(server.base + "/")
+        page.wait_for_selector("#pipeline option[value=default]", state="attached")
+        page.set_input_files("#file", str(song))
+        page.select_option("#pipeline", "default")
+        page.click("#start")
+        page.wait_for_selector(".row .chunk", timeout=60_000)  # the chunk rows appear once decoded
+        assert page.locator(".row").count() == 6  # a row per step of default (sections included)
+        page.wait_for_selector(".row .chunk.running, .row .chunk.done", timeout=60_000)
+        page.wait_for_selector("#downloads:not([hidden])", timeout=180_000)
+        assert page.locator(".row .chunk.done").count() == 6
+        labels = page.locator(".chord-label").all_text_contents()
+        assert {"C:maj", "G:maj", "A:min", "F:maj"} <= set(labels)
+        assert page.locator("line.beat").count() > 30 and page.locator("line.downbeat").count() > 5
+        assert page.locator(".key-label").all_text_contents() == ["C major"]
+        assert "120.0 BPM" in page.inner_text("#summary")
+        assert page.locator("polyline.energy").count() == 1 and page.locator("polyline.tempo").count() == 1
+        page.click("#song", position={"x": 640, "y": 200})  # seek: the playhead follows the audio
+        page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 10) < 1")
+        page.wait_for_function("Number(document.getElementById('playhead').getAttribute('x1')) > 300")
+        href = page.get_attribute("#download-json", "href")
+        page.screenshot(path=str(shot), full_page=True)
+    finally:
+        page.close()
     assert httpx.get(server.base + href).json()["timeline"]["chords"]
     from matplotlib.image import imread
 
@@ -383,66 +389,63 @@ def silent_wav_url(seconds: float, rate: int = 8000) -> str:
     return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def test_the_page_zooms_pans_labels_sections_and_plays_clicks_in_headless_chromium(server):
+@pytest.mark.browser
+def test_the_page_zooms_pans_labels_sections_and_plays_clicks_in_headless_chromium(server, browser):
     """A 5-minute result: chord labels appear once zoomed in, drag pans, the minimap moves the
     view, the sections lane names the sections, and the clicks toggle schedules a click for
     every beat the player passes (and nothing else)."""
-    from playwright.sync_api import sync_playwright
     from songs import drawn_result
 
     result = drawn_result(300.0, 120.0)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(server.base + "/")
-            page.evaluate("([result, url]) => mirflow.show(result, url)", [result, silent_wav_url(30.0)])
-            assert page.evaluate("mirflow.view()") == {"start": 0, "end": 300}
-            assert page.locator(".chord-label").count() == 0  # 2 s boxes: no room for a label
-            assert page.locator(".section-label").all_text_contents()[:3] == ["A verse", "B chorus", "A verse"]
-            assert page.locator("line.beat").count() == 0 and page.locator("line.downbeat").count() == 150
-            for _ in range(8):  # zoom in (the + button) until chords are labelled
-                page.click("#zoom-in")
-                if page.locator(".chord-label").count():
-                    break
-            view = page.evaluate("mirflow.view()")
-            assert view["end"] - view["start"] <= 300 / 8 and 150 - 1 <= (view["start"] + view["end"]) / 2 <= 150 + 1
-            labels = page.locator(".chord-label").all_text_contents()
-            assert len(labels) >= 4 and set(labels) == {"C:maj", "G:maj", "A:min", "F:maj"}
-            assert page.locator("line.beat").count() > 10  # beats are drawn again
-            box = page.locator("#song").bounding_box()
-            span = view["end"] - view["start"]
-            page.mouse.move(box["x"] + 800, box["y"] + 150)
-            page.mouse.down()
-            page.mouse.move(box["x"] + 600, box["y"] + 150, steps=5)  # drag 200 px left: later in the song
-            page.mouse.up()
-            panned = page.evaluate("mirflow.view()")
-            assert panned["start"] - view["start"] == pytest.approx(200 / box["width"] * span, rel=0.05)
-            page.mouse.wheel(0, -400)  # the wheel over the timeline zooms in further
-            assert page.evaluate("mirflow.view().end - mirflow.view().start") < span
-            mini = page.locator("#minimap").bounding_box()
-            page.mouse.click(mini["x"] + 0.75 * mini["width"], mini["y"] + mini["height"] / 2)
-            moved = page.evaluate("mirflow.view()")
-            assert (moved["start"] + moved["end"]) / 2 == pytest.approx(225, abs=1)
-            page.click("#zoom-all")
-            assert page.evaluate("mirflow.view()") == {"start": 0, "end": 300}
-            page.check("#clicks")
-            page.evaluate("document.getElementById('player').currentTime = 10")
-            page.keyboard.press("Space")  # play
-            page.wait_for_function("document.getElementById('player').currentTime > 12.5", timeout=20_000)
-            page.keyboard.press("Space")  # pause
-            played_to = page.evaluate("document.getElementById('player').currentTime")
-            scheduled = page.evaluate("mirflow.scheduled()")
-            beats = [b["time"] for b in result["timeline"]["beats"]]
-            expected = [t for t in beats if 10.0 < t <= played_to]
-            assert set(expected) <= set(scheduled)  # every beat passed was clicked, once
-            assert len(scheduled) == len(set(scheduled)) and set(scheduled) <= set(beats)
-            assert max(scheduled) <= played_to + 0.25  # and nothing far ahead of the player
-            timings = page.evaluate("mirflow.timings()")
-            assert timings["draw"] is not None and timings["zoom"] is not None
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(server.base + "/")
+        page.evaluate("([result, url]) => mirflow.show(result, url)", [result, silent_wav_url(30.0)])
+        assert page.evaluate("mirflow.view()") == {"start": 0, "end": 300}
+        assert page.locator(".chord-label").count() == 0  # 2 s boxes: no room for a label
+        assert page.locator(".section-label").all_text_contents()[:3] == ["A verse", "B chorus", "A verse"]
+        assert page.locator("line.beat").count() == 0 and page.locator("line.downbeat").count() == 150
+        for _ in range(8):  # zoom in (the + button) until chords are labelled
+            page.click("#zoom-in")
+            if page.locator(".chord-label").count():
+                break
+        view = page.evaluate("mirflow.view()")
+        assert view["end"] - view["start"] <= 300 / 8 and 150 - 1 <= (view["start"] + view["end"]) / 2 <= 150 + 1
+        labels = page.locator(".chord-label").all_text_contents()
+        assert len(labels) >= 4 and set(labels) == {"C:maj", "G:maj", "A:min", "F:maj"}
+        assert page.locator("line.beat").count() > 10  # beats are drawn again
+        box = page.locator("#song").bounding_box()
+        span = view["end"] - view["start"]
+        page.mouse.move(box["x"] + 800, box["y"] + 150)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 600, box["y"] + 150, steps=5)  # drag 200 px left: later in the song
+        page.mouse.up()
+        panned = page.evaluate("mirflow.view()")
+        assert panned["start"] - view["start"] == pytest.approx(200 / box["width"] * span, rel=0.05)
+        page.mouse.wheel(0, -400)  # the wheel over the timeline zooms in further
+        assert page.evaluate("mirflow.view().end - mirflow.view().start") < span
+        mini = page.locator("#minimap").bounding_box()
+        page.mouse.click(mini["x"] + 0.75 * mini["width"], mini["y"] + mini["height"] / 2)
+        moved = page.evaluate("mirflow.view()")
+        assert (moved["start"] + moved["end"]) / 2 == pytest.approx(225, abs=1)
+        page.click("#zoom-all")
+        assert page.evaluate("mirflow.view()") == {"start": 0, "end": 300}
+        page.check("#clicks")
+        page.evaluate("document.getElementById('player').currentTime = 10")
+        page.keyboard.press("Space")  # play
+        page.wait_for_function("document.getElementById('player').currentTime > 12.5", timeout=20_000)
+        page.keyboard.press("Space")  # pause
+        played_to = page.evaluate("document.getElementById('player').currentTime")
+        scheduled = page.evaluate("mirflow.scheduled()")
+        beats = [b["time"] for b in result["timeline"]["beats"]]
+        expected = [t for t in beats if 10.0 < t <= played_to]
+        assert set(expected) <= set(scheduled)  # every beat passed was clicked, once
+        assert len(scheduled) == len(set(scheduled)) and set(scheduled) <= set(beats)
+        assert max(scheduled) <= played_to + 0.25  # and nothing far ahead of the player
+        timings = page.evaluate("mirflow.timings()")
+        assert timings["draw"] is not None and timings["zoom"] is not None
+    finally:
+        page.close()
 
 
 def test_an_idle_server_stops_its_workers_and_the_next_job_starts_them_again(tmp_path, song):
