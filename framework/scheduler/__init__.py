@@ -41,7 +41,7 @@ class ExecutorUnavailable(RuntimeError):
 def connect_ray(address: str | None, cpus: int) -> None:
     """Join the Ray cluster at ``address`` (or start a local instance with ``cpus`` slots); an
     ExecutorUnavailable saying what to install or which address did not answer."""
-    from .ray_executor import RayNotInstalled, connect
+    from .ray_cluster import RayNotInstalled, connect
 
     try:
         connect(address, cpus)
@@ -75,7 +75,7 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
     device = device or pipeline.resources.device
     on_ray = (executor or pipeline.resources.executor) == "ray" and not inline
     if on_ray:
-        from .ray_executor import cluster_slots
+        from .ray_cluster import cluster_slots
 
         connect_ray(ray_address, jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1)
     workers = jobs or pipeline.resources.cpu_workers or (cluster_slots()[0] if on_ray else os.cpu_count()) or 1

@@ -109,8 +109,8 @@ class FilePlan:
         self.written: list[str] = []
 
     def move(self, state: FileState) -> None:
-        allowed = FILE_MOVES.get(self.state, set())
-        if state not in allowed and not (state is FileState.CANCELLED and self.state is not state):  # any file may be cancelled
+        cancelling = state is FileState.CANCELLED and self.state is not state  # any file may be cancelled, once
+        if state not in FILE_MOVES.get(self.state, set()) and not cancelling:
             raise RuntimeError(f"{self.path}: a file cannot go from {self.state.value} to {state.value}")
         self.state = state
 
