@@ -256,8 +256,9 @@ class RayExecutor(SlotPool):
         """What happened within ``timeout``: an actor's unit, a driver unit, an actor coming up."""
         self._check_started()
         deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
+        happened: list = []
         while True:
-            happened = self._driver_events()
+            happened += self._driver_events()
             refs = {s.token: s for s in self.slots if s.token is not None}
             driving = any(s.unit is not None for s in self.slots if self.on_driver(s))
             left = deadline - time.monotonic()
