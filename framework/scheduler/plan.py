@@ -184,8 +184,8 @@ class FilePlan:
 
     def batch_done(self, completion: Completion, position: int) -> list[Next]:
         """The chunk at ``position`` of a GPU batch (a chunk of this file) came back."""
-        work = completion.unit.work
-        step_id, (_, chunk), offset, share = completion.unit.step, work.owners[position], work.offsets[position], len(work.owners)
+        work, step_id = completion.unit.work, completion.unit.step
+        (_, chunk), offset, share = work.owners[position], work.offsets[position], len(work.owners)
         state = self.steps[step_id]
         if state.phase is StepPhase.SETTLED:
             return []
