@@ -1,7 +1,10 @@
 """Running a pipeline over files: a coordinator that plans units and an executor that runs them.
 
 ``run_pipeline`` is the entry point for the CLI and for library users; ``build_scheduler``
-gives a scheduler that a server keeps and feeds (``Scheduler.serve``).
+gives a scheduler that a server keeps and feeds (``Scheduler.submit``, ``Scheduler.serve``).
+The parts (docs/architecture.md): ``plan`` (one file's steps and phases), ``batcher`` (the
+GPU lane), ``coordinator`` (the event loop), ``sink`` (results and exports), ``units`` (typed
+work), ``runner`` (running a unit), ``slots`` (the executor base) and the executors.
 """
 
 from __future__ import annotations
@@ -9,12 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .coordinator import FileOutcome, Scheduler, StepRecord, Terminated
+from .coordinator import FileJob, Scheduler, Terminated
 from .executors import InlineExecutor, ProcessExecutor, plugin_handoff
-from .units import Completion, Unit, UnitRunner
+from .records import FileOutcome, StepRecord
+from .runner import UnitRunner
+from .slots import Executor
+from .units import Binding, Completion, Unit, UnitKind
 
-__all__ = ["ExecutorUnavailable", "connect_ray", "FileOutcome", "NothingForTheGpu", "Scheduler", "StepRecord", "Terminated", "Unit", "Completion",
-           "build_scheduler", "run_pipeline"]
+__all__ = ["Binding", "Completion", "Executor", "ExecutorUnavailable", "FileJob", "FileOutcome", "NothingForTheGpu",
+           "Scheduler", "StepRecord", "Terminated", "Unit", "UnitKind", "build_scheduler", "connect_ray", "run_pipeline"]
 
 
 def run_pipeline(pipeline, registry, pm, paths: list[str], **options) -> tuple[list[FileOutcome], Scheduler]:
@@ -35,7 +41,7 @@ class ExecutorUnavailable(RuntimeError):
 def connect_ray(address: str | None, cpus: int) -> None:
     """Join the Ray cluster at ``address`` (or start a local instance with ``cpus`` slots); an
     ExecutorUnavailable saying what to install or which address did not answer."""
-    from .ray_executor import RayNotInstalled, connect
+    from .ray_cluster import RayNotInstalled, connect
 
     try:
         connect(address, cpus)
@@ -69,7 +75,7 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
     device = device or pipeline.resources.device
     on_ray = (executor or pipeline.resources.executor) == "ray" and not inline
     if on_ray:
-        from .ray_executor import cluster_slots
+        from .ray_cluster import cluster_slots
 
         connect_ray(ray_address, jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1)
     workers = jobs or pipeline.resources.cpu_workers or (cluster_slots()[0] if on_ray else os.cpu_count()) or 1
@@ -94,8 +100,6 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
         return ProcessExecutor(cpu_workers=workers, gpu_lane=gpu_lane, pipeline=pipeline, disabled=disabled,
                                handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir, on_start=on_start)
 
-    scheduler = Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
-                          formats=formats, max_files=files, force=force, plot=plot, keep_tracebacks=keep_tracebacks,
-                          idle_timeout=idle_timeout)
-    scheduler.cpu_workers = 1 if inline else workers
-    return scheduler
+    return Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
+                     formats=formats, max_files=files, force=force, plot=plot, keep_tracebacks=keep_tracebacks,
+                     idle_timeout=idle_timeout, cpu_workers=1 if inline else workers)

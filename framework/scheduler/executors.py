@@ -1,7 +1,8 @@
-"""Where units run. The coordinator only submits units and waits for completions, so an
-executor can be swapped; every executor has ``submit``, ``pending``, ``drop`` (a file's
-queued units), ``wait`` (completions), ``release`` (a finished file's decoded audio),
-``close``, and the ``busy`` seconds per lane.
+"""The local executors: every unit in this process, or in worker processes on this machine.
+
+Both are a :class:`~.slots.SlotPool` (queues, deadlines, retries, busy seconds: see
+``slots.py``) and supply only how a slot starts, how a unit is sent, how they learn what
+happened and how a slot is killed.
 
 - :class:`InlineExecutor` runs every unit in this process, one at a time.
 - :class:`ProcessExecutor` has two lanes: a pool of CPU worker processes and one
@@ -20,54 +21,47 @@ import signal
 import threading
 import time
 import types
-from collections import deque
+from dataclasses import replace
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 from ..audio import remove_raw
-from .units import DECODE, Completion, Unit, UnitRunner, UnitTimeout, enqueue
+from .runner import UnitRunner
+from .slots import MAX_ATTEMPTS, MAX_FAILED_STARTS, Died, Done, Ready, Slot, SlotPool, StartFailed, WorkersCannotStart
+from .units import DECODE, Completion, Unit, UnitTimeout
 
-MAX_ATTEMPTS = 2  # a unit whose worker died is tried once more
+__all__ = ["InlineExecutor", "MAX_ATTEMPTS", "MAX_FAILED_STARTS", "ProcessExecutor", "WorkersCannotStart",
+           "numba_cache_dir", "numba_cache_is_cold", "numba_shared_cache", "plugin_handoff", "worker_plugins"]
 
 
-class InlineExecutor:
-    """Runs units in the calling process (``--jobs 1``, and the library's default)."""
+class InlineExecutor(SlotPool):
+    """Runs units in the calling process (``--jobs 1``, and the library's default): one slot,
+    one queue for both lanes in arrival order, each unit run inside ``wait``."""
 
     def __init__(self, runner: UnitRunner, on_start):
+        super().__init__(on_start, eager=False, merges_first=False)
         self.runner = runner
-        self.on_start = on_start
-        self.queue: deque[Unit] = deque()
-        self.busy = {"cpu": 0.0, "gpu": 0.0}
+        self.add_slot(Slot("inline", 0, killable=False))  # a unit past its timeout gets SIGALRM instead
 
-    def submit(self, unit: Unit) -> None:
-        self.queue.append(unit)
+    def queue_of(self, unit: Unit) -> str:
+        return "inline"
 
-    def pending(self) -> int:
-        return len(self.queue)
+    def _start(self, slot: Slot) -> None:
+        slot.ready, slot.pid = True, os.getpid()
 
-    def drop(self, file: str) -> int:
-        """Forget the queued units of ``file``; how many there were."""
-        kept = deque(unit for unit in self.queue if unit.file != file)
-        dropped, self.queue = len(self.queue) - len(kept), kept
-        return dropped
+    def _send(self, slot: Slot, unit: Unit) -> None:
+        """Nothing to send: ``_poll`` runs it."""
 
-    def wait(self, timeout: float | None = None) -> list[Completion]:
-        if not self.queue:
+    def _poll(self, timeout: float | None) -> list:
+        slot = self.slots[0]
+        if slot.unit is None:
             return []
-        unit = self.queue.popleft()
-        self.on_start(unit, os.getpid())
-        with _alarm(unit.timeout):
-            completion = self.runner.run(unit)
-        completion.worker = os.getpid()
-        self.busy[unit.lane] += completion.seconds
-        return [completion]
+        with _alarm(slot.unit.timeout):
+            completion = self.runner.run(slot.unit)
+        return [Done(slot, completion)]
 
-    def release(self, audio) -> None:
-        audio.remove()
-
-    def close(self) -> None:
-        self.queue.clear()
-
+    def _kill(self, slot: Slot, unit: Unit | None) -> None:
+        """Never called: the slot is not killable."""
 
 class _alarm:
     """Interrupt the unit with UnitTimeout after ``seconds`` (SIGALRM: main thread, POSIX only;
@@ -132,19 +126,12 @@ def _worker_main(conn, lane: str, pipeline, disabled: tuple, handoff: list, devi
         unit = conn.recv()
         if unit is None:
             break
-        completion = runner.run(unit)
+        completion = replace(runner.run(unit), unit=None)  # the coordinator has the unit
         try:
             conn.send(("done", completion))
         except Exception as err:  # an analyzer's output that cannot be pickled fails its unit, not the worker
-            conn.send(("done", Completion(unit, False, error=f"the unit's result cannot be sent back to the "
+            conn.send(("done", Completion(None, False, error=f"the unit's result cannot be sent back to the "
                                           f"coordinator ({type(err).__name__}: {err})", seconds=completion.seconds)))
-
-
-MAX_FAILED_STARTS = 3
-
-
-class WorkersCannotStart(RuntimeError):
-    """Worker processes die before they are ready, again and again (the run stops)."""
 
 
 def numba_cache_root() -> Path:
@@ -176,41 +163,35 @@ def numba_cache_is_cold() -> bool:
 
 
 class _Worker:
-    def __init__(self, context, lane: str, slot: int, args: tuple):
-        self.lane = lane
-        self.slot = slot  # its place in the lane (and its numba cache)
+    """A spawned worker process and the pipe the coordinator talks to it through."""
+
+    def __init__(self, context, lane: str, args: tuple):
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, lane, *args), daemon=True,
                                        name=f"mirflow-{lane}")
         self.process.start()
         child.close()
-        self.unit: Unit | None = None
-        self.ready = False
-        self.started_at = 0.0
 
 
-class ProcessExecutor:
+class ProcessExecutor(SlotPool):
     """A CPU lane of ``cpu_workers`` processes and, if asked, one GPU-lane process."""
 
     def __init__(self, *, cpu_workers: int, gpu_lane: bool, pipeline, disabled: tuple,
                  handoff: list, device: str, temp_dir: str, on_start):
+        super().__init__(on_start, noun="worker")
         self.context = multiprocessing.get_context("spawn")  # never fork: CUDA/TF in a forked child deadlock
         self.args = (pipeline, tuple(disabled), handoff, device, temp_dir)
         self.temp_dir = temp_dir
-        self.on_start = on_start
-        self.queues = {"cpu": deque(), "gpu": deque()}
         # One worker per core: each worker's numerical libraries get cores / workers threads.
         threads = str(max(1, (os.cpu_count() or 1) // cpu_workers))
         self.environment = {name: threads for name in ("MIRFLOW_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                        "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-        self.workers = [self._start("cpu", slot) for slot in range(cpu_workers)]
+        for index in range(cpu_workers):
+            self.add_slot(Slot("cpu", index))
         if gpu_lane:
-            self.workers.append(self._start("gpu", 0))
-        self.busy = {"cpu": 0.0, "gpu": 0.0}
-        self.replaced = 0
-        self.failed_starts = 0  # workers in a row that died before they were ready
+            self.add_slot(Slot("gpu", 0))
 
-    def _start(self, lane: str, slot: int) -> _Worker:
+    def _start(self, slot: Slot) -> None:
         """A worker started with the thread limits in its environment (read at import time) and
         a numba cache of its own slot. librosa compiles with ``cache=True``; two workers of a
         first run after an install compiled into one cache and left it so that every later run
@@ -220,11 +201,12 @@ class ProcessExecutor:
         compiles."""
         environment = dict(self.environment)
         if "NUMBA_CACHE_DIR" not in os.environ:
-            environment["NUMBA_CACHE_DIR"] = str(numba_cache_dir(f"{lane}-{slot}"))
+            environment["NUMBA_CACHE_DIR"] = str(numba_cache_dir(f"{slot.lane}-{slot.index}"))
         saved = {name: os.environ.get(name) for name in environment}
         os.environ.update(environment)
         try:
-            return _Worker(self.context, lane, slot, self.args)
+            slot.handle = _Worker(self.context, slot.lane, self.args)
+            slot.pid = slot.handle.process.pid
         finally:
             for name, value in saved.items():
                 if value is None:
@@ -232,135 +214,56 @@ class ProcessExecutor:
                 else:
                     os.environ[name] = value
 
-    def submit(self, unit: Unit) -> None:
-        enqueue(self.queues[unit.lane], unit)
-        self._dispatch()
+    def _send(self, slot: Slot, unit: Unit) -> None:
+        slot.handle.conn.send(unit)
 
-    def pending(self) -> int:
-        return sum(map(len, self.queues.values())) + sum(w.unit is not None for w in self.workers)
-
-    def drop(self, file: str) -> int:
-        """Forget the queued units of ``file`` and stop its decode if one is running (a long
-        decode must not go on writing after a cancel); analysis units that are running finish.
-        How many units will not complete."""
-        dropped = 0
-        for lane, queue in self.queues.items():
-            kept = deque(unit for unit in queue if unit.file != file)
-            dropped += len(queue) - len(kept)
-            self.queues[lane] = kept
-        for worker in list(self.workers):
-            if worker.unit is not None and worker.unit.file == file and worker.unit.kind == DECODE:
-                self._stop(worker)
-                dropped += 1
-        return dropped
-
-    def _stop(self, worker: _Worker) -> Unit:
-        """Kill ``worker`` and start a fresh one in its place; the unit it held (whose raw
-        audio, for a decode, is removed: of no use, and it may be large)."""
-        unit, worker.unit = worker.unit, None
-        worker.process.kill()
-        worker.process.join(5.0)
-        if unit.kind == DECODE:
+    def _kill(self, slot: Slot, unit: Unit | None) -> None:
+        """Kill the worker; a decode's raw audio is removed (of no use, and it may be large)."""
+        slot.handle.process.kill()
+        slot.handle.process.join(5.0)
+        if unit is not None and unit.kind == DECODE:
             remove_raw(unit.file, self.temp_dir)
-        self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
-        self.replaced += 1
-        return unit
 
-    def _dispatch(self) -> None:
-        for worker in self.workers:
-            queue = self.queues[worker.lane]
-            if worker.ready and worker.unit is None and queue:
-                worker.unit = queue.popleft()
-                worker.unit.attempts += 1
-                worker.started_at = time.perf_counter()
-                worker.conn.send(worker.unit)
-                self.on_start(worker.unit, worker.process.pid)
-
-    def wait(self, timeout: float | None = None) -> list[Completion]:
-        """Block until something finishes (or ``timeout``); replace dead workers and kill those
-        whose unit ran past its timeout."""
-        if not self.pending():
-            return []
-        completions = self._kill_overdue()
-        watched = {w.conn: w for w in self.workers}
-        watched.update({w.process.sentinel: w for w in self.workers})
-        now = time.perf_counter()
-        deadlines = [w.started_at + w.unit.timeout - now for w in self.workers if w.unit is not None and w.unit.timeout]
-        if deadlines:
-            timeout = max(0.0, min([timeout if timeout is not None else float("inf"), *deadlines]))
+    def _poll(self, timeout: float | None) -> list:
+        watched = {}
+        for slot in self.slots:
+            watched[slot.handle.conn] = watched[slot.handle.process.sentinel] = slot
+        happened = []
         for ready in wait_for(list(watched), timeout):
-            worker = watched[ready]
+            slot = watched[ready]
+            worker = slot.handle
             if ready is worker.conn:
                 try:
                     message, value = worker.conn.recv()
                 except (EOFError, OSError):
                     continue  # it died; its sentinel says so
-                if message == "ready":
-                    worker.ready = True
-                    self.failed_starts = 0
-                    continue
-                value.worker = worker.process.pid
-                self.busy[worker.lane] += value.seconds
-                completions.append(value)
-                worker.unit = None
-            elif not worker.process.is_alive() and worker in self.workers:
-                completions.extend(self._replace(worker))
-        self._dispatch()
-        return completions
-
-    def _kill_overdue(self) -> list[Completion]:
-        """Kill and replace each worker whose unit ran past its timeout; that unit fails (no retry:
-        it would hang again)."""
-        completions = []
-        now = time.perf_counter()
-        for worker in list(self.workers):
-            unit = worker.unit
-            if unit is None or not unit.timeout or now - worker.started_at < unit.timeout:
-                continue
-            self._stop(worker)
-            self.busy[worker.lane] += now - worker.started_at
-            completions.append(Completion(unit, False, error=f"timed out after {unit.timeout:g} s "
-                                          "(resources.unit_timeout); its worker was stopped",
-                                          seconds=now - worker.started_at, worker=worker.process.pid))
-        return completions
-
-    def _replace(self, worker: _Worker) -> list[Completion]:
-        """Start a fresh worker in place of a dead one; retry or fail what it held. Workers that
-        keep dying before they are ready stop the run: replacing them would loop for ever."""
-        if not worker.ready:
-            self.failed_starts += 1
-            if self.failed_starts >= MAX_FAILED_STARTS:
+                happened.append(Ready(slot, value) if message == "ready" else Done(slot, value))
+            elif not worker.process.is_alive():
                 code = worker.process.exitcode
-                raise WorkersCannotStart(
-                    f"worker processes die while starting ({self.failed_starts} in a row, the last with exit code "
-                    f"{code}): a script that runs mirflow must call it under `if __name__ == \"__main__\":` "
-                    "(workers are spawned and import the script), and every plugin must import in a fresh process")
-        self.workers[self.workers.index(worker)] = self._start(worker.lane, worker.slot)
-        self.replaced += 1
-        unit, worker.unit = worker.unit, None
-        if unit is None:
-            return []
-        if unit.attempts < MAX_ATTEMPTS:
-            self.queues[unit.lane].appendleft(unit)
-            return []
-        code = worker.process.exitcode
-        reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return [Completion(unit, False, error=f"worker process died ({reason}) running this unit, twice",
-                           seconds=time.perf_counter() - worker.started_at, worker=worker.process.pid)]
+                if not slot.ready:
+                    happened.append(StartFailed(slot, code))
+                else:
+                    reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                    happened.append(Died(slot, f"worker process died ({reason}) running this unit, twice"))
+        return happened
 
-    def release(self, audio) -> None:
-        audio.remove()
+    def _cannot_start(self, code) -> str:
+        return (f"worker processes die while starting ({self.failed_starts} in a row, the last with exit code "
+                f"{code}): a script that runs mirflow must call it under `if __name__ == \"__main__\":` "
+                "(workers are spawned and import the script), and every plugin must import in a fresh process")
 
     def close(self) -> None:
-        for worker in self.workers:
+        super().close()
+        for slot in self.slots:
             try:
-                if worker.process.is_alive() and worker.unit is None and worker.ready:
-                    worker.conn.send(None)
+                if slot.handle.process.is_alive() and slot.unit is None and slot.ready:
+                    slot.handle.conn.send(None)
             except (OSError, BrokenPipeError):
                 pass
         deadline = time.monotonic() + 2.0
-        for worker in self.workers:
-            worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                worker.process.terminate()
-                worker.process.join(1.0)
+        for slot in self.slots:
+            process = slot.handle.process
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join(1.0)

@@ -30,69 +30,20 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import StoredAudio, audio_key, raw_prefix
-from .executors import MAX_ATTEMPTS, MAX_FAILED_STARTS, WorkersCannotStart, numba_cache_dir, worker_plugins
-from .units import DECODE, EXPORT, Completion, Unit, UnitRunner, enqueue
+from .executors import numba_cache_dir, worker_plugins
+from .ray_cluster import cluster_slots, import_ray
+from .runner import UnitRunner
+from .slots import Died, Done, Ready, Slot, SlotPool, StartFailed, WorkersCannotStart
+from .units import DECODE, EXPORT, Completion, Unit
 
-ACTOR_START_TIMEOUT = 300.0
-DRIVER_DECODES = max(1, min(4, os.cpu_count() or 1))  # files decoded at once by the driver  # seconds an actor may take to come up (a node may have to start a worker)
-
-
-class RayNotInstalled(RuntimeError):
-    """``--executor ray`` without Ray installed."""
-
-
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise RayNotInstalled("the ray executor needs Ray: pip install 'mirflow[ray]'") from None
-    return ray
-
-
-def connect(address: str | None, cpus: int) -> None:
-    """Connect to the cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://HOST:10001``;
-    None: the RAY_ADDRESS environment variable, else a new local instance with ``cpus`` CPU
-    slots), unless this process is connected already. The connection lasts until the process
-    exits (Ray shuts a local instance down then): later runs in the process reuse it."""
-    ray = import_ray()
-    if ray.is_initialized():
-        return
-    local = address is None and not os.environ.get("RAY_ADDRESS")
-    if not local:
-        reachable(address or os.environ["RAY_ADDRESS"])
-    # A local instance of our own skips the dashboard (seconds of start-up and ~100 MB); start one
-    # with `ray start --head` and pass --ray-address auto to watch a run in it.
-    # "local": a new instance even when one started by `ray start` runs here (that one is used
-    # only when asked for, with auto or its address).
-    options = {"address": "local", "num_cpus": cpus, "include_dashboard": False} if local else {"address": address}
-    ray.init(log_to_driver=False, configure_logging=False, **options)
-
-
-def reachable(address: str, seconds: float = 10.0) -> None:
-    """Fail fast on a HOST:PORT (or ray://HOST:PORT) that nothing answers: ray.init retries
-    such an address for many minutes (seen: over ten) before it gives up."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if address == "auto" or not host or not port.isdigit():
-        return  # "auto" is looked up by Ray itself, which fails at once when nothing runs
-    import socket
-
-    try:
-        socket.create_connection((host, int(port)), timeout=seconds).close()
-    except OSError as err:
-        raise ConnectionError(f"nothing answers at {host}:{port} ({err.strerror or err})") from None
-
-
-def cluster_slots() -> tuple[int, int]:
-    """(CPU slots, GPUs) of the connected cluster."""
-    resources = import_ray().cluster_resources()
-    return int(resources.get("CPU", 0)), int(resources.get("GPU", 0))
+ACTOR_START_TIMEOUT = 300.0  # seconds an actor may take to come up (a node may have to start a worker)
+DRIVER_DECODES = max(1, min(4, os.cpu_count() or 1))  # files decoded at once by the driver
 
 
 @dataclass(frozen=True)
@@ -176,9 +127,8 @@ class UnitActor:
         return os.getpid(), ray.get_runtime_context().get_node_id()
 
     def run(self, unit: Unit) -> Completion:
-        completion = self.runner.run(unit)
-        completion.unit = None  # the driver has it; its payload (audio references, chunk outputs) stays there
-        return completion
+        # The driver has the unit; its work (audio references, chunk outputs) stays there.
+        return replace(self.runner.run(unit), unit=None)
 
     def setups(self) -> dict:
         return {f"{step}/{role}": count for (step, role), count in self.runner.setups.items()}
@@ -202,247 +152,167 @@ def _actor_class():
     return _REMOTE
 
 
-class _Slot:
-    """One actor of a lane and the unit it runs (at most one: the coordinator keeps the queue)."""
-
-    def __init__(self, lane: str, index: int):
-        self.lane, self.index = lane, index
-        self.actor = None
-        self.ready_ref = None  # where() of an actor still starting
-        self.pid: int | None = None
-        self.node: str | None = None
-        self.unit: Unit | None = None
-        self.ref = None
-        self.started_at = 0.0
-
-
 class _DriverLane:
     """One thread of the driver that runs a decode or an export at a time: inputs are read
     where they are, results written where the user asked."""
 
     def __init__(self, runner: UnitRunner, done: queue.Queue):
         self.runner, self.done = runner, done
-        self.unit: Unit | None = None
-        self.started_at = 0.0
+        self.stopper: threading.Event | None = None  # ends the decode that runs
 
-    def start(self, unit: Unit, convert) -> None:
-        self.unit, self.started_at = unit, time.perf_counter()
+    def start(self, slot: Slot, unit: Unit, convert) -> None:
         if unit.kind == DECODE:
-            unit.payload["stop"] = threading.Event()
+            self.stopper = threading.Event()
+            unit = replace(unit, work=replace(unit.work, stop=self.stopper))
 
         def work():
             completion = self.runner.run(unit)
-            if completion.ok and unit.kind == DECODE and completion.value.get("audio") is not None:
+            audio = completion.value.audio if completion.ok and unit.kind == DECODE else None
+            if audio is not None:
                 try:
-                    completion.value["audio"] = convert(completion.value["audio"])
+                    completion = replace(completion, value=replace(completion.value, audio=convert(audio)))
                 except Exception as err:  # the object store is full, or the cluster went away
-                    completion.value["audio"].remove()
+                    audio.remove()
                     completion = Completion(unit, False, error=f"cannot put the decoded audio into Ray's object "
                                             f"store ({type(err).__name__}: {err})", seconds=completion.seconds)
-            unit.payload.pop("stop", None)
-            self.done.put((self, completion))
+            self.done.put(Done(slot, completion))
 
-        threading.Thread(target=work, name=f"mirflow-ray-{unit.kind}", daemon=True).start()
+        threading.Thread(target=work, name=f"mirflow-ray-{unit.kind.value}", daemon=True).start()
 
     def stop(self) -> None:
-        if self.unit is not None and "stop" in self.unit.payload:
-            self.unit.payload["stop"].set()
+        if self.stopper is not None:
+            self.stopper.set()
 
 
-class RayExecutor:
-    """The CPU and GPU lanes as Ray actors, decodes and exports in the driver; the same
-    interface as :class:`~mirflow.scheduler.executors.ProcessExecutor`."""
+class RayExecutor(SlotPool):
+    """The CPU and GPU lanes as Ray actors, decodes and exports in threads of the driver."""
 
     def __init__(self, *, cpu_workers: int, gpu_lane: bool, pipeline, registry, pm, disabled: tuple,
                  handoff: list, device: str, temp_dir: str, on_start, actor_cpus: float = 1.0):
+        super().__init__(on_start, noun="Ray actor")
         self.ray = import_ray()
-        self.on_start = on_start
         self.actor_cpus = actor_cpus
         self.run_name = uuid.uuid4().hex[:12]
         self.args = (pipeline, tuple(disabled), handoff, device, list(sys.path), self.run_name)
-        self.queues = {"cpu": deque(), "gpu": deque(), DECODE: deque(), EXPORT: deque()}
-        self.busy = {"cpu": 0.0, "gpu": 0.0}
-        self.replaced = 0
-        self.failed_starts = 0
         self.created = time.perf_counter()
         self.setups: dict[str, dict[str, int]] = {}  # actor (lane-index) -> "step/role" -> set-ups, at close
-        self.done: queue.Queue = queue.Queue()
-        local = UnitRunner(pipeline, registry, pm, device=device, temp_dir=temp_dir)
-        # Decodes in a few threads (reading and resampling release the GIL): one would feed a
-        # large cluster too slowly; exports in one (a plot is not thread-safe to draw twice at once).
-        self.driver = [(DECODE, _DriverLane(local, self.done)) for _ in range(DRIVER_DECODES)]
-        self.driver.append((EXPORT, _DriverLane(local, self.done)))
+        self.done: queue.Queue = queue.Queue()  # Done events of the driver's threads
         self.driver_node = self.ray.get_runtime_context().get_node_id()
         _, gpus = cluster_slots()
         self.gpu_options = {"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 0}
-        self.slots = [_Slot("cpu", n) for n in range(cpu_workers)]
+        for index in range(cpu_workers):
+            self.add_slot(Slot("cpu", index))
         if gpu_lane:
-            self.slots += [_Slot("gpu", n) for n in range(max(1, gpus))]
-        for slot in self.slots:
-            self._start(slot)
+            for index in range(max(1, gpus)):
+                self.add_slot(Slot("gpu", index))
+        # Decodes in a few threads (reading and resampling release the GIL): one would feed a
+        # large cluster too slowly; exports in one (a plot is not thread-safe to draw twice at once).
+        local = UnitRunner(pipeline, registry, pm, device=device, temp_dir=temp_dir)
+        for lane, count in ((DECODE, DRIVER_DECODES), (EXPORT, 1)):
+            for index in range(count):
+                self.add_slot(Slot(lane, index, killable=False, counted=False, handle=_DriverLane(local, self.done)))
 
-    # -- actors -------------------------------------------------------------------
-    def _start(self, slot: _Slot) -> None:
+    @staticmethod
+    def on_driver(slot: Slot) -> bool:
+        return slot.lane in (DECODE, EXPORT)
+
+    def queue_of(self, unit: Unit) -> str:
+        return unit.kind.value if unit.kind in (DECODE, EXPORT) else unit.lane
+
+    # -- what the slot pool asks of a backend -------------------------------------------
+    def _start(self, slot: Slot) -> None:
+        if self.on_driver(slot):
+            slot.ready, slot.pid, slot.node = True, os.getpid(), self.driver_node
+            return
         options = {"num_cpus": self.actor_cpus} if slot.lane == "cpu" else dict(self.gpu_options)
         actor_class = _actor_class().options(max_restarts=0, max_concurrency=1, scheduling_strategy="SPREAD",
                                              **options)
-        slot.actor = actor_class.remote(slot.lane, slot.index, *self.args)
-        slot.ready_ref = slot.actor.where.remote()
-        slot.pid = slot.node = None
+        slot.handle = actor_class.remote(slot.lane, slot.index, *self.args)
+        slot.token = slot.handle.where.remote()  # answers once the actor is up
         slot.started_at = time.perf_counter()
 
-    def _replace(self, slot: _Slot) -> None:
-        self.ray.kill(slot.actor, no_restart=True)
-        self._start(slot)
-        self.replaced += 1
+    def _send(self, slot: Slot, unit: Unit) -> None:
+        if self.on_driver(slot):
+            slot.handle.start(slot, unit, lambda audio: to_object_store(audio, self.run_name))
+        else:
+            slot.token = slot.handle.run.remote(unit)
 
-    # -- the executor interface ---------------------------------------------------------
-    def submit(self, unit: Unit) -> None:
-        enqueue(self.queues[self._queue_of(unit)], unit)
-        self._dispatch()
+    def _kill(self, slot: Slot, unit: Unit | None) -> None:
+        self.ray.kill(slot.handle, no_restart=True)
 
-    @staticmethod
-    def _queue_of(unit: Unit) -> str:
-        return unit.kind if unit.kind in (DECODE, EXPORT) else unit.lane
+    def _interrupt(self, slot: Slot) -> int:
+        """A decode runs in the driver: it is told to stop, and completes at its next block
+        as a failure the coordinator ignores."""
+        if not self.on_driver(slot):
+            return super()._interrupt(slot)
+        slot.handle.stop()
+        return 0
 
-    def pending(self) -> int:
-        return (sum(map(len, self.queues.values())) + sum(s.unit is not None for s in self.slots)
-                + sum(lane.unit is not None for _, lane in self.driver))
+    def _cannot_start(self, detail) -> str:
+        return (f"Ray actors die while starting ({self.failed_starts} in a row): {detail}; every plugin must be "
+                "installed on every node")
 
-    def drop(self, file: str) -> int:
-        """Forget the queued units of ``file``; a decode of it that runs is told to stop (it
-        completes at its next block, as a failure the coordinator ignores). Units running on
-        actors finish. How many units will not complete."""
-        dropped = 0
-        for name, units in self.queues.items():
-            kept = deque(unit for unit in units if unit.file != file)
-            dropped += len(units) - len(kept)
-            self.queues[name] = kept
-        for kind, lane in self.driver:
-            if kind == DECODE and lane.unit is not None and lane.unit.file == file:
-                lane.stop()
-        return dropped
-
-    def _dispatch(self) -> None:
-        for slot in self.slots:
-            units = self.queues[slot.lane]
-            if slot.pid is not None and slot.unit is None and units:
-                slot.unit = units.popleft()
-                slot.unit.attempts += 1
-                slot.started_at = time.perf_counter()
-                slot.ref = slot.actor.run.remote(slot.unit)
-                self.on_start(slot.unit, slot.pid, slot.node)
-        for name, lane in self.driver:
-            if lane.unit is None and self.queues[name]:
-                unit = self.queues[name].popleft()
-                unit.attempts += 1
-                lane.start(unit, lambda audio: to_object_store(audio, self.run_name))
-                self.on_start(unit, os.getpid(), self.driver_node)
-
-    def wait(self, timeout: float | None = None) -> list[Completion]:
-        """Block until something finishes (or ``timeout``): an actor's unit, a driver unit, an
-        actor coming up; replace dead actors and stop those whose unit ran past its timeout."""
-        if not self.pending():
-            return []
+    def _poll(self, timeout: float | None) -> list:
+        """What happened within ``timeout``: an actor's unit, a driver unit, an actor coming up."""
         self._check_started()
-        completions = self._kill_overdue()
         deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
-        for slot in self.slots:  # the nearest unit timeout bounds the wait
-            if slot.unit is not None and slot.unit.timeout:
-                deadline = min(deadline, time.monotonic() + slot.started_at + slot.unit.timeout - time.perf_counter())
-        while not completions:
-            completions += self._collect_driver()
-            refs = {s.ref: s for s in self.slots if s.unit is not None}
-            refs.update({s.ready_ref: s for s in self.slots if s.ready_ref is not None})
-            driving = any(lane.unit is not None for _, lane in self.driver)
+        happened: list = []
+        while True:
+            happened += self._driver_events()
+            refs = {s.token: s for s in self.slots if s.token is not None}
+            driving = any(s.unit is not None for s in self.slots if self.on_driver(s))
             left = deadline - time.monotonic()
-            if completions or left <= 0:
-                break
+            if happened or left <= 0:
+                return happened
             step = min(left, 0.05) if driving else left
             if refs:
                 ready, _ = self.ray.wait(list(refs), num_returns=1, timeout=step)
                 if ready:
                     ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=0)
-                for ref in ready:
-                    completions += self._arrived(refs[ref], ref)
+                happened += [self._arrived(refs[ref]) for ref in ready]
             elif driving:
                 try:
                     self.done.put(self.done.get(timeout=step))
                 except queue.Empty:
                     pass
             else:
-                break
-        self._dispatch()
-        return completions
+                return happened
+
+    def _driver_events(self) -> list:
+        happened = []
+        while True:
+            try:
+                happened.append(self.done.get_nowait())
+            except queue.Empty:
+                return happened
+
+    def _arrived(self, slot: Slot):
+        ref, slot.token = slot.token, None
+        RayActorError = self.ray.exceptions.RayActorError
+        if not slot.ready:
+            try:
+                pid, node = self.ray.get(ref)
+            except RayActorError as err:
+                return StartFailed(slot, _first_line(err))
+            return Ready(slot, pid, node)
+        try:
+            return Done(slot, self.ray.get(ref))
+        except RayActorError as err:
+            return Died(slot, f"Ray actor died running this unit, twice ({_first_line(err)})")
+        except Exception as err:  # the value could not come back (e.g. it cannot be pickled)
+            return Done(slot, Completion(slot.unit, False, error=f"the unit's result cannot be sent back to the "
+                                         f"coordinator ({_first_line(err)})",
+                                         seconds=time.perf_counter() - slot.started_at))
 
     def _check_started(self) -> None:
         """Units wait for actors, but not for ever: a cluster too small for them (or without
         mirflow on its nodes) is an error, not a hang."""
-        waiting = sum(map(len, self.queues.values())) and not any(s.pid is not None for s in self.slots)
+        actors = [s for s in self.slots if not self.on_driver(s)]
+        waiting = sum(map(len, self.queues.values())) and not any(s.ready for s in actors)
         if waiting and time.perf_counter() - self.created > ACTOR_START_TIMEOUT:
             cpus, gpus = cluster_slots()
-            raise WorkersCannotStart(f"no Ray actor came up in {ACTOR_START_TIMEOUT:g} s ({len(self.slots)} asked for; "
+            raise WorkersCannotStart(f"no Ray actor came up in {ACTOR_START_TIMEOUT:g} s ({len(actors)} asked for; "
                                      f"the cluster has {cpus} CPU slots and {gpus} GPUs)")
-
-    def _collect_driver(self) -> list[Completion]:
-        completions = []
-        while True:
-            try:
-                lane, completion = self.done.get_nowait()
-            except queue.Empty:
-                return completions
-            lane.unit = None
-            completion.worker, completion.node = os.getpid(), self.driver_node
-            completions.append(completion)
-
-    def _arrived(self, slot: _Slot, ref) -> list[Completion]:
-        RayActorError = self.ray.exceptions.RayActorError
-        if ref is slot.ready_ref:
-            slot.ready_ref = None
-            try:
-                slot.pid, slot.node = self.ray.get(ref)
-                self.failed_starts = 0
-            except RayActorError as err:
-                self.failed_starts += 1
-                if self.failed_starts >= MAX_FAILED_STARTS:
-                    raise WorkersCannotStart(f"Ray actors die while starting ({self.failed_starts} in a row): "
-                                             f"{_first_line(err)}; every plugin must be installed on every node") from None
-                self._replace(slot)
-            return []
-        unit, slot.unit, slot.ref = slot.unit, None, None
-        try:
-            completion = self.ray.get(ref)
-            completion.unit = unit
-        except RayActorError as err:
-            self._replace(slot)
-            if unit.attempts < MAX_ATTEMPTS:
-                self.queues[slot.lane].appendleft(unit)
-                return []
-            completion = Completion(unit, False, error=f"Ray actor died running this unit, twice ({_first_line(err)})",
-                                    seconds=time.perf_counter() - slot.started_at)
-        except Exception as err:  # the value could not come back (e.g. it cannot be pickled)
-            completion = Completion(unit, False, error=f"the unit's result cannot be sent back to the coordinator "
-                                    f"({_first_line(err)})", seconds=time.perf_counter() - slot.started_at)
-        completion.worker, completion.node = slot.pid, slot.node
-        self.busy[slot.lane] += completion.seconds
-        return [completion]
-
-    def _kill_overdue(self) -> list[Completion]:
-        """Stop each actor whose unit ran past its timeout; that unit fails (no retry)."""
-        completions = []
-        now = time.perf_counter()
-        for slot in self.slots:
-            unit = slot.unit
-            if unit is None or not unit.timeout or now - slot.started_at < unit.timeout:
-                continue
-            pid, node = slot.pid, slot.node
-            slot.unit, slot.ref = None, None
-            self._replace(slot)
-            self.busy[slot.lane] += now - slot.started_at
-            completions.append(Completion(unit, False, error=f"timed out after {unit.timeout:g} s "
-                                          "(resources.unit_timeout); its Ray actor was stopped",
-                                          seconds=now - slot.started_at, worker=pid, node=node))
-        return completions
 
     def release(self, audio) -> None:
         """A file is done: its arrays leave the object store with the last reference (the
@@ -450,24 +320,27 @@ class RayExecutor:
         audio.remove()
         if isinstance(audio, AudioInStore):
             for slot in self.slots:
-                if slot.pid is not None:
-                    slot.actor.forget.remote(audio.token)
+                if slot.ready and not self.on_driver(slot):
+                    slot.handle.forget.remote(audio.token)
 
     def close(self) -> None:
         """Stop running decodes, ask idle actors what they set up, clean the nodes' scratch
         folders and end the actors."""
-        for _, lane in self.driver:
-            lane.stop()
-        idle = [s for s in self.slots if s.pid is not None and s.unit is None]
+        super().close()
+        actors = [s for s in self.slots if not self.on_driver(s)]
+        for slot in self.slots:
+            if self.on_driver(slot):
+                slot.handle.stop()
+        idle = [s for s in actors if s.ready and s.unit is None]
         try:
-            counts = self.ray.get([s.actor.setups.remote() for s in idle], timeout=10)
+            counts = self.ray.get([s.handle.setups.remote() for s in idle], timeout=10)
             self.setups = {f"{s.lane}-{s.index}": c for s, c in zip(idle, counts)}
-            self.ray.get([s.actor.clean.remote() for s in idle], timeout=10)
+            self.ray.get([s.handle.clean.remote() for s in idle], timeout=10)
         except Exception:  # noqa: BLE001 - closing must not fail on a cluster that went away
             pass
-        for slot in self.slots:
+        for slot in actors:
             try:
-                self.ray.kill(slot.actor, no_restart=True)
+                self.ray.kill(slot.handle, no_restart=True)
             except Exception:  # noqa: BLE001
                 pass
         shutil.rmtree(node_scratch(self.run_name), ignore_errors=True)

@@ -1,100 +1,189 @@
-"""Units of work and the code that runs one, wherever it runs (a worker process or inline).
+"""Units of work and what comes back for them: typed values that cross process boundaries.
 
-A unit is one of:
+A unit is one of (its ``kind``, a :class:`UnitKind`, follows from the type of its ``work``):
 
-- ``decode``: read a file once into shared raw float32 arrays (one per wanted rate), or
-  report that an up-to-date result already exists (resume);
-- ``analyze``: one (file, chunk, step) of a ``cpu`` step;
-- ``prepare``: the CPU-lane half of a ``gpu`` step for one chunk (features);
-- ``batch``: prepared chunks of one ``gpu`` step, from any files, through the model at once;
-- ``aggregate``: one (file, step): merge its chunks (a DBN decode can be real work);
-- ``export``: one file's result rendered in each format and written (a plot takes a second,
-  and a plugin's exporter may fail: neither holds up or stops the coordinator).
+- ``decode`` (:class:`DecodeWork`): read a file once into shared raw float32 arrays (one per
+  wanted rate), or report that an up-to-date result already exists (resume);
+- ``analyze`` (:class:`AnalyzeWork`): one (file, chunk, step) of a ``cpu`` step;
+- ``prepare`` (:class:`PrepareWork`): the CPU-lane half of a ``gpu`` step for one chunk (features);
+- ``batch`` (:class:`BatchWork`): prepared chunks of one ``gpu`` step, from any files, through
+  the model at once;
+- ``aggregate`` (:class:`MergeWork`): one (file, step): merge its chunks (a DBN decode can be
+  real work);
+- ``export`` (:class:`ExportWork`): one file's result rendered in each format and written (a
+  plot takes a second, and a plugin's exporter may fail: neither holds up the coordinator).
+
+Every work item and every completion value is a frozen dataclass: what the coordinator sent
+is what the worker ran, and a value never changes after it was made (a retry sends the same
+unit again; the executor counts its attempts). The code that runs a unit is in ``runner.py``.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections import Counter
-import traceback
+from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar, NamedTuple
 
-from ..aggregate import Part, Track, default_aggregate
-from ..analyzer import Analyzer
-from ..audio import ChunkSpan, DecodeError, file_sha256, store_audio
-from ..contract import ContractError, check_outputs
-from ..results import write_outputs
+from ..audio import ChunkSpan
 
-DECODE, ANALYZE, PREPARE, BATCH, AGGREGATE, EXPORT = "decode", "analyze", "prepare", "batch", "aggregate", "export"
+
+class UnitKind(StrEnum):
+    """What a unit does (a str: events carry the plain value)."""
+
+    DECODE = "decode"
+    ANALYZE = "analyze"
+    PREPARE = "prepare"
+    BATCH = "batch"
+    AGGREGATE = "aggregate"
+    EXPORT = "export"
+
+
+DECODE, ANALYZE, PREPARE, BATCH, AGGREGATE, EXPORT = (UnitKind.DECODE, UnitKind.ANALYZE, UnitKind.PREPARE,
+                                                      UnitKind.BATCH, UnitKind.AGGREGATE, UnitKind.EXPORT)
+
+
+class Binding(NamedTuple):
+    """Where a step's input comes from: ``output`` of the step ``step``."""
+
+    step: str
+    output: str
 
 
 class UnitTimeout(Exception):
     """A unit ran past its ``timeout`` (an inline run interrupts it with SIGALRM)."""
 
 
-class SetupFailure(Exception):
-    """An analyzer that could not be set up (missing library, no GPU, ...)."""
+# -- work: what a unit carries ---------------------------------------------------------
+@dataclass(frozen=True)
+class Existing:
+    """A result already on disk that a decode checks before decoding (resume)."""
+
+    path: str
+    pipeline_hash: str
+    versions: dict[str, str]
 
 
-def prepare_analyzer(cls: type[Analyzer], params: dict[str, Any], device: str, role: str = "model") -> Analyzer:
-    """Instantiate and set up an analyzer (``role`` "features": only the CPU half of a gpu
-    analyzer); a missing library becomes a clear message saying what to install."""
-    analyzer = cls(**params)
-    try:
-        if role == "features":
-            analyzer.setup_features()
-        else:
-            analyzer.setup(device)
-    except ImportError as err:
-        hint = cls.install_command() if (cls.extra or cls.install_hint) else f"pip install {err.name or 'the missing library'}"
-        raise SetupFailure(f"{cls.name} cannot import {err.name or 'a library'} ({err}); install it with: {hint}") from None
-    except Exception as err:
-        raise SetupFailure(f"{cls.name}: setup failed: {err}") from None
-    return analyzer
+@dataclass(frozen=True)
+class DecodeWork:
+    kind: ClassVar[UnitKind] = DECODE
+    wanted: frozenset  # (sample rate, layout) pairs the steps want
+    existing: Existing | None = None
+    stop: Any = None  # a threading.Event that ends the decode early (the Ray driver's cancel)
 
 
-def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw: list[Any],
-                   track: Track, notes: list[str] | None = None) -> dict[str, Any]:
-    """Move chunk outputs to track time and merge them (plugin hook first, then defaults).
-
-    ``offsets`` holds (chunk index, time of the chunk's first sample) per raw output. What
-    the analyzer returned per chunk and what the hook returns are both checked against the
-    contract (mirflow.contract); ``notes`` collects what its rules cleaned.
-    """
-    kinds = analyzer.chunk_outputs or analyzer.outputs
-    spans = {span.index: span for span in track.spans}
-    parts = []
-    for position, ((index, start), outputs) in enumerate(zip(offsets, raw)):
-        span = spans.get(index, ChunkSpan(0, 0.0, track.duration, 0.0, track.duration))
-        where = f"{analyzer.name}: chunk {index}" if len(raw) > 1 else analyzer.name
-        normalized = check_outputs(kinds, outputs, offset=start, bound=span.end - start, where=where, notes=notes)
-        parts.append(Part(span=span, outputs=normalized, last=position == len(raw) - 1))
-    merged = pm.hook.aggregate(analyzer=analyzer, parts=parts, track=track)
-    if merged is None:
-        merged = default_aggregate(analyzer.outputs, parts)
-    return check_outputs(analyzer.outputs, merged, bound=track.duration, where=f"{analyzer.name}: aggregate",
-                         notes=notes)
+@dataclass(frozen=True)
+class AnalyzeWork:
+    kind: ClassVar[UnitKind] = ANALYZE
+    audio: Any  # the file's StoredAudio
+    span: ChunkSpan
+    inputs: dict[str, Any]  # slot -> value of the inputs needed per chunk
 
 
-@dataclass
+@dataclass(frozen=True)
+class PrepareWork(AnalyzeWork):
+    kind: ClassVar[UnitKind] = PREPARE
+
+
+@dataclass(frozen=True)
+class BatchWork:
+    kind: ClassVar[UnitKind] = BATCH
+    items: tuple  # what each chunk's prepare() returned
+    inputs: tuple  # each chunk's inputs
+    owners: tuple[tuple[str, int], ...]  # (file, chunk) of each item
+    offsets: tuple[float, ...]  # track time of each chunk's first sample
+
+
+@dataclass(frozen=True)
+class MergeWork:
+    kind: ClassVar[UnitKind] = AGGREGATE
+    offsets: tuple[tuple[int, float], ...]  # (chunk index, time of its first sample) per raw output
+    raw: tuple  # each chunk's outputs, in chunk order
+    duration: float
+    spans: tuple[ChunkSpan, ...]
+    inputs: dict[str, Any] = field(default_factory=dict)  # the at-merge inputs, added when they are ready
+
+
+@dataclass(frozen=True)
+class ExportWork:
+    kind: ClassVar[UnitKind] = EXPORT
+    result: dict[str, Any]
+    directory: str
+    name: str
+    formats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Unit:
-    """One schedulable piece of work; ``payload`` holds what the runner needs."""
+    """One schedulable piece of work, on the ``cpu`` or the ``gpu`` lane."""
 
     id: int
-    kind: str
-    lane: str  # "cpu" or "gpu"
+    lane: str
+    work: Any  # one of the *Work classes above
     file: str | None = None
     step: str | None = None
     chunk: int | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
-    attempts: int = 0
     timeout: float | None = None  # seconds before its worker is killed (resources.unit_timeout)
 
+    @property
+    def kind(self) -> UnitKind:
+        return self.work.kind
 
-def enqueue(queue, unit: Unit) -> None:
+
+# -- completions: what comes back -----------------------------------------------------
+@dataclass(frozen=True)
+class Decoded:
+    sha256: str | None
+    audio: Any = None  # the StoredAudio; None when an up-to-date result exists
+    skip: bool = False  # an existing result is up to date
+
+
+@dataclass(frozen=True)
+class Analyzed:
+    offset: float  # track time of the chunk's first sample
+    outputs: Any  # what analyze() returned (checked by the contract at the merge)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    offset: float
+    features: Any  # what prepare() returned, for a batch
+
+
+@dataclass(frozen=True)
+class Batched:
+    outputs: list
+    device: str
+
+
+@dataclass(frozen=True)
+class Merged:
+    outputs: dict[str, Any]
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class Exported:
+    result: dict[str, Any]
+    written: list[str]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What came back for a unit: a value (one of the classes above), or an error message."""
+
+    unit: Unit | None
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the process that ran it, all its threads, while it ran
+    worker: int | None = None
+    node: str | None = None  # the Ray node that ran it (None: this machine)
+
+
+def enqueue(queue: deque, unit: Unit) -> None:
     """Append ``unit`` to an executor's queue, a file's merges ahead of chunk work.
 
     A merge (aggregate) is one serial unit that the file's later steps and its export wait
@@ -109,143 +198,3 @@ def enqueue(queue, unit: Unit) -> None:
     while ahead < len(queue) and queue[ahead].kind == AGGREGATE:
         ahead += 1
     queue.insert(ahead, unit)
-
-
-@dataclass
-class Completion:
-    """What came back for a unit: a value, or an error message (with traceback)."""
-
-    unit: Unit
-    ok: bool
-    value: Any = None
-    error: str | None = None
-    traceback: str | None = None
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0  # CPU time of the process that ran it, all its threads, while it ran
-    worker: int | None = None
-    node: str | None = None  # the Ray node that ran it (None: this machine)
-
-
-class UnitRunner:
-    """Runs units for one pipeline in one process; analyzers are set up once and kept."""
-
-    def __init__(self, pipeline, registry, pm, *, device: str, temp_dir: str):
-        self.pipeline = pipeline
-        self.registry = registry
-        self.pm = pm
-        self.device = device
-        self.temp_dir = temp_dir
-        self._analyzers: dict[tuple[str, str], Analyzer | SetupFailure] = {}
-        self.setups: Counter = Counter()  # (step, role) -> set-ups in this process (kept: one each)
-
-    def run(self, unit: Unit) -> Completion:
-        began, cpu = time.perf_counter(), time.process_time()
-
-        def spent() -> dict:
-            return {"seconds": time.perf_counter() - began, "cpu_seconds": time.process_time() - cpu}
-
-        try:
-            value = getattr(self, f"run_{unit.kind}")(unit)
-            return Completion(unit, True, value, **spent())
-        except (SetupFailure, DecodeError, ContractError, UnitTimeout) as err:  # their messages are complete sentences already
-            return Completion(unit, False, error=str(err), **spent())
-        except Exception as err:
-            return Completion(unit, False, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
-                              **spent())
-
-    def analyzer(self, step_id: str, role: str) -> Analyzer:
-        """The step's analyzer, set up for ``role`` (``model`` on the device, ``features``
-        for the CPU half of a gpu step, ``cpu`` otherwise) on first use."""
-        key = (step_id, role)
-        if key not in self._analyzers:
-            step = self.pipeline.step(step_id)
-            cls = self.registry.get(step.analyzer)
-            self.setups[key] += 1
-            try:
-                self._analyzers[key] = prepare_analyzer(cls, step.params, self.device, role)
-            except SetupFailure as failure:
-                self._analyzers[key] = failure
-        found = self._analyzers[key]
-        if isinstance(found, SetupFailure):
-            raise found
-        return found
-
-    def run_decode(self, unit: Unit) -> dict[str, Any]:
-        path = unit.file
-        sha256 = file_sha256(path) if Path(path).is_file() else None
-        existing = unit.payload.get("existing")
-        if sha256 and existing and up_to_date(existing["path"], sha256, existing["pipeline_hash"], existing["versions"]):
-            return {"skip": True, "sha256": sha256}
-        audio = store_audio(path, unit.payload["wanted"], self.temp_dir, self.pipeline.resample_quality,
-                            max_duration=self.pipeline.resources.max_duration, stop=unit.payload.get("stop"))
-        return {"skip": False, "sha256": sha256, "audio": audio}
-
-    @staticmethod
-    def chunk(unit: Unit, analyzer: Analyzer):
-        """The unit's chunk as its analyzer wants it (rate, channels, level)."""
-        return unit.payload["audio"].chunk(unit.payload["span"], analyzer.sample_rate, analyzer.channels,
-                                           normalized=analyzer.level_normalized)
-
-    def run_analyze(self, unit: Unit) -> tuple[float, dict[str, Any]]:
-        analyzer = self.analyzer(unit.step, "cpu")
-        chunk = self.chunk(unit, analyzer)
-        return chunk.start, analyzer.analyze(chunk, unit.payload["inputs"])
-
-    def run_prepare(self, unit: Unit) -> tuple[float, Any]:
-        analyzer = self.analyzer(unit.step, "features")
-        chunk = self.chunk(unit, analyzer)
-        return chunk.start, analyzer.prepare(chunk, unit.payload["inputs"])
-
-    def run_batch(self, unit: Unit) -> dict[str, Any]:
-        analyzer = self.analyzer(unit.step, "model")
-        outputs = batch_with_backoff(analyzer, unit.payload["items"], unit.payload["inputs"])
-        return {"outputs": outputs, "device": analyzer.device}
-
-    def run_aggregate(self, unit: Unit) -> dict[str, Any]:
-        step = self.pipeline.step(unit.step)
-        cls = self.registry.get(step.analyzer)
-        analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
-        track = Track(path=unit.file, duration=unit.payload["duration"], spans=unit.payload["spans"],
-                      inputs=unit.payload.get("inputs") or {})
-        notes: list[str] = []
-        outputs = aggregate_step(self.pm, analyzer, unit.payload["offsets"], unit.payload["raw"], track, notes)
-        return {"outputs": outputs, "notes": notes}
-
-    def run_export(self, unit: Unit) -> dict[str, Any]:
-        """The result written in each format; returned too, with the exporters' errors in it."""
-        result, to = unit.payload["result"], unit.payload
-        written = write_outputs(result, to["directory"], to["name"], to["formats"], self.registry.exporters)
-        return {"result": result, "written": written}
-
-
-def is_out_of_memory(error: Exception) -> bool:
-    """GPU allocators say it in many ways; TensorFlow raises ResourceExhaustedError."""
-    text = f"{type(error).__name__}: {error}".lower()
-    return any(mark in text for mark in ("resourceexhausted", "out of memory", "oom when allocating"))
-
-
-def batch_with_backoff(analyzer: Analyzer, items: list, inputs: list) -> list:
-    """Run a batch; on a GPU out-of-memory error halve it and retry, down to one item."""
-    try:
-        outputs = analyzer.analyze_batch(items, inputs)
-    except Exception as err:
-        if not is_out_of_memory(err) or len(items) == 1:
-            raise
-        half = len(items) // 2
-        return (batch_with_backoff(analyzer, items[:half], inputs[:half])
-                + batch_with_backoff(analyzer, items[half:], inputs[half:]))
-    if len(outputs) != len(items):
-        raise ValueError(f"analyze_batch returned {len(outputs)} results for {len(items)} items")
-    return outputs
-
-
-def up_to_date(result_path: str, sha256: str, pipeline_hash: str, versions: dict[str, str]) -> bool:
-    """Whether an existing result is for the same bytes, pipeline and analyzer versions, and complete."""
-    try:
-        result = json.loads(Path(result_path).read_text(encoding="utf-8"))
-        return (result["source"]["sha256"] == sha256
-                and result["pipeline"]["hash"] == pipeline_hash
-                and {sid: s["version"] for sid, s in result["steps"].items()} == versions
-                and all(s["status"] == "ok" for s in result["steps"].values()))
-    except (OSError, ValueError, KeyError, TypeError):
-        return False

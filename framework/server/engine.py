@@ -9,7 +9,6 @@ through the ``progress`` hook and become each job's numbered events.
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from .. import events
 from ..hookspecs import hookimpl
 from ..results import to_jsonable
 from ..scheduler import build_scheduler
-from ..scheduler.coordinator import FileJob
 from .jobs import CANCELLED, DONE, FAILED, RUNNING, Job
 
 UNIT_EVENTS = {events.UNIT_STARTED: "unit_started", events.UNIT_FINISHED: "unit_finished",
@@ -32,7 +30,6 @@ class PipelineRunner:
                  device: str | None, disabled: tuple, on_broken, executor: str | None = None,
                  ray_address: str | None = None, actor_cpus: float = 1.0, idle_timeout: float | None = None):
         self.name = name
-        self.inbox: queue.Queue = queue.Queue()
         # Results come back as values (no files, no claims): the job keeps them.
         self.scheduler = build_scheduler(pipeline, registry, pm, jobs=jobs, device=device, disabled=disabled,
                                          output_dir=None, force=True, executor=executor, ray_address=ray_address,
@@ -43,12 +40,15 @@ class PipelineRunner:
 
     def _serve(self) -> None:
         try:
-            self.scheduler.serve(self.inbox)
+            self.scheduler.serve()
         except BaseException as err:  # the thread must say why it stopped, not vanish
             self.on_broken(self.name, f"the {self.name!r} pipeline's scheduler stopped: {type(err).__name__}: {err}")
 
+    def submit(self, path: str, name: str) -> None:
+        self.scheduler.submit(path, name)
+
     def close(self, timeout: float = 10.0) -> None:
-        self.inbox.put(None)
+        self.scheduler.end_of_input()
         self.thread.join(timeout)
 
 
@@ -84,7 +84,7 @@ class Engine:
                     idle_timeout=self.idle_timeout)
             self.by_path[str(job.audio_path)] = job
         job.add("queued", {"pipeline": job.pipeline, "filename": job.filename})
-        runner.inbox.put(FileJob(str(job.audio_path), job.id))
+        runner.submit(str(job.audio_path), job.id)
 
     def cancel(self, job: Job, reason: str = "cancelled") -> None:
         """End the job now; its scheduler drops its queued units and ignores what still returns."""

@@ -1,0 +1,191 @@
+"""The code that runs one unit, wherever it runs (a worker process, a Ray actor, inline).
+
+A :class:`UnitRunner` keeps each step's analyzer set up for the life of its process, so a
+model loads once per worker, not once per unit. What it returns is a :class:`Completion`
+holding one of the typed values of ``units.py``, or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..aggregate import Part, Track, default_aggregate
+from ..analyzer import Analyzer
+from ..audio import ChunkSpan, DecodeError, file_sha256, store_audio
+from ..contract import ContractError, check_outputs
+from ..results import write_outputs
+from .units import (Analyzed, Batched, Completion, Decoded, Exported, Merged, Prepared, Unit, UnitTimeout)
+
+
+class SetupFailure(Exception):
+    """An analyzer that could not be set up (missing library, no GPU, ...)."""
+
+
+def prepare_analyzer(cls: type[Analyzer], params: dict[str, Any], device: str, role: str = "model") -> Analyzer:
+    """Instantiate and set up an analyzer (``role`` "features": only the CPU half of a gpu
+    analyzer); a missing library becomes a clear message saying what to install."""
+    analyzer = cls(**params)
+    try:
+        if role == "features":
+            analyzer.setup_features()
+        else:
+            analyzer.setup(device)
+    except ImportError as err:
+        hint = cls.install_command() if (cls.extra or cls.install_hint) else f"pip install {err.name or 'the missing library'}"
+        raise SetupFailure(f"{cls.name} cannot import {err.name or 'a library'} ({err}); install it with: {hint}") from None
+    except Exception as err:
+        raise SetupFailure(f"{cls.name}: setup failed: {err}") from None
+    return analyzer
+
+
+def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw: list[Any],
+                   track: Track, notes: list[str] | None = None) -> dict[str, Any]:
+    """Move chunk outputs to track time and merge them (plugin hook first, then defaults).
+
+    ``offsets`` holds (chunk index, time of the chunk's first sample) per raw output. What
+    the analyzer returned per chunk and what the hook returns are both checked against the
+    contract (mirflow.contract); ``notes`` collects what its rules cleaned.
+    """
+    kinds = analyzer.chunk_outputs or analyzer.outputs
+    spans = {span.index: span for span in track.spans}
+    parts = []
+    for position, ((index, start), outputs) in enumerate(zip(offsets, raw)):
+        span = spans.get(index, ChunkSpan(0, 0.0, track.duration, 0.0, track.duration))
+        where = f"{analyzer.name}: chunk {index}" if len(raw) > 1 else analyzer.name
+        normalized = check_outputs(kinds, outputs, offset=start, bound=span.end - start, where=where, notes=notes)
+        parts.append(Part(span=span, outputs=normalized, last=position == len(raw) - 1))
+    merged = pm.hook.aggregate(analyzer=analyzer, parts=parts, track=track)
+    if merged is None:
+        merged = default_aggregate(analyzer.outputs, parts)
+    return check_outputs(analyzer.outputs, merged, bound=track.duration, where=f"{analyzer.name}: aggregate",
+                         notes=notes)
+
+
+class UnitRunner:
+    """Runs units for one pipeline in one process; analyzers are set up once and kept."""
+
+    def __init__(self, pipeline, registry, pm, *, device: str, temp_dir: str):
+        self.pipeline = pipeline
+        self.registry = registry
+        self.pm = pm
+        self.device = device
+        self.temp_dir = temp_dir
+        self._analyzers: dict[tuple[str, str], Analyzer | SetupFailure] = {}
+        self.setups: Counter = Counter()  # (step, role) -> set-ups in this process (kept: one each)
+
+    def run(self, unit: Unit) -> Completion:
+        began, cpu = time.perf_counter(), time.process_time()
+
+        def spent() -> dict:
+            return {"seconds": time.perf_counter() - began, "cpu_seconds": time.process_time() - cpu}
+
+        try:
+            value = getattr(self, f"run_{unit.kind.value}")(unit)
+            return Completion(unit, True, value, **spent())
+        except (SetupFailure, DecodeError, ContractError, UnitTimeout) as err:  # their messages are complete sentences already
+            return Completion(unit, False, error=str(err), **spent())
+        except Exception as err:
+            return Completion(unit, False, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
+                              **spent())
+
+    def analyzer(self, step_id: str, role: str) -> Analyzer:
+        """The step's analyzer, set up for ``role`` (``model`` on the device, ``features``
+        for the CPU half of a gpu step, ``cpu`` otherwise) on first use."""
+        key = (step_id, role)
+        if key not in self._analyzers:
+            step = self.pipeline.step(step_id)
+            cls = self.registry.get(step.analyzer)
+            self.setups[key] += 1
+            try:
+                self._analyzers[key] = prepare_analyzer(cls, step.params, self.device, role)
+            except SetupFailure as failure:
+                self._analyzers[key] = failure
+        found = self._analyzers[key]
+        if isinstance(found, SetupFailure):
+            raise found
+        return found
+
+    def run_decode(self, unit: Unit) -> Decoded:
+        path, work = unit.file, unit.work
+        sha256 = file_sha256(path) if Path(path).is_file() else None
+        existing = work.existing
+        if sha256 and existing and up_to_date(existing.path, sha256, existing.pipeline_hash, existing.versions):
+            return Decoded(sha256, skip=True)
+        audio = store_audio(path, set(work.wanted), self.temp_dir, self.pipeline.resample_quality,
+                            max_duration=self.pipeline.resources.max_duration, stop=work.stop)
+        return Decoded(sha256, audio=audio)
+
+    @staticmethod
+    def chunk(unit: Unit, analyzer: Analyzer):
+        """The unit's chunk as its analyzer wants it (rate, channels, level)."""
+        return unit.work.audio.chunk(unit.work.span, analyzer.sample_rate, analyzer.channels,
+                                     normalized=analyzer.level_normalized)
+
+    def run_analyze(self, unit: Unit) -> Analyzed:
+        analyzer = self.analyzer(unit.step, "cpu")
+        chunk = self.chunk(unit, analyzer)
+        return Analyzed(chunk.start, analyzer.analyze(chunk, unit.work.inputs))
+
+    def run_prepare(self, unit: Unit) -> Prepared:
+        analyzer = self.analyzer(unit.step, "features")
+        chunk = self.chunk(unit, analyzer)
+        return Prepared(chunk.start, analyzer.prepare(chunk, unit.work.inputs))
+
+    def run_batch(self, unit: Unit) -> Batched:
+        analyzer = self.analyzer(unit.step, "model")
+        outputs = batch_with_backoff(analyzer, list(unit.work.items), list(unit.work.inputs))
+        return Batched(outputs, analyzer.device)
+
+    def run_aggregate(self, unit: Unit) -> Merged:
+        step = self.pipeline.step(unit.step)
+        cls = self.registry.get(step.analyzer)
+        analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
+        work = unit.work
+        track = Track(path=unit.file, duration=work.duration, spans=list(work.spans), inputs=work.inputs or {})
+        notes: list[str] = []
+        outputs = aggregate_step(self.pm, analyzer, list(work.offsets), list(work.raw), track, notes)
+        return Merged(outputs, notes)
+
+    def run_export(self, unit: Unit) -> Exported:
+        """The result written in each format; returned too, with the exporters' errors in it."""
+        work = unit.work
+        written = write_outputs(work.result, work.directory, work.name, work.formats, self.registry.exporters)
+        return Exported(work.result, written)
+
+
+def is_out_of_memory(error: Exception) -> bool:
+    """GPU allocators say it in many ways; TensorFlow raises ResourceExhaustedError."""
+    text = f"{type(error).__name__}: {error}".lower()
+    return any(mark in text for mark in ("resourceexhausted", "out of memory", "oom when allocating"))
+
+
+def batch_with_backoff(analyzer: Analyzer, items: list, inputs: list) -> list:
+    """Run a batch; on a GPU out-of-memory error halve it and retry, down to one item."""
+    try:
+        outputs = analyzer.analyze_batch(items, inputs)
+    except Exception as err:
+        if not is_out_of_memory(err) or len(items) == 1:
+            raise
+        half = len(items) // 2
+        return (batch_with_backoff(analyzer, items[:half], inputs[:half])
+                + batch_with_backoff(analyzer, items[half:], inputs[half:]))
+    if len(outputs) != len(items):
+        raise ValueError(f"analyze_batch returned {len(outputs)} results for {len(items)} items")
+    return outputs
+
+
+def up_to_date(result_path: str, sha256: str, pipeline_hash: str, versions: dict[str, str]) -> bool:
+    """Whether an existing result is for the same bytes, pipeline and analyzer versions, and complete."""
+    try:
+        result = json.loads(Path(result_path).read_text(encoding="utf-8"))
+        return (result["source"]["sha256"] == sha256
+                and result["pipeline"]["hash"] == pipeline_hash
+                and {sid: s["version"] for sid, s in result["steps"].items()} == versions
+                and all(s["status"] == "ok" for s in result["steps"].values()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
