@@ -28,6 +28,23 @@ def executor_options(command):
                              "mirflow[ray]); default: the pipeline's resources.executor.")(command)
 
 
+def jobs_option(help: str):
+    """--jobs, bounded by the rule of the pipeline key ``resources.cpu.workers`` (one rule, not two):
+    an unbounded value forks processes until the machine runs out of memory."""
+    import click
+
+    def check(ctx, param, value):
+        if value is not None:
+            from ..pipeline.schema import check_workers
+
+            problem = check_workers(value)
+            if problem:
+                raise CliError(f"--jobs: {problem}")
+        return value
+
+    return click.option("--jobs", type=click.IntRange(min=1), default=None, callback=check, help=help)
+
+
 @dataclass
 class Context:
     verbose: int = 0

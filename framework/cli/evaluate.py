@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, expand_inputs, load_pipeline_or_fail
+from .common import CliError, expand_inputs, jobs_option, load_pipeline_or_fail
 
 
 @click.command()
@@ -21,7 +21,7 @@ from .common import CliError, expand_inputs, load_pipeline_or_fail
               help="Score results already in this folder instead of running PIPELINE.")
 @click.option("--seams", is_flag=True,
               help="Also run with chunking forced on (30 s chunks) and off, and report how the timelines differ.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="CPU worker processes.")
+@jobs_option("CPU worker processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @click.pass_obj
 def evaluate(obj, pipeline, inputs, truth_dir, results_dir, seams, jobs, as_json):

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from .common import CliError, executor_options, expand_inputs, load_pipeline_or_fail
+from .common import CliError, executor_options, expand_inputs, jobs_option, load_pipeline_or_fail
 
 
 @click.command()
@@ -18,9 +18,8 @@ from .common import CliError, executor_options, expand_inputs, load_pipeline_or_
               help="Comma-separated result formats: json, jams, lab, csv (default: the pipeline's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Override the pipeline's resources.device.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="CPU worker processes (default: resources.cpu.workers, else one per core). "
-                   "--jobs 1 runs everything in this process.")
+@jobs_option("CPU worker processes (default: resources.cpu.workers, else one per core; at most 4 per core). "
+             "--jobs 1 runs everything in this process.")
 @click.option("--force", is_flag=True, help="Recompute files whose result is already up to date.")
 @click.option("--plot", is_flag=True, help="Also write a PNG of each timeline (needs mirflow[plot]).")
 @executor_options

@@ -316,7 +316,8 @@ class Scheduler:
                   for s in self.pipeline.steps}
         existing = None if self.force or result_path is None or not result_path.exists() else {
             "path": str(result_path), "pipeline_hash": self.pipeline.hash,
-            "versions": {s.id: self.registry.get(s.analyzer).version for s in self.pipeline.steps}}
+            "versions": {s.id: self.registry.get(s.analyzer).version for s in self.pipeline.steps},
+            "formats": self.formats}
         self.submit(job, DECODE, payload={"wanted": wanted, "existing": existing})
         return None
 

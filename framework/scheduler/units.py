@@ -26,7 +26,7 @@ from ..aggregate import Part, Track, default_aggregate
 from ..analyzer import Analyzer
 from ..audio import ChunkSpan, DecodeError, file_sha256, store_audio
 from ..contract import ContractError, check_outputs
-from ..results import write_outputs
+from ..results import expected_files, write_outputs
 
 DECODE, ANALYZE, PREPARE, BATCH, AGGREGATE, EXPORT = "decode", "analyze", "prepare", "batch", "aggregate", "export"
 
@@ -174,7 +174,8 @@ class UnitRunner:
         path = unit.file
         sha256 = file_sha256(path) if Path(path).is_file() else None
         existing = unit.payload.get("existing")
-        if sha256 and existing and up_to_date(existing["path"], sha256, existing["pipeline_hash"], existing["versions"]):
+        if sha256 and existing and up_to_date(existing["path"], sha256, existing["pipeline_hash"], existing["versions"],
+                                              existing.get("formats", ("json",)), self.registry.exporters):
             return {"skip": True, "sha256": sha256}
         audio = store_audio(path, unit.payload["wanted"], self.temp_dir, self.pipeline.resample_quality,
                             max_duration=self.pipeline.resources.max_duration, stop=unit.payload.get("stop"))
@@ -239,13 +240,22 @@ def batch_with_backoff(analyzer: Analyzer, items: list, inputs: list) -> list:
     return outputs
 
 
-def up_to_date(result_path: str, sha256: str, pipeline_hash: str, versions: dict[str, str]) -> bool:
-    """Whether an existing result is for the same bytes, pipeline and analyzer versions, and complete."""
+def up_to_date(result_path: str, sha256: str, pipeline_hash: str, versions: dict[str, str],
+               formats=("json",), exporters=None) -> bool:
+    """Whether an existing result is for the same bytes, pipeline and analyzer versions, and
+    complete: every step ok, and every file of every requested format there (a set written
+    by a run with fewer formats, or cut short, is not)."""
+    from ..exports import EXPORTERS
+
+    path = Path(result_path)
     try:
-        result = json.loads(Path(result_path).read_text(encoding="utf-8"))
-        return (result["source"]["sha256"] == sha256
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if not (result["source"]["sha256"] == sha256
                 and result["pipeline"]["hash"] == pipeline_hash
                 and {sid: s["version"] for sid, s in result["steps"].items()} == versions
-                and all(s["status"] == "ok" for s in result["steps"].values()))
-    except (OSError, ValueError, KeyError, TypeError):
+                and all(s["status"] == "ok" for s in result["steps"].values())):
+            return False
+        files = expected_files(result, path.parent, path.name.removesuffix(".json"), formats, exporters or EXPORTERS)
+        return files is not None and all(file.is_file() for file in files)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False

@@ -1,0 +1,101 @@
+"""Faults a new user runs into (issue 33's probes): each test holds one promise of docs/faults.md."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from mirflow.pipeline import PipelineError, load_pipeline
+from mirflow.scheduler import run_pipeline
+
+MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
+FORMATS = ("json", "jams", "lab", "csv")
+
+
+def mirflow(*args, **kwargs):
+    return subprocess.run([MIRFLOW, *map(str, args)], capture_output=True, text=True, **kwargs)
+
+
+def run(pm, registry, pipeline_path, paths, out, **options):
+    pipeline = load_pipeline(pipeline_path, registry)
+    outcomes, _ = run_pipeline(pipeline, registry, pm, [str(p) for p in paths], output_dir=out, inline=True,
+                               **options)
+    return outcomes
+
+
+# -- 1. --jobs has the YAML key's upper bound ------------------------------------------------
+@pytest.mark.parametrize("command", [("run", "default", "song.wav"), ("serve",)])
+def test_jobs_beyond_four_per_core_is_refused_like_the_yaml_key(command, tmp_path):
+    most = 4 * (os.cpu_count() or 1)
+    done = mirflow(*command, "--jobs", most + 1, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"mirflow: --jobs: must be at most {most}, got {most + 1} (4 per core on this "
+                                   f"{os.cpu_count()}-core machine: each worker is a process holding its own models)")
+    assert "serving" not in done.stderr
+
+
+# -- 2. a file's outputs appear together or not at all; resume checks them all --------------
+def test_a_full_disk_leaves_no_part_of_a_result_set_and_resume_then_recomputes(
+        pm, registry, write_pipeline, write_clicks, tmp_path, monkeypatch):
+    song, _ = write_clicks(4.0, name="song.wav")
+    pipeline = write_pipeline("steps: [fake.clicks, fake.sections, fake.level]\n")
+    out = tmp_path / "out"
+    real_fsync, calls = os.fsync, []
+
+    def disk_fills(fd):  # the third file of the set finds the disk full
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_fills)
+    [failed] = run(pm, registry, pipeline, [song], out, formats=FORMATS)
+    assert not failed.ok and "No space left on device" in failed.error
+    assert len(calls) == 3
+    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".claim")) == []  # no part, no temporary
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    [again] = run(pm, registry, pipeline, [song], out, formats=FORMATS)
+    assert again.ok and not again.skipped
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert names == ["song.chords.lab", "song.jams", "song.json", "song.level.envelope.csv"]
+
+
+def test_resume_recomputes_a_result_missing_a_requested_format(pm, registry, write_pipeline, write_clicks, tmp_path):
+    song, _ = write_clicks(4.0, name="song.wav")
+    pipeline = write_pipeline("steps: [fake.clicks, fake.sections, fake.level]\n")
+    out = tmp_path / "out"
+    assert run(pm, registry, pipeline, [song], out, formats=("json",))[0].ok
+    [wider] = run(pm, registry, pipeline, [song], out, formats=FORMATS)  # a run with more formats
+    assert not wider.skipped and (out / "song.chords.lab").is_file() and (out / "song.jams").is_file()
+    [same] = run(pm, registry, pipeline, [song], out, formats=FORMATS)
+    assert same.skipped == "result is up to date"
+    (out / "song.level.envelope.csv").unlink()  # one file of the set gone
+    [redone] = run(pm, registry, pipeline, [song], out, formats=FORMATS)
+    assert not redone.skipped and (out / "song.level.envelope.csv").is_file()
+
+
+def test_a_failed_rename_removes_what_this_attempt_renamed(tmp_path, monkeypatch):
+    from mirflow import io
+
+    (tmp_path / "b.txt").write_text("old b")
+    real_replace, renames = os.replace, []
+
+    def second_fails(source, target):
+        renames.append(target)
+        if len(renames) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(source, target)
+
+    monkeypatch.setattr(io.os, "replace", second_fails)
+    with pytest.raises(OSError):
+        io.write_together([(tmp_path / "a.txt", "a"), (tmp_path / "b.txt", b"b")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"]  # a.txt removed, no temporaries
+    assert (tmp_path / "b.txt").read_text() == "old b"
