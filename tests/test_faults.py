@@ -99,3 +99,18 @@ def test_a_failed_rename_removes_what_this_attempt_renamed(tmp_path, monkeypatch
         io.write_together([(tmp_path / "a.txt", "a"), (tmp_path / "b.txt", b"b")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"]  # a.txt removed, no temporaries
     assert (tmp_path / "b.txt").read_text() == "old b"
+
+
+# -- 4. a step that takes its own output ---------------------------------------------------
+def test_a_step_that_takes_its_own_output_is_told_so_at_its_line(write_pipeline, registry):
+    pipeline = write_pipeline("""\
+        steps:
+          - fake.clicks
+          - id: tempo
+            analyzer: fake.sections
+            inputs: {clicks: tempo}
+        """)
+    with pytest.raises(PipelineError) as caught:
+        load_pipeline(pipeline, registry)
+    assert str(caught.value) == ("pipe.yaml:5:22 steps[1].inputs.clicks: a step cannot take its own output "
+                                 "('tempo' is this step's id)")

@@ -355,7 +355,9 @@ class _Validator:
                 target = given[slot]
                 step_id, _, output = str(target).partition(".")
                 output = output or requirement.output
-                if step_id not in providers or step_id == section["id"]:
+                if step_id == section["id"]:
+                    self.error(path + (slot,), f"a step cannot take its own output ({step_id!r} is this step's id)")
+                elif step_id not in providers:
                     self.error(path + (slot,), f"no other step with id {step_id!r}{did_you_mean(step_id, providers)}")
                 elif output not in providers[step_id].outputs:
                     self.error(path + (slot,), f"step {step_id!r} has no output {output!r}")
