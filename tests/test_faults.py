@@ -114,3 +114,21 @@ def test_a_step_that_takes_its_own_output_is_told_so_at_its_line(write_pipeline,
         load_pipeline(pipeline, registry)
     assert str(caught.value) == ("pipe.yaml:5:22 steps[1].inputs.clicks: a step cannot take its own output "
                                  "('tempo' is this step's id)")
+
+
+# -- 5. control characters in file names are escaped wherever a line names a file -----------
+def test_a_file_name_with_a_newline_cannot_forge_a_line(tmp_path, write_clicks):
+    good, _ = write_clicks(3.0, name="good\x1b[2J.wav")
+    forged = tmp_path / "bad\nmirflow: fake.wav: all good.wav"
+    forged.write_bytes(b"RIFF....WAVEfmt garbage")
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("steps: [chords.cnn_crf]\n")
+    done = mirflow("run", pipeline, good, forged, "-o", tmp_path / "out", "--jobs", 1)
+    assert done.returncode == 1
+    assert "\x1b" not in done.stdout + done.stderr
+    assert not any(line.startswith("mirflow: fake.wav") for line in done.stderr.splitlines())
+    assert f"mirflow: {tmp_path}/bad\\nmirflow: fake.wav: all good.wav: cannot decode audio" in done.stderr
+    assert "bad\\nmirflow: fake.wav: all good.wav: failed, no result" in done.stdout
+    assert "good\\x1b[2J.wav  (3.0 s" in done.stdout
+    missing = mirflow("run", pipeline, tmp_path / "no\rsuch.wav")
+    assert missing.returncode == 2 and missing.stderr == f"mirflow: {tmp_path}/no\\rsuch.wav: no such file or directory\n"

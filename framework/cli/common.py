@@ -16,6 +16,16 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+def shown(text) -> str:
+    """``text`` (a file name, or a line naming one) with control characters escaped as Python
+    writes them (``\\n``, ``\\x1b``, ``\\udcff`` for undecodable bytes): a name holding a newline or
+    a terminal escape can neither split a line nor forge one. Used wherever a line names a file."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
+
 def executor_options(command):
     """--executor and --ray-address, as `run` and `serve` both take them."""
     import click
@@ -106,9 +116,9 @@ def read_result(path: str, source_field: str) -> dict:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         data["timeline"], data["source"][source_field]  # noqa: B018  (a mirflow result has both)
     except OSError as err:
-        raise CliError(f"{path}: cannot read ({err.strerror})") from None
+        raise CliError(f"{shown(path)}: cannot read ({err.strerror})") from None
     except (ValueError, KeyError, TypeError):
-        raise CliError(f"{path}: not a mirflow result (JSON with 'source' and 'timeline')") from None
+        raise CliError(f"{shown(path)}: not a mirflow result (JSON with 'source' and 'timeline')") from None
     return data
 
 
@@ -122,15 +132,15 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
         if path.is_dir():
             matches = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
             if not matches:
-                raise CliError(f"{item}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+                raise CliError(f"{shown(item)}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
             found.extend(matches)
         elif path.is_file():
             found.append(str(path))
         elif any(ch in item for ch in "*?["):
             matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
             if not matches:
-                raise CliError(f"{item}: pattern matches no files")
+                raise CliError(f"{shown(item)}: pattern matches no files")
             found.extend(matches)
         else:
-            raise CliError(f"{item}: no such file or directory")
+            raise CliError(f"{shown(item)}: no such file or directory")
     return list(dict.fromkeys(found))

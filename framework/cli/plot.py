@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, read_result
+from .common import CliError, read_result, shown
 
 
 def require_matplotlib() -> None:
@@ -44,6 +44,6 @@ def plot(obj, result, output, start, end, size):
     try:
         plot_result(data, target, start=start, end=end, width=width, height=height)
     except PlotError as err:
-        raise CliError(f"{result}: {err}") from None
+        raise CliError(f"{shown(result)}: {err}") from None
     if not obj.quiet:
-        click.echo(f"wrote {target}")
+        click.echo(f"wrote {shown(target)}")

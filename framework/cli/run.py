@@ -6,7 +6,7 @@ import time
 
 import click
 
-from .common import CliError, executor_options, expand_inputs, jobs_option, load_pipeline_or_fail
+from .common import CliError, executor_options, expand_inputs, jobs_option, load_pipeline_or_fail, shown
 
 
 @click.command()
@@ -68,7 +68,7 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, e
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
         if outcome.error:
-            click.echo(f"mirflow: {outcome.error}", err=True)
+            click.echo(f"mirflow: {shown(outcome.error)}", err=True)
     if failed:
         unread = sum(o.result is None for o in failed)
         where = [f"{len(failed) - unread} with a result that lists them under 'errors'" if len(failed) > unread else "",
@@ -105,16 +105,16 @@ def print_file_event(event) -> None:
     from .. import events
 
     if event.kind == events.FILE_SKIPPED:
-        click.echo(f"{event.file}: skipped ({event.data.get('reason')})")
+        click.echo(f"{shown(event.file)}: skipped ({event.data.get('reason')})")
     elif event.kind == events.FILE_FAILED:
-        click.echo(f"{event.file}: failed, no result")
+        click.echo(f"{shown(event.file)}: failed, no result")
     elif event.data.get("result") is not None:
         click.echo(summary_text(event.data["result"], event.data.get("written") or [], event.seconds or 0.0))
 
 
 def summary_text(result: dict, written: list[str], seconds: float) -> str:
     summary, timeline, source = result["summary"], result["timeline"], result["source"]
-    lines = [f"{source['name']}  ({source['duration']:.1f} s, {len(result['chunks'])} chunk(s))"]
+    lines = [f"{shown(source['name'])}  ({source['duration']:.1f} s, {len(result['chunks'])} chunk(s))"]
     if (summary.get("tempo") or {}).get("bpm") is not None:
         lines.append(f"  tempo      {summary['tempo']['bpm']:.1f} BPM")
     if "key" in summary:
@@ -126,12 +126,12 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
         lines.append(f"  beats      {len(timeline['beats'])}{downbeats}")
     if timeline["chords"]:
         labels = [c["label"] for c in timeline["chords"]]
-        shown = " ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
-        lines.append(f"  chords     {shown}  ({len(labels)} segments)")
+        labels_text = " ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
+        lines.append(f"  chords     {labels_text}  ({len(labels)} segments)")
     if timeline.get("sections"):
-        shown = " ".join(f"{s['label']}" + (f"({s['function']})" if s.get("function") else "")
-                         for s in timeline["sections"][:10]) + (" ..." if len(timeline["sections"]) > 10 else "")
-        lines.append(f"  sections   {shown}")
+        sections_text = " ".join(f"{s['label']}" + (f"({s['function']})" if s.get("function") else "")
+                                 for s in timeline["sections"][:10]) + (" ..." if len(timeline["sections"]) > 10 else "")
+        lines.append(f"  sections   {sections_text}")
     changes = next((step["outputs"].get("tempo_changes") for step in result["steps"].values()
                     if step["status"] == "ok" and step["outputs"].get("tempo_changes")), None)
     if changes:
@@ -144,7 +144,7 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
         lines.append(f"  {'skipped' if skipped else 'error':<11}{error.get('step') or error.get('stage')}: "
                      + (error["message"].removeprefix("skipped: ") if skipped else error["message"]))
     speed = f", {source['duration'] / seconds:.1f}x realtime" if seconds else ""
-    lines.append(f"  wrote      {', '.join(written) or 'nothing'}  ({seconds:.1f} s{speed})")
+    lines.append(f"  wrote      {shown(', '.join(written)) or 'nothing'}  ({seconds:.1f} s{speed})")
     return "\n".join(lines)
 
 

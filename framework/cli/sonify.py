@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, read_result
+from .common import CliError, read_result, shown
 
 
 @click.command()
@@ -34,6 +34,6 @@ def sonify(obj, result, output, audio, beats, downbeats, chords, sections, mix, 
         write(data, target, audio=audio, layers=Layers(beats, downbeats, chords, sections), mix=mix,
               start=start, end=end)
     except SonifyError as err:
-        raise CliError(f"{result}: {err}") from None
+        raise CliError(f"{shown(result)}: {err}") from None
     if not obj.quiet:
-        click.echo(f"wrote {target}")
+        click.echo(f"wrote {shown(target)}")
