@@ -56,6 +56,7 @@ def build_result(*, pipeline, path, source, content_hash, spans, records, regist
             "sample_rate": source.sample_rate,
             "channels": source.channels,
             "sha256": content_hash,
+            "notes": list(getattr(source, "notes", ())),
         },
         "pipeline": {"name": pipeline.name, "path": str(pipeline.path), "hash": pipeline.hash},
         "chunks": [asdict(span) for span in spans],

@@ -132,3 +132,40 @@ def test_a_file_name_with_a_newline_cannot_forge_a_line(tmp_path, write_clicks):
     assert "good\\x1b[2J.wav  (3.0 s" in done.stdout
     missing = mirflow("run", pipeline, tmp_path / "no\rsuch.wav")
     assert missing.returncode == 2 and missing.stderr == f"mirflow: {tmp_path}/no\\rsuch.wav: no such file or directory\n"
+
+
+# -- 6. a truncated WAV is noted, not passed off as a short song ------------------------------
+def test_a_wav_shorter_than_its_header_is_noted_in_the_result_and_the_summary(tmp_path, write_clicks):
+    whole, _ = write_clicks(10.0, name="whole.wav")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[:44 + int(3.3 * 22050) * 2])  # the header still declares 10 s
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("steps: [chords.cnn_crf]\n")
+    done = mirflow("run", pipeline, cut, whole, "-o", tmp_path / "out", "--jobs", 1)
+    assert done.returncode == 0, done.stderr
+    note = "file shorter than its header: the header declares 10.0 s, the file holds 3.3 s"
+    assert f"  note       {note}" in done.stdout
+    assert json.loads((tmp_path / "out" / "cut.json").read_text())["source"]["notes"] == [note]
+    assert json.loads((tmp_path / "out" / "whole.json").read_text())["source"]["notes"] == []
+    assert done.stdout.count("note ") == 1
+
+
+def test_a_wav_too_long_by_its_header_is_refused_before_it_is_hashed(
+        pm, registry, write_pipeline, tmp_path, monkeypatch):
+    import struct
+
+    from mirflow.scheduler import units
+
+    rate, seconds = 1000, 10 * 3600
+    size = rate * seconds * 2  # 10 h of 16-bit mono, a sparse file of zeros
+    path = tmp_path / "long.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + size) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate,
+                                                                                       rate * 2, 2, 16)
+                     + b"data" + struct.pack("<I", size))
+    os.truncate(path, 44 + size)
+    hashed = []
+    monkeypatch.setattr(units, "file_sha256", lambda file: hashed.append(file) or "0" * 64)
+    [outcome] = run(pm, registry, write_pipeline("steps: [fake.clicks]\n"), [path], tmp_path / "out")
+    assert not outcome.ok and "its header declares 10.0 h of audio, longer than the 6.0 h allowed" in outcome.error
+    assert hashed == []

@@ -139,6 +139,8 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
                                                    for c in changes[:6]))
     if len(timeline["keys"]) > 1:
         lines.append("  key changes " + ", ".join(f"{k['start']:.0f}s {k['label']}" for k in timeline["keys"]))
+    for note in source.get("notes") or []:
+        lines.append(f"  note       {note}")
     for error in result["errors"]:
         skipped = result["steps"].get(error.get("step") or "", {}).get("status") == "skipped"
         lines.append(f"  {'skipped' if skipped else 'error':<11}{error.get('step') or error.get('stage')}: "

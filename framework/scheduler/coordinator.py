@@ -373,7 +373,8 @@ class Scheduler:
         job.spans = plan_chunks(job.audio.duration, enabled=chunking.enabled, min_duration=chunking.min_duration,
                                 length=chunking.length, overlap=chunking.overlap)
         self.emit(events.FILE_DECODED, file=job.path, data={"duration": job.audio.duration, "chunks": len(job.spans),
-                                                             "spans": [s.__dict__ for s in job.spans]})
+                                                             "spans": [s.__dict__ for s in job.spans],
+                                                             "notes": list(job.audio.notes)})
         for step in self.pipeline.steps:
             cls = self.registry.get(step.analyzer)
             record = StepRecord(analyzer=cls.name, version=cls.version, params=step.params)

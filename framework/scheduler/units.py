@@ -24,7 +24,7 @@ from typing import Any
 
 from ..aggregate import Part, Track, default_aggregate
 from ..analyzer import Analyzer
-from ..audio import ChunkSpan, DecodeError, file_sha256, store_audio
+from ..audio import ChunkSpan, DecodeError, check_decodable, file_sha256, store_audio
 from ..contract import ContractError, check_outputs
 from ..results import expected_files, write_outputs
 
@@ -172,7 +172,8 @@ class UnitRunner:
 
     def run_decode(self, unit: Unit) -> dict[str, Any]:
         path = unit.file
-        sha256 = file_sha256(path) if Path(path).is_file() else None
+        check_decodable(path, self.pipeline.resources.max_duration)  # the header before hours of hashing
+        sha256 = file_sha256(path)
         existing = unit.payload.get("existing")
         if sha256 and existing and up_to_date(existing["path"], sha256, existing["pipeline_hash"], existing["versions"],
                                               existing.get("formats", ("json",)), self.registry.exporters):
