@@ -169,3 +169,27 @@ def test_a_wav_too_long_by_its_header_is_refused_before_it_is_hashed(
     [outcome] = run(pm, registry, write_pipeline("steps: [fake.clicks]\n"), [path], tmp_path / "out")
     assert not outcome.ok and "its header declares 10.0 h of audio, longer than the 6.0 h allowed" in outcome.error
     assert hashed == []
+
+
+# -- 3. mirflow evaluate checks every truth file before any audio -----------------------------
+def test_evaluate_reports_every_malformed_truth_file_with_its_line_before_any_audio(tmp_path):
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "a.lab").write_text("0.0\t2.0\tC:maj\n3.0\t2.5\tG:maj\n4.0\tnan\tC:maj\n")
+    (truth / "b.lab").write_text("0.0\t2.0\tC:maj\n2.0\t4.0\tH:mjr\n")
+    (truth / "c.jams").write_text(json.dumps({"annotations": [{"namespace": "beat", "data": [
+        {"time": 0.5, "duration": 0.0, "value": 1}, {"time": "x", "duration": 0.0, "value": 2}]}]}, indent=1))
+    (truth / "d.lab").write_bytes(b"0.0\t2.0\tC:maj\n2.0\t4.0\tE\xe9:maj\n")
+    songs = []
+    for name in "abcd":  # not audio at all: a pipeline run first would fail on them (exit 1)
+        (tmp_path / f"{name}.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+        songs.append(tmp_path / f"{name}.wav")
+    done = mirflow("evaluate", "default", *songs, "--truth", truth)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith(f"mirflow: {truth}/a.lab:2: an interval must start at 0 or later and end after it")
+    assert lines[1] == f"{truth}/a.lab:3: expected finite start and end times, got 4.0 and nan"
+    assert lines[2].startswith(f"{truth}/b.lab:2: not a chord label mir_eval reads")
+    assert lines[3] == f"{truth}/c.jams:11: time must be a finite number of seconds, got 'x'"
+    assert lines[4] == f"{truth}/d.lab:2: not UTF-8 text (byte 0xe9)"
+    assert len(lines) == 5 and "Traceback" not in done.stderr and "cannot decode" not in done.stderr
