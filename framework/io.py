@@ -46,11 +46,17 @@ def _write_temp(path: Path, content: str | bytes) -> str:
             out.write(content.encode("utf-8") if isinstance(content, str) else content)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
+        make_ordinary(temp)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
     return temp
+
+
+def make_ordinary(path: str | Path) -> None:
+    """Give a file made by ``tempfile.mkstemp`` (mode 0600) the permissions of any file the user
+    writes (0666 less the umask): results and renders are for sharing, not secrets."""
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def check_writable(directory: str | Path) -> None:

@@ -193,3 +193,49 @@ def test_evaluate_reports_every_malformed_truth_file_with_its_line_before_any_au
     assert lines[3] == f"{truth}/c.jams:11: time must be a finite number of seconds, got 'x'"
     assert lines[4] == f"{truth}/d.lab:2: not UTF-8 text (byte 0xe9)"
     assert len(lines) == 5 and "Traceback" not in done.stderr and "cannot decode" not in done.stderr
+
+
+# -- smaller things of issue 33 ----------------------------------------------------------------
+def test_plot_and_sonify_on_a_result_with_wrong_types_are_one_line_errors(tmp_path, write_clicks):
+    song, times = write_clicks(3.0, name="song.wav")
+    nan = tmp_path / "nan.json"
+    nan.write_text('{"source": {"duration": NaN, "path": "x"}, "timeline": {}, "summary": {}}')
+    typed = tmp_path / "typed.json"
+    typed.write_text(json.dumps({"source": {"duration": 3.0, "path": 5}, "timeline": {"beats": "abc"}, "summary": {}}))
+    for args in (("plot", nan), ("plot", typed), ("sonify", typed)):
+        done = mirflow(*args)
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, (args, done.stderr)
+        assert done.stderr.startswith(f"mirflow: {args[1]}: not a") and "Traceback" not in done.stderr
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"source": {"duration": 3.0, "path": str(song)},
+                                "timeline": {"beats": [{"time": t} for t in times]}, "summary": {}}))
+    done = mirflow("sonify", good, "--start", "nan")
+    assert done.returncode == 2 and done.stderr == "mirflow: --start: expected a finite number of seconds, got nan\n"
+    done = mirflow("sonify", good, "-o", tmp_path / "heard.wav")
+    assert done.returncode == 0, done.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "heard.wav").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_analyze_on_a_folder_analyzes_its_audio_like_run(tmp_path, write_clicks):
+    import mirflow
+
+    (tmp_path / "songs" / "more").mkdir(parents=True)
+    for name in ("songs/a.wav", "songs/more/b.wav"):
+        soundfile.write(tmp_path / name, np.zeros(22050, dtype=np.float32), 22050)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("steps: [chords.cnn_crf]\n")
+    results = mirflow.analyze(tmp_path / "songs", pipeline, jobs=1)
+    assert [Path(r.path).name for r in results] == ["a.wav", "b.wav"] and all(r.ok for r in results)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(mirflow.AnalysisError, match="empty: the folder holds no audio files"):
+        mirflow.analyze(tmp_path / "empty", pipeline, jobs=1)
+
+
+def test_an_output_folder_that_cannot_be_made_stops_the_run_before_any_worker(tmp_path, write_clicks):
+    song, _ = write_clicks(3.0, name="song.wav")
+    (tmp_path / "file").write_text("not a folder")
+    done = mirflow("run", "default", song, "-o", tmp_path / "file" / "sub", "--jobs", 2)
+    assert done.returncode == 2
+    assert done.stderr == f"mirflow: {tmp_path}/file/sub: cannot write results there (Not a directory)\n"

@@ -107,18 +107,39 @@ def load_pipeline_or_fail(argument: str, registry):
         raise CliError(str(err)) from None
 
 
+def finite_seconds(ctx, param, value):
+    """A click callback: --start/--end must be finite (click's float type takes ``nan``)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise CliError(f"--{param.name}: expected a finite number of seconds, got {value}")
+    return value
+
+
+def unreadable_result(path: str, error: Exception) -> CliError:
+    """The one-line error for a result whose JSON parses but whose fields have the wrong types."""
+    return CliError(f"{shown(path)}: not a valid mirflow result ({type(error).__name__}: {shown(error)})")
+
+
 def read_result(path: str, source_field: str) -> dict:
     """A mirflow result document read from ``path``, with its timeline and the source field the
     command needs (``duration`` to draw, ``path`` to find the audio); one-line errors."""
     import json
+    import math
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         data["timeline"], data["source"][source_field]  # noqa: B018  (a mirflow result has both)
+        if not isinstance(data["timeline"], dict):
+            raise TypeError("timeline")
+        if source_field == "duration" and (isinstance(data["source"]["duration"], bool) or not isinstance(
+                data["source"]["duration"], (int, float)) or not math.isfinite(data["source"]["duration"])):
+            raise TypeError("duration")
     except OSError as err:
         raise CliError(f"{shown(path)}: cannot read ({err.strerror})") from None
     except (ValueError, KeyError, TypeError):
-        raise CliError(f"{shown(path)}: not a mirflow result (JSON with 'source' and 'timeline')") from None
+        raise CliError(f"{shown(path)}: not a mirflow result (JSON with 'source' and 'timeline', "
+                       f"a finite source.{source_field})") from None
     return data
 
 

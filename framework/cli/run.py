@@ -52,11 +52,18 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, e
     if executor == "local" and not inline and not obj.quiet and numba_cache_is_cold() and _compiles(spec, registry):
         click.echo("mirflow: first run on this machine: numba compiles librosa's code for it as the workers "
                    "start (about 40 s more, once)", err=True)
+    output_dir = output_dir or spec.output_directory or "results"
+    try:  # before any worker starts: a read-only or impossible folder stops the run at once
+        from ..io import check_writable
+
+        check_writable(output_dir)
+    except OSError as err:
+        raise CliError(f"{shown(output_dir)}: cannot write results there ({err.strerror or err})") from None
     began = time.perf_counter()
     try:
         outcomes, scheduler = run_pipeline(
             spec, registry, pm, paths, jobs=jobs, inline=inline, disabled=obj.disabled,
-            device=device, formats=chosen_formats, output_dir=output_dir or spec.output_directory or "results",
+            device=device, formats=chosen_formats, output_dir=output_dir,
             force=force, plot=plot, keep_tracebacks=obj.verbose > 0, executor=executor, ray_address=ray_address)
     except NothingForTheGpu as err:
         raise CliError(str(err)) from None
