@@ -239,3 +239,20 @@ def test_an_output_folder_that_cannot_be_made_stops_the_run_before_any_worker(tm
     done = mirflow("run", "default", song, "-o", tmp_path / "file" / "sub", "--jobs", 2)
     assert done.returncode == 2
     assert done.stderr == f"mirflow: {tmp_path}/file/sub: cannot write results there (Not a directory)\n"
+
+
+def test_ctrl_c_while_ray_shuts_down_at_exit_exits_130_without_a_traceback(tmp_path):
+    """The hook mirflow registers after ray.init, run with a stand-in whose shutdown is where
+    the Ctrl-C lands (a real cluster's shutdown takes seconds; the signal timing is the point)."""
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import atexit, os, signal, time\n"
+        "from mirflow.scheduler.ray_executor import shutdown_at_exit\n"
+        "class Ray:\n"
+        "    def shutdown(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(5)\n"
+        "atexit.register(shutdown_at_exit, Ray())\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130
+    assert done.stderr == "mirflow: interrupted\n"
