@@ -9,6 +9,7 @@ A failure removes the temporaries and whatever this attempt already renamed.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -60,13 +61,16 @@ def make_ordinary(path: str | Path) -> None:
 
 
 def check_writable(directory: str | Path) -> None:
-    """Raise OSError unless files can be created in ``directory`` (made if missing): checked
-    before any worker starts, so a read-only or impossible output folder stops the run at once."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    handle, probe = tempfile.mkstemp(prefix=".mirflow-probe.", dir=directory)
-    os.close(handle)
-    os.unlink(probe)
+    """Raise OSError unless results can be written to ``directory``: it is a folder this process
+    may write in, or the nearest existing one above it is (the run makes the rest). Checked before
+    any worker starts, so a read-only or impossible output folder stops a run at once; nothing is
+    created here."""
+    path = Path(directory).absolute()
+    folder = next(p for p in (path, *path.parents) if p.exists())
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
 
 
 def _umask() -> int:

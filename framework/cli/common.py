@@ -130,16 +130,16 @@ def read_result(path: str, source_field: str) -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         data["timeline"], data["source"][source_field]  # noqa: B018  (a mirflow result has both)
-        if not isinstance(data["timeline"], dict):
-            raise TypeError("timeline")
-        if source_field == "duration" and (isinstance(data["source"]["duration"], bool) or not isinstance(
-                data["source"]["duration"], (int, float)) or not math.isfinite(data["source"]["duration"])):
-            raise TypeError("duration")
     except OSError as err:
         raise CliError(f"{shown(path)}: cannot read ({err.strerror})") from None
     except (ValueError, KeyError, TypeError):
-        raise CliError(f"{shown(path)}: not a mirflow result (JSON with 'source' and 'timeline', "
-                       f"a finite source.{source_field})") from None
+        raise CliError(f"{shown(path)}: not a mirflow result (JSON with 'source' and 'timeline')") from None
+    duration = data["source"].get("duration")
+    if not isinstance(data["timeline"], dict):
+        raise unreadable_result(path, TypeError("timeline must be a mapping"))
+    if source_field == "duration" and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                       or not math.isfinite(duration) or duration < 0):
+        raise unreadable_result(path, ValueError(f"source.duration must be a finite number of seconds, got {duration!r}"))
     return data
 
 

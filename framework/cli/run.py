@@ -154,7 +154,7 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
                      + (error["message"].removeprefix("skipped: ") if skipped else error["message"]))
     speed = f", {source['duration'] / seconds:.1f}x realtime" if seconds else ""
     lines.append(f"  wrote      {shown(', '.join(written)) or 'nothing'}  ({seconds:.1f} s{speed})")
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)  # a message may name a file: one line each
 
 
 def _compiles(spec, registry) -> bool:
