@@ -125,7 +125,8 @@ class Result:
 def analyze(paths, pipeline: Any = "default", *, output_dir: str | Path | None = None, formats=None,
             jobs: int | None = None, device: str | None = None, force: bool = False,
             disabled: tuple[str, ...] = ()) -> Result | list[Result]:
-    """Analyze one file (returns a :class:`Result`) or a list of files (a list of them, in order).
+    """Analyze one file (returns a :class:`Result`) or a list of files or a folder (the audio
+    files in it and below, as ``mirflow run`` finds them): a list of Results, in order.
 
     ``pipeline``: a bundled pipeline's name, a YAML path, or a loaded ``mirflow.pipeline.Pipeline``.
     ``output_dir``: also write each result there in ``formats`` (default: the pipeline's), and
@@ -139,11 +140,18 @@ def analyze(paths, pipeline: Any = "default", *, output_dir: str | Path | None =
     from .plugin_manager import collect_analyzers, make_plugin_manager
     from .scheduler import run_pipeline
 
-    single = isinstance(paths, (str, Path))
-    files = [str(paths)] if single else [str(p) for p in paths]
+    single = isinstance(paths, (str, Path)) and not Path(paths).is_dir()
+    files = [str(paths)] if single else _audio_files(paths) if isinstance(paths, (str, Path)) else [str(p) for p in paths]
     pm = make_plugin_manager(disabled=disabled)
     registry = collect_analyzers(pm)
     spec = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(find_pipeline(pipeline), registry)
+    if output_dir is not None:
+        from .io import check_writable
+
+        try:  # before any worker starts
+            check_writable(output_dir)
+        except OSError as err:
+            raise AnalysisError(f"{output_dir}: cannot write results there ({err.strerror or err})") from None
     outcomes, _ = run_pipeline(spec, registry, pm, files, jobs=jobs, inline=jobs == 1, device=device,
                                output_dir=output_dir, formats=formats, force=force, disabled=tuple(disabled))
     results = []
@@ -159,6 +167,16 @@ def analyze(paths, pipeline: Any = "default", *, output_dir: str | Path | None =
             continue
         results.append(Result(outcome.path, data, ok=outcome.ok, written=list(outcome.written)))
     return results[0] if single else results
+
+
+def _audio_files(folder: str | Path) -> list[str]:
+    """The audio files in ``folder`` and below, as ``mirflow run`` finds them."""
+    from .cli.common import AUDIO_EXTENSIONS
+
+    found = sorted(str(p) for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not found:
+        raise AnalysisError(f"{folder}: the folder holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    return found
 
 
 def unanalyzed(path: str, message: str) -> dict[str, Any]:

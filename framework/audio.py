@@ -138,6 +138,7 @@ class StoredAudio:
     channels: int
     arrays: dict  # "rate/layout" -> (raw file, frames, channels)
     rms_db: float = -math.inf  # the whole track's RMS level (mono mix), dBFS
+    notes: tuple[str, ...] = ()  # what the decode found wrong but could read (a truncated file)
 
     def level_gain(self) -> float:
         """The factor that brings the track's RMS to LEVEL_TARGET (within ±MAX_LEVEL_GAIN dB)."""
@@ -257,8 +258,11 @@ def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = 
         target["handle"].close()
     arrays = {key: (str(t["raw"]), t["frames"], t["width"]) for key, t in targets.items()}
     rms_db = 10 * math.log10(energy / frames) if energy > 0 else -math.inf
+    from .wavheader import shortfall_note
+
+    note = shortfall_note(path, frames / rate)
     return StoredAudio(path=path, duration=frames / rate, sample_rate=rate, channels=channels, arrays=arrays,
-                       rms_db=rms_db)
+                       rms_db=rms_db, notes=(note,) if note else ())
 
 
 def _write_block(targets: dict, block: np.ndarray, mono: np.ndarray, last: bool) -> None:
@@ -367,11 +371,11 @@ def decode(path: str | Path, max_duration: float = MAX_DURATION) -> Decoded:
     return Decoded(path=path, samples=samples, sample_rate=int(rate))
 
 
-def check_decodable(path: str | Path) -> None:
-    """Raise DecodeError unless the file opens as audio and its first block decodes: a cheap
-    check (for an upload, say) before the file is queued for the whole decode."""
+def check_decodable(path: str | Path, max_duration: float = MAX_DURATION) -> None:
+    """Raise DecodeError unless the file opens as audio, its header passes and its first block
+    decodes: a cheap check (for an upload, or before a file is hashed) ahead of the whole decode."""
     path = str(path)
-    blocks, _, _ = _open_blocks(path)
+    blocks, _, _ = _open_blocks(path, max_duration)
     first = next(iter(blocks), None)
     if first is None or len(first) == 0:
         raise DecodeError(f"{path}: contains no audio samples")

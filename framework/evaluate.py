@@ -1,20 +1,17 @@
 """Score mirflow results against reference annotations with mir_eval.
 
-One place that knows how to read references (JAMS, plain ``.beats``/``.txt`` beat lists,
-``.lab`` chords, ``.bpm``/``.tempo`` and one-line ``.key`` files) and which mir_eval
-measure answers which question, so that the benchmarks, the tests and ``mirflow
+One place that knows which mir_eval measure answers which question (the references are
+read and checked in mirflow.references), so that the benchmarks, the tests and ``mirflow
 evaluate`` give the same numbers. mir_eval is imported only when a score is computed.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
+
+from .references import READERS, Reference, ReferenceError, load_reference, normalize_key, references_for  # noqa: F401
 
 # Measure name -> what it means; the order is the order of table columns.
 MEASURES = {
@@ -31,154 +28,6 @@ MEASURES = {
     "sections_pairwise": "section labels, pairwise frame-clustering F-measure",
     "sections_nce": "section labels, normalized conditional entropy F-measure",
 }
-
-
-@dataclass
-class Reference:
-    """What is known about one piece; ``None`` (or empty) where there is no annotation."""
-
-    beats: np.ndarray | None = None  # seconds
-    downbeats: np.ndarray | None = None
-    tempo: float | None = None  # BPM
-    key: str | None = None  # "A minor"
-    chords: list[tuple[float, float, str]] | None = None  # (start, end, Harte label)
-    keys: list[tuple[float, float, str]] | None = None  # (start, end, "A minor"): key changes
-    sections: list[tuple[float, float, str]] | None = None  # (start, end, label): the song's form
-    sources: list[str] = field(default_factory=list)
-
-    def merge(self, other: Reference) -> None:
-        for name in ("beats", "downbeats", "tempo", "key", "chords", "keys", "sections"):
-            if getattr(self, name) is None and getattr(other, name) is not None:
-                setattr(self, name, getattr(other, name))
-        self.sources += other.sources
-
-
-class ReferenceError(ValueError):
-    """An annotation file that cannot be read; the message names the file and the problem."""
-
-
-def load_reference(paths) -> Reference:
-    """A reference from every annotation file in ``paths`` (the first file to give a field wins)."""
-    reference = Reference()
-    for path in map(Path, paths):
-        reference.merge(_read_one(path))
-    return reference
-
-
-def references_for(audio: str | Path, truth_dir: str | Path) -> list[Path]:
-    """The annotation files in ``truth_dir`` that belong to ``audio`` (same stem, any suffix)."""
-    stem = Path(audio).stem
-    return sorted(p for p in Path(truth_dir).iterdir()
-                  if p.is_file() and (p.name.startswith(stem + ".") or p.stem == stem) and p.suffix in READERS)
-
-
-def _numbers(path: Path) -> list[list[float]]:
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            rows.append([float(x) for x in re.split(r"[\s,]+", line)])
-        except ValueError:
-            raise ReferenceError(f"{path}:{n}: expected numbers, got {line!r}") from None
-    return rows
-
-
-def _read_beats(path: Path) -> Reference:
-    rows = _numbers(path)
-    beats = np.array([row[0] for row in rows])
-    downbeats = np.array([row[0] for row in rows if len(row) > 1 and row[1] == 1]) if rows and len(rows[0]) > 1 else None
-    return Reference(beats=beats, downbeats=downbeats, sources=[str(path)])
-
-
-def _read_tempo(path: Path) -> Reference:
-    rows = _numbers(path)
-    if not rows:
-        raise ReferenceError(f"{path}: no tempo in the file")
-    return Reference(tempo=rows[0][0], sources=[str(path)])
-
-
-def _read_key(path: Path) -> Reference:
-    text = " ".join(path.read_text().split())
-    return Reference(key=normalize_key(text, path), sources=[str(path)])
-
-
-def _read_lab(path: Path) -> Reference:
-    chords = _read_segments(path, "start end label", lambda rest, where: rest[0])
-    return Reference(chords=chords, sources=[str(path)])
-
-
-def _read_sections(path: Path) -> Reference:
-    return Reference(sections=_read_segments(path, "start end label", lambda rest, where: " ".join(rest)),
-                     sources=[str(path)])
-
-
-def _read_keys(path: Path) -> Reference:
-    keys = _read_segments(path, "start end tonic mode", lambda rest, where: normalize_key(" ".join(rest), where))
-    return Reference(keys=keys, sources=[str(path)])
-
-
-def _read_segments(path: Path, expected: str, label) -> list[tuple[float, float, str]]:
-    """(start, end, label) per non-empty line; ``label(rest_of_line, "file:line")`` reads the label."""
-    segments = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        try:
-            segments.append((float(parts[0]), float(parts[1]), label(parts[2:], f"{path}:{n}")))
-        except (ValueError, IndexError):
-            raise ReferenceError(f"{path}:{n}: expected '{expected}', got {line!r}") from None
-    return segments
-
-
-def _read_jams(path: Path) -> Reference:
-    """The first annotation of each namespace we score (beat, tempo, key_mode, chord)."""
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ReferenceError(f"{path}: not a JAMS file ({error})") from None
-    reference = Reference(sources=[str(path)])
-    for annotation in document.get("annotations", []):
-        namespace, data = annotation.get("namespace"), annotation.get("data", [])
-        if namespace == "beat" and reference.beats is None:
-            reference.beats = np.array([row["time"] for row in data])
-            if data and all(isinstance(row.get("value"), (int, float)) for row in data):
-                reference.downbeats = np.array([row["time"] for row in data if row["value"] == 1])
-        elif namespace == "tempo" and reference.tempo is None and data:
-            reference.tempo = float(max(data, key=lambda row: row.get("confidence") or 0)["value"])
-        elif namespace == "key_mode" and reference.key is None and data:
-            reference.key = normalize_key(str(data[0]["value"]).replace(":", " "), path)
-        elif namespace in ("segment_open", "segment_salami_function") and reference.sections is None:
-            reference.sections = [(row["time"], row["time"] + row["duration"], str(row["value"])) for row in data]
-        elif namespace.startswith("chord") and reference.chords is None:
-            reference.chords = [(row["time"], row["time"] + row["duration"], str(row["value"])) for row in data]
-    return reference
-
-
-READERS = {".beats": _read_beats, ".txt": _read_beats, ".bpm": _read_tempo, ".tempo": _read_tempo,
-           ".key": _read_key, ".keys": _read_keys, ".lab": _read_lab, ".jams": _read_jams}
-
-
-def _read_one(path: Path) -> Reference:
-    reader = _read_sections if path.name.endswith(".sections.lab") else READERS.get(path.suffix)
-    if reader is None:
-        raise ReferenceError(f"{path}: unknown annotation format (known: {', '.join(READERS)})")
-    try:
-        return reader(path)
-    except OSError as error:
-        raise ReferenceError(f"{path}: {error.strerror or error}") from None
-
-
-def normalize_key(text: str, path: Path | str = "key") -> str:
-    """'D major', 'd:maj', 'F#  minor' -> mir_eval's 'D major' form."""
-    parts = text.strip().split()
-    if len(parts) != 2:
-        raise ReferenceError(f"{path}: expected '<tonic> <mode>', got {text!r}")
-    tonic, mode = parts
-    mode = {"maj": "major", "min": "minor"}.get(mode.lower(), mode.lower())
-    return f"{tonic[0].upper()}{tonic[1:]} {mode}"
 
 
 def predicted(result: dict) -> Reference:

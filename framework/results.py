@@ -9,8 +9,6 @@ step: analyzer, version, params, status, device, seconds, cpu_seconds, outputs, 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 
 from .aggregate import vote_labels
 from .analyzer import LABEL, SCALAR
+from .io import write_atomic, write_together  # noqa: F401  (write_atomic: mirflow.results' name for it)
 from .spelling import spell_chords
 
 SCHEMA_VERSION = 1
@@ -57,6 +56,7 @@ def build_result(*, pipeline, path, source, content_hash, spans, records, regist
             "sample_rate": source.sample_rate,
             "channels": source.channels,
             "sha256": content_hash,
+            "notes": list(getattr(source, "notes", ())),
         },
         "pipeline": {"name": pipeline.name, "path": str(pipeline.path), "hash": pipeline.hash},
         "chunks": [asdict(span) for span in spans],
@@ -164,28 +164,6 @@ def output_names(paths: list[str]) -> dict[str, str]:
     return names
 
 
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write to a temp file beside ``path``, then rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content.encode("utf-8") if isinstance(content, str) else content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 def render_outputs(result: dict, formats, exporters) -> list[tuple[str, str | bytes]]:
     """Each format's files as ``(suffix, content)``. An exporter that fails is recorded in the
     result's ``errors`` (stage ``export``, with the format) and the others go on; the JSON is
@@ -210,12 +188,23 @@ def render_outputs(result: dict, formats, exporters) -> list[tuple[str, str | by
 
 
 def write_outputs(result: dict, directory: Path, name: str, formats, exporters=None) -> list[str]:
-    """Write the result in each format (each file atomically); return the paths written."""
+    """Write the result in every format, all files or none (mirflow.io.write_together; the
+    JSON, which resume reads, is renamed last); return the paths written."""
     from .exports import EXPORTERS
 
-    written = []
-    for suffix, content in render_outputs(result, formats, exporters or EXPORTERS):
-        target = Path(directory) / f"{name}{suffix}"
-        write_atomic(target, content)
-        written.append(str(target))
-    return written
+    files = [(Path(directory) / f"{name}{suffix}", content)
+             for suffix, content in render_outputs(result, formats, exporters or EXPORTERS)]
+    write_together(sorted(files, key=lambda item: item[0].name == f"{name}.json"))
+    return [str(path) for path, _ in files]
+
+
+def expected_files(result: dict, directory: Path, name: str, formats, exporters) -> list[Path] | None:
+    """The files ``write_outputs`` gives for ``result`` in ``formats`` (None when an exporter
+    fails on it): what resume checks before it trusts an existing result."""
+    suffixes = [".json"] if "json" in formats else []
+    for fmt in (f for f in formats if f != "json"):
+        try:
+            suffixes += [suffix for suffix, _ in exporters[fmt](result)]
+        except Exception:  # noqa: BLE001 - a format that cannot be rendered is not complete
+            return None
+    return [Path(directory) / f"{name}{suffix}" for suffix in suffixes]

@@ -10,6 +10,7 @@ the target and renamed: never half-written.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import make_ordinary
 from .spelling import pitch_class
 
 CLICK_SECONDS = 0.03
@@ -140,6 +142,9 @@ def sonify(result: dict, output: str | Path, *, audio: str | Path | None = None,
     output = Path(output)
     if output.suffix.lower() not in FORMATS:
         raise SonifyError(f"{output}: write .wav, .flac or .ogg (not {output.suffix or 'no extension'})")
+    for name, seconds in (("--start", start), ("--end", end)):
+        if seconds is not None and not math.isfinite(seconds):
+            raise SonifyError(f"{name} must be a finite number of seconds, got {seconds}")
     if not 0.0 <= mix <= 1.0:
         raise SonifyError(f"--mix must be between 0 and 1, got {mix:g}")
     path = source_audio(result, audio)
@@ -156,6 +161,7 @@ def sonify(result: dict, output: str | Path, *, audio: str | Path | None = None,
     output.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=output.suffix, dir=output.parent)
     os.close(handle)
+    make_ordinary(temp)
     try:
         with soundfile.SoundFile(temp, "w", samplerate=rate, channels=channels, format=kind, subtype=subtype) as out:
             position = 0

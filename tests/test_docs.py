@@ -96,3 +96,17 @@ def test_every_benchmark_table_has_one_page_to_land_in():
     for marker in markers:
         holders = [page.name for page, text in texts.items() if f"<!-- {marker} -->" in text]
         assert len(holders) == 1, (marker, holders)
+
+
+def test_every_test_named_in_the_faults_page_exists():
+    """docs/faults.md promises what mirflow does under faults, each line naming the test that
+    holds it (file::name): a renamed or removed test must take its promise with it."""
+    import re
+
+    text = (ROOT / "docs" / "faults.md").read_text()
+    named = re.findall(r"(tests/test_\w+\.py)::(test_\w+)", text)
+    assert len(named) >= 40
+    for file, name in named:
+        path = ROOT / file
+        assert path.is_file(), f"docs/faults.md names {file}, which does not exist"
+        assert re.search(rf"^def {name}\(", path.read_text(), re.M), f"docs/faults.md names {file}::{name}, not defined"

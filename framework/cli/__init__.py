@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .common import CliError, Context
+from .common import CliError, Context, shown
 
 
 class PluginGroup(click.Group):
@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         err.show()
         sys.exit(err.exit_code)
     except CliError as err:
-        click.echo(f"mirflow: {err}", err=True)
+        # One line per problem (a pipeline's errors come as a block); no control character passes.
+        click.echo("\n".join(f"mirflow: {shown(line)}" if n == 0 else shown(line)
+                             for n, line in enumerate(str(err).split("\n"))), err=True)
         sys.exit(err.exit_code)
     except Exception as err:
         from ..scheduler.coordinator import Terminated  # here, not at the top: --help stays light
@@ -93,6 +95,6 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(143)
         if verbose:
             raise
-        click.echo(f"mirflow: {type(err).__name__}: {err} (run with -v for the traceback)", err=True)
+        click.echo(f"mirflow: {type(err).__name__}: {shown(err)} (run with -v for the traceback)", err=True)
         sys.exit(1)
     sys.exit(0)

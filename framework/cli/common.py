@@ -16,6 +16,16 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+def shown(text) -> str:
+    """``text`` (a file name, or a line naming one) with control characters escaped as Python
+    writes them (``\\n``, ``\\x1b``, ``\\udcff`` for undecodable bytes): a name holding a newline or
+    a terminal escape can neither split a line nor forge one. Used wherever a line names a file."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
+
 def executor_options(command):
     """--executor and --ray-address, as `run` and `serve` both take them."""
     import click
@@ -26,6 +36,23 @@ def executor_options(command):
     return click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
                         help="Where units run: worker processes here (local) or actors on a Ray cluster (ray, needs "
                              "mirflow[ray]); default: the pipeline's resources.executor.")(command)
+
+
+def jobs_option(help: str):
+    """--jobs, bounded by the rule of the pipeline key ``resources.cpu.workers`` (one rule, not two):
+    an unbounded value forks processes until the machine runs out of memory."""
+    import click
+
+    def check(ctx, param, value):
+        if value is not None:
+            from ..pipeline.schema import check_workers
+
+            problem = check_workers(value)
+            if problem:
+                raise CliError(f"--jobs: {problem}")
+        return value
+
+    return click.option("--jobs", type=click.IntRange(min=1), default=None, callback=check, help=help)
 
 
 @dataclass
@@ -80,18 +107,39 @@ def load_pipeline_or_fail(argument: str, registry):
         raise CliError(str(err)) from None
 
 
+def finite_seconds(ctx, param, value):
+    """A click callback: --start/--end must be finite (click's float type takes ``nan``)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise CliError(f"--{param.name}: expected a finite number of seconds, got {value}")
+    return value
+
+
+def unreadable_result(path: str, error: Exception) -> CliError:
+    """The one-line error for a result whose JSON parses but whose fields have the wrong types."""
+    return CliError(f"{shown(path)}: not a valid mirflow result ({type(error).__name__}: {shown(error)})")
+
+
 def read_result(path: str, source_field: str) -> dict:
     """A mirflow result document read from ``path``, with its timeline and the source field the
     command needs (``duration`` to draw, ``path`` to find the audio); one-line errors."""
     import json
+    import math
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         data["timeline"], data["source"][source_field]  # noqa: B018  (a mirflow result has both)
     except OSError as err:
-        raise CliError(f"{path}: cannot read ({err.strerror})") from None
+        raise CliError(f"{shown(path)}: cannot read ({err.strerror})") from None
     except (ValueError, KeyError, TypeError):
-        raise CliError(f"{path}: not a mirflow result (JSON with 'source' and 'timeline')") from None
+        raise CliError(f"{shown(path)}: not a mirflow result (JSON with 'source' and 'timeline')") from None
+    duration = data["source"].get("duration")
+    if not isinstance(data["timeline"], dict):
+        raise unreadable_result(path, TypeError("timeline must be a mapping"))
+    if source_field == "duration" and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                       or not math.isfinite(duration) or duration < 0):
+        raise unreadable_result(path, ValueError(f"source.duration must be a finite number of seconds, got {duration!r}"))
     return data
 
 
@@ -105,15 +153,15 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
         if path.is_dir():
             matches = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
             if not matches:
-                raise CliError(f"{item}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+                raise CliError(f"{shown(item)}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
             found.extend(matches)
         elif path.is_file():
             found.append(str(path))
         elif any(ch in item for ch in "*?["):
             matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
             if not matches:
-                raise CliError(f"{item}: pattern matches no files")
+                raise CliError(f"{shown(item)}: pattern matches no files")
             found.extend(matches)
         else:
-            raise CliError(f"{item}: no such file or directory")
+            raise CliError(f"{shown(item)}: no such file or directory")
     return list(dict.fromkeys(found))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, expand_inputs, load_pipeline_or_fail
+from .common import CliError, expand_inputs, jobs_option, load_pipeline_or_fail, shown
 
 
 @click.command()
@@ -21,7 +21,7 @@ from .common import CliError, expand_inputs, load_pipeline_or_fail
               help="Score results already in this folder instead of running PIPELINE.")
 @click.option("--seams", is_flag=True,
               help="Also run with chunking forced on (30 s chunks) and off, and report how the timelines differ.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="CPU worker processes.")
+@jobs_option("CPU worker processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @click.pass_obj
 def evaluate(obj, pipeline, inputs, truth_dir, results_dir, seams, jobs, as_json):
@@ -36,15 +36,19 @@ def evaluate(obj, pipeline, inputs, truth_dir, results_dir, seams, jobs, as_json
     pm, registry = obj.plugins()
     spec = load_pipeline_or_fail(pipeline, registry)
     paths = expand_inputs(inputs)
-    references = {}
-    for path in paths:
+    references, problems = {}, []
+    for path in paths:  # every truth file read and checked before any audio: all problems at once
         files = scoring.references_for(path, truth_dir)
         if not files:
-            raise CliError(f"{path}: no annotation in {truth_dir} (expected {Path(path).stem}.jams, .beats, .lab, ...)")
+            problems.append(f"{shown(path)}: no annotation in {shown(truth_dir)} "
+                            f"(expected {shown(Path(path).stem)}.jams, .beats, .lab, ...)")
+            continue
         try:
             references[path] = scoring.load_reference(files)
         except scoring.ReferenceError as error:
-            raise CliError(str(error)) from None
+            problems.extend(shown(line) for line in str(error).splitlines())
+    if problems:
+        raise CliError("\n".join(problems))
     with tempfile.TemporaryDirectory(prefix="mirflow-evaluate-") as temp:
         results = (_read_results(paths, Path(results_dir)) if results_dir
                    else _run(spec, registry, pm, paths, Path(temp) / "as-is", jobs, obj))
@@ -65,8 +69,12 @@ def _read_results(paths: list[str], folder: Path) -> dict[str, dict]:
     for path in paths:
         result_path = folder / f"{names[path]}.json"
         if not result_path.exists():
-            raise CliError(f"{path}: no result {result_path} (run the pipeline first, or leave out --results)")
-        results[path] = json.loads(result_path.read_text())
+            raise CliError(f"{shown(path)}: no result {shown(result_path)} (run the pipeline first, or leave out --results)")
+        try:
+            results[path] = json.loads(result_path.read_text(encoding="utf-8"))
+            results[path]["timeline"]  # noqa: B018  (what the scores read)
+        except (OSError, ValueError, KeyError, TypeError):
+            raise CliError(f"{shown(result_path)}: not a mirflow result (JSON with a 'timeline')") from None
     return results
 
 

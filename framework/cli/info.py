@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import click
 
-from .common import bundled_pipelines, load_pipeline_or_fail
+from .common import bundled_pipelines, load_pipeline_or_fail, shown
 
 
 def check_imports(libraries: set[str]) -> dict[str, str | None]:
@@ -99,7 +99,7 @@ def validate(obj, pipeline):
     spec = load_pipeline_or_fail(pipeline, registry)
     if not obj.quiet:
         order = " -> ".join(step.id for step in spec.steps)
-        click.echo(f"{spec.path}: ok ({len(spec.steps)} steps: {order})")
+        click.echo(f"{shown(spec.path)}: ok ({len(spec.steps)} steps: {order})")
         for step in spec.steps:
             if step.unavailable:
                 click.echo(f"  {step.id}: will be skipped here: {step.unavailable}")

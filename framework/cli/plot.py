@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, read_result
+from .common import CliError, finite_seconds, read_result, shown, unreadable_result
 
 
 def require_matplotlib() -> None:
@@ -29,8 +29,8 @@ def parse_size(text: str) -> tuple[int, int]:
 @click.command()
 @click.argument("result", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default=None, help="PNG to write (default: beside RESULT, .png).")
-@click.option("--start", type=float, default=None, help="First second to show.")
-@click.option("--end", type=float, default=None, help="Last second to show.")
+@click.option("--start", type=float, default=None, callback=finite_seconds, help="First second to show.")
+@click.option("--end", type=float, default=None, callback=finite_seconds, help="Last second to show.")
 @click.option("--size", default="1600x900", show_default=True, help="Picture size in pixels.")
 @click.pass_obj
 def plot(obj, result, output, start, end, size):
@@ -44,6 +44,8 @@ def plot(obj, result, output, start, end, size):
     try:
         plot_result(data, target, start=start, end=end, width=width, height=height)
     except PlotError as err:
-        raise CliError(f"{result}: {err}") from None
+        raise CliError(f"{shown(result)}: {err}") from None
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:  # fields of the wrong type
+        raise unreadable_result(result, err) from None
     if not obj.quiet:
-        click.echo(f"wrote {target}")
+        click.echo(f"wrote {shown(target)}")

@@ -9,6 +9,7 @@ import click
 
 from .. import events
 from ..hookspecs import hookimpl
+from .common import shown
 
 
 class ProgressLine:
@@ -41,7 +42,7 @@ class ProgressLine:
                 state = {events.FILE_FAILED: "failed", events.FILE_SKIPPED: "skipped"}.get(
                     event.kind, "done" if event.data.get("ok") else "failed")
                 self._clear()
-                click.echo(f"{state}: {event.file}", err=True)
+                click.echo(f"{state}: {shown(event.file)}", err=True)
             if self.on_file:
                 self._clear()
                 self.on_file(event)

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from .common import CliError, executor_options, expand_inputs, load_pipeline_or_fail
+from .common import CliError, executor_options, expand_inputs, jobs_option, load_pipeline_or_fail, shown
 
 
 @click.command()
@@ -18,9 +18,8 @@ from .common import CliError, executor_options, expand_inputs, load_pipeline_or_
               help="Comma-separated result formats: json, jams, lab, csv (default: the pipeline's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Override the pipeline's resources.device.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="CPU worker processes (default: resources.cpu.workers, else one per core). "
-                   "--jobs 1 runs everything in this process.")
+@jobs_option("CPU worker processes (default: resources.cpu.workers, else one per core; at most 4 per core). "
+             "--jobs 1 runs everything in this process.")
 @click.option("--force", is_flag=True, help="Recompute files whose result is already up to date.")
 @click.option("--plot", is_flag=True, help="Also write a PNG of each timeline (needs mirflow[plot]).")
 @executor_options
@@ -53,11 +52,18 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, e
     if executor == "local" and not inline and not obj.quiet and numba_cache_is_cold() and _compiles(spec, registry):
         click.echo("mirflow: first run on this machine: numba compiles librosa's code for it as the workers "
                    "start (about 40 s more, once)", err=True)
+    output_dir = output_dir or spec.output_directory or "results"
+    try:  # before any worker starts: a read-only or impossible folder stops the run at once
+        from ..io import check_writable
+
+        check_writable(output_dir)
+    except OSError as err:
+        raise CliError(f"{shown(output_dir)}: cannot write results there ({err.strerror or err})") from None
     began = time.perf_counter()
     try:
         outcomes, scheduler = run_pipeline(
             spec, registry, pm, paths, jobs=jobs, inline=inline, disabled=obj.disabled,
-            device=device, formats=chosen_formats, output_dir=output_dir or spec.output_directory or "results",
+            device=device, formats=chosen_formats, output_dir=output_dir,
             force=force, plot=plot, keep_tracebacks=obj.verbose > 0, executor=executor, ray_address=ray_address)
     except NothingForTheGpu as err:
         raise CliError(str(err)) from None
@@ -69,7 +75,7 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, e
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
         if outcome.error:
-            click.echo(f"mirflow: {outcome.error}", err=True)
+            click.echo(f"mirflow: {shown(outcome.error)}", err=True)
     if failed:
         unread = sum(o.result is None for o in failed)
         where = [f"{len(failed) - unread} with a result that lists them under 'errors'" if len(failed) > unread else "",
@@ -106,16 +112,16 @@ def print_file_event(event) -> None:
     from .. import events
 
     if event.kind == events.FILE_SKIPPED:
-        click.echo(f"{event.file}: skipped ({event.data.get('reason')})")
+        click.echo(f"{shown(event.file)}: skipped ({event.data.get('reason')})")
     elif event.kind == events.FILE_FAILED:
-        click.echo(f"{event.file}: failed, no result")
+        click.echo(f"{shown(event.file)}: failed, no result")
     elif event.data.get("result") is not None:
         click.echo(summary_text(event.data["result"], event.data.get("written") or [], event.seconds or 0.0))
 
 
 def summary_text(result: dict, written: list[str], seconds: float) -> str:
     summary, timeline, source = result["summary"], result["timeline"], result["source"]
-    lines = [f"{source['name']}  ({source['duration']:.1f} s, {len(result['chunks'])} chunk(s))"]
+    lines = [f"{shown(source['name'])}  ({source['duration']:.1f} s, {len(result['chunks'])} chunk(s))"]
     if (summary.get("tempo") or {}).get("bpm") is not None:
         lines.append(f"  tempo      {summary['tempo']['bpm']:.1f} BPM")
     if "key" in summary:
@@ -127,12 +133,12 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
         lines.append(f"  beats      {len(timeline['beats'])}{downbeats}")
     if timeline["chords"]:
         labels = [c["label"] for c in timeline["chords"]]
-        shown = " ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
-        lines.append(f"  chords     {shown}  ({len(labels)} segments)")
+        labels_text = " ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
+        lines.append(f"  chords     {labels_text}  ({len(labels)} segments)")
     if timeline.get("sections"):
-        shown = " ".join(f"{s['label']}" + (f"({s['function']})" if s.get("function") else "")
-                         for s in timeline["sections"][:10]) + (" ..." if len(timeline["sections"]) > 10 else "")
-        lines.append(f"  sections   {shown}")
+        sections_text = " ".join(f"{s['label']}" + (f"({s['function']})" if s.get("function") else "")
+                                 for s in timeline["sections"][:10]) + (" ..." if len(timeline["sections"]) > 10 else "")
+        lines.append(f"  sections   {sections_text}")
     changes = next((step["outputs"].get("tempo_changes") for step in result["steps"].values()
                     if step["status"] == "ok" and step["outputs"].get("tempo_changes")), None)
     if changes:
@@ -140,13 +146,15 @@ def summary_text(result: dict, written: list[str], seconds: float) -> str:
                                                    for c in changes[:6]))
     if len(timeline["keys"]) > 1:
         lines.append("  key changes " + ", ".join(f"{k['start']:.0f}s {k['label']}" for k in timeline["keys"]))
+    for note in source.get("notes") or []:
+        lines.append(f"  note       {note}")
     for error in result["errors"]:
         skipped = result["steps"].get(error.get("step") or "", {}).get("status") == "skipped"
         lines.append(f"  {'skipped' if skipped else 'error':<11}{error.get('step') or error.get('stage')}: "
                      + (error["message"].removeprefix("skipped: ") if skipped else error["message"]))
     speed = f", {source['duration'] / seconds:.1f}x realtime" if seconds else ""
-    lines.append(f"  wrote      {', '.join(written) or 'nothing'}  ({seconds:.1f} s{speed})")
-    return "\n".join(lines)
+    lines.append(f"  wrote      {shown(', '.join(written)) or 'nothing'}  ({seconds:.1f} s{speed})")
+    return "\n".join(shown(line) for line in lines)  # a message may name a file: one line each
 
 
 def _compiles(spec, registry) -> bool:

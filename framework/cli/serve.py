@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, bundled_pipelines, executor_options
+from .common import CliError, bundled_pipelines, executor_options, jobs_option
 
 
 @click.command()
@@ -18,8 +18,7 @@ from .common import CliError, bundled_pipelines, executor_options
 @click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=200.0, show_default=True)
 @click.option("--max-jobs", type=click.IntRange(min=1), default=8, show_default=True,
               help="Jobs queued or running at once; more get 503.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="CPU worker processes per pipeline (default: one per core).")
+@jobs_option("CPU worker processes per pipeline (default: one per core; at most 4 per core).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Override the pipelines' resources.device.")
 @click.option("--idle-workers-timeout", type=click.FloatRange(min=0), default=300.0, show_default=True,

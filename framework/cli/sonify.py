@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, read_result
+from .common import CliError, finite_seconds, read_result, shown, unreadable_result
 
 
 @click.command()
@@ -21,8 +21,8 @@ from .common import CliError, read_result
 @click.option("--sections/--no-sections", default=False, show_default=True, help="A cue where each section starts.")
 @click.option("--mix", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="0: only the song; 1: only the clicks and tones.")
-@click.option("--start", type=float, default=None, help="First second to write.")
-@click.option("--end", type=float, default=None, help="Last second to write.")
+@click.option("--start", type=float, default=None, callback=finite_seconds, help="First second to write.")
+@click.option("--end", type=float, default=None, callback=finite_seconds, help="Last second to write.")
 @click.pass_obj
 def sonify(obj, result, output, audio, beats, downbeats, chords, sections, mix, start, end):
     """Write RESULT's song mixed with what the analysis found, to check it by ear."""
@@ -34,6 +34,8 @@ def sonify(obj, result, output, audio, beats, downbeats, chords, sections, mix, 
         write(data, target, audio=audio, layers=Layers(beats, downbeats, chords, sections), mix=mix,
               start=start, end=end)
     except SonifyError as err:
-        raise CliError(f"{result}: {err}") from None
+        raise CliError(f"{shown(result)}: {err}") from None
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:  # fields of the wrong type
+        raise unreadable_result(result, err) from None
     if not obj.quiet:
-        click.echo(f"wrote {target}")
+        click.echo(f"wrote {shown(target)}")

@@ -98,6 +98,19 @@ class Pipeline:
         return next(step for step in self.steps if step.id == step_id)
 
 
+def worker_limit() -> tuple[int, str]:
+    """The most CPU workers a run may ask for, and why: the one rule for ``resources.cpu.workers``
+    and for ``--jobs`` (``mirflow run``, ``serve``), so a typo cannot fork thousands of processes."""
+    cores = os.cpu_count() or 1
+    return 4 * cores, f"4 per core on this {cores}-core machine: each worker is a process holding its own models"
+
+
+def check_workers(value: int) -> str | None:
+    """What is wrong with ``value`` workers (the YAML key's words), or None."""
+    most, why = worker_limit()
+    return f"must be at most {most}, got {value} ({why})" if value > most else None
+
+
 def load_pipeline(path: str | Path, registry) -> Pipeline:
     """Read and validate a pipeline file; raise PipelineError listing every problem."""
     path = Path(path)
@@ -229,10 +242,8 @@ class _Validator:
         gpu = self.mapping(section.get("gpu"), path + ("gpu",), ("batch_size",))
         workers = cpu.get("workers")
         if workers is not None:
-            cores = os.cpu_count() or 1
-            workers = self.number(workers, path + ("cpu", "workers"), minimum=1, integer=True, maximum=4 * cores,
-                                  why=f"4 per core on this {cores}-core machine: each worker is a process "
-                                      "holding its own models")
+            most, why = worker_limit()
+            workers = self.number(workers, path + ("cpu", "workers"), minimum=1, integer=True, maximum=most, why=why)
         batch = self.number(gpu.get("batch_size", 8), path + ("gpu", "batch_size"), minimum=1, integer=True,
                             maximum=1024) or 8
         files = section.get("files_in_flight")
@@ -344,7 +355,9 @@ class _Validator:
                 target = given[slot]
                 step_id, _, output = str(target).partition(".")
                 output = output or requirement.output
-                if step_id not in providers or step_id == section["id"]:
+                if step_id == section["id"]:
+                    self.error(path + (slot,), f"a step cannot take its own output ({step_id!r} is this step's id)")
+                elif step_id not in providers:
                     self.error(path + (slot,), f"no other step with id {step_id!r}{did_you_mean(step_id, providers)}")
                 elif output not in providers[step_id].outputs:
                     self.error(path + (slot,), f"step {step_id!r} has no output {output!r}")

@@ -155,7 +155,8 @@ class FilePlan:
         self.spans = plan_chunks(self.audio.duration, enabled=chunking.enabled, min_duration=chunking.min_duration,
                                  length=chunking.length, overlap=chunking.overlap)
         self.emit(events.FILE_DECODED, file=self.path, data={"duration": self.audio.duration, "chunks": len(self.spans),
-                                                              "spans": [s.__dict__ for s in self.spans]})
+                                                              "spans": [s.__dict__ for s in self.spans],
+                                                              "notes": list(self.audio.notes)})
         for step in self.pipeline.steps:
             cls = self.registry.get(step.analyzer)
             state = StepState(StepRecord(analyzer=cls.name, version=cls.version, params=step.params))

@@ -6,6 +6,7 @@ address nothing answers, and count the cluster's slots. Ray is imported only her
 from __future__ import annotations
 
 import os
+import threading
 
 
 class RayNotInstalled(RuntimeError):
@@ -37,6 +38,23 @@ def connect(address: str | None, cpus: int) -> None:
     # only when asked for, with auto or its address).
     options = {"address": "local", "num_cpus": cpus, "include_dashboard": False} if local else {"address": address}
     ray.init(log_to_driver=False, configure_logging=False, **options)
+    import atexit
+
+    atexit.register(shutdown_at_exit, ray)  # runs before Ray's own hook (last registered, first run)
+
+
+def shutdown_at_exit(ray) -> None:
+    """Shut Ray down as the process exits, a Ctrl-C meaning "stop now": exit 130 at once, not
+    Ray's hook interrupted with an "Exception ignored in atexit" traceback and exit status 0."""
+    import signal
+
+    def stop_now(signum, frame):
+        os.write(2, b"mirflow: interrupted\n")
+        os._exit(130)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, stop_now)
+    ray.shutdown()
 
 
 def reachable(address: str, seconds: float = 10.0) -> None:

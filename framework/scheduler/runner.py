@@ -16,9 +16,9 @@ from typing import Any
 
 from ..aggregate import Part, Track, default_aggregate
 from ..analyzer import Analyzer
-from ..audio import ChunkSpan, DecodeError, file_sha256, store_audio
+from ..audio import ChunkSpan, DecodeError, check_decodable, file_sha256, store_audio
 from ..contract import ContractError, check_outputs
-from ..results import write_outputs
+from ..results import expected_files, write_outputs
 from .units import (Analyzed, Batched, Completion, Decoded, Exported, Merged, Prepared, Unit, UnitTimeout)
 
 
@@ -112,9 +112,11 @@ class UnitRunner:
 
     def run_decode(self, unit: Unit) -> Decoded:
         path, work = unit.file, unit.work
-        sha256 = file_sha256(path) if Path(path).is_file() else None
+        check_decodable(path, self.pipeline.resources.max_duration)  # the header before hours of hashing
+        sha256 = file_sha256(path)
         existing = work.existing
-        if sha256 and existing and up_to_date(existing.path, sha256, existing.pipeline_hash, existing.versions):
+        if sha256 and existing and up_to_date(existing.path, sha256, existing.pipeline_hash, existing.versions,
+                                              existing.formats, self.registry.exporters):
             return Decoded(sha256, skip=True)
         audio = store_audio(path, set(work.wanted), self.temp_dir, self.pipeline.resample_quality,
                             max_duration=self.pipeline.resources.max_duration, stop=work.stop)
@@ -179,13 +181,22 @@ def batch_with_backoff(analyzer: Analyzer, items: list, inputs: list) -> list:
     return outputs
 
 
-def up_to_date(result_path: str, sha256: str, pipeline_hash: str, versions: dict[str, str]) -> bool:
-    """Whether an existing result is for the same bytes, pipeline and analyzer versions, and complete."""
+def up_to_date(result_path: str, sha256: str, pipeline_hash: str, versions: dict[str, str],
+               formats=("json",), exporters=None) -> bool:
+    """Whether an existing result is for the same bytes, pipeline and analyzer versions, and
+    complete: every step ok, and every file of every requested format there (a set written
+    by a run with fewer formats, or cut short, is not)."""
+    from ..exports import EXPORTERS
+
+    path = Path(result_path)
     try:
-        result = json.loads(Path(result_path).read_text(encoding="utf-8"))
-        return (result["source"]["sha256"] == sha256
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if not (result["source"]["sha256"] == sha256
                 and result["pipeline"]["hash"] == pipeline_hash
                 and {sid: s["version"] for sid, s in result["steps"].items()} == versions
-                and all(s["status"] == "ok" for s in result["steps"].values()))
-    except (OSError, ValueError, KeyError, TypeError):
+                and all(s["status"] == "ok" for s in result["steps"].values())):
+            return False
+        files = expected_files(result, path.parent, path.name.removesuffix(".json"), formats, exporters or EXPORTERS)
+        return files is not None and all(file.is_file() for file in files)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False

@@ -50,7 +50,8 @@ class ResultSink:
         if self.force or path is None or not path.exists():
             return None
         return Existing(str(path), self.pipeline.hash,
-                        {s.id: self.registry.get(s.analyzer).version for s in self.pipeline.steps})
+                        {s.id: self.registry.get(s.analyzer).version for s in self.pipeline.steps},
+                        tuple(self.formats))
 
     def build(self, plan: FilePlan) -> ExportWork | None:
         """Build the result of a file whose steps are settled; its export, when it is

@@ -62,6 +62,7 @@ class Existing:
     path: str
     pipeline_hash: str
     versions: dict[str, str]
+    formats: tuple[str, ...] = ("json",)  # every file of each must be there (a set cut short is not)
 
 
 @dataclass(frozen=True)
