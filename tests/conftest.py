@@ -69,3 +69,19 @@ def write_clicks(tmp_path):
         return path, times
 
     return write
+
+
+@pytest.fixture(scope="session")
+def example_results(tmp_path_factory) -> Path:
+    """The bundled example run once through ``mirflow run default`` (json and mid): a folder of
+    real results that the export and table tests share."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("example-results")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([str(Path(sys.executable).with_name("mirflow")), "-q", "run", "default",
+                           str(root / "examples" / "example.ogg"), "--format", "json,mid", "-o", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
