@@ -28,7 +28,7 @@ COLUMNS = {
     "time_signature": "e.g. 4/4",
     "danceability": "Essentia's danceability, where the pipeline has it",
     "loudness": "integrated loudness (LUFS), where the pipeline has it",
-    "form": "the sections' letters, e.g. ABABCB",
+    "form": "the sections' letters, e.g. A B A B C B",
     "beats": "number of beats",
     "downbeats": "number of downbeats",
     "chords": "number of chord segments",
