@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -12,6 +13,32 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SUPPORTED = tuple(c.rsplit(" ", 1)[-1] for c in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+                  ["classifiers"] if c.startswith("Programming Language :: Python :: 3."))
+
+
+def other_pythons() -> list[Path]:
+    """Interpreters of the supported versions other than this one found on the machine (pyenv's
+    versions, newest patch release first, then PATH), each checked to run as that version (a
+    pyenv shim of a version not selected does not)."""
+    import shutil
+
+    def runs_as(candidate: Path, version: str) -> bool:
+        done = subprocess.run([str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=30)
+        return done.returncode == 0 and done.stdout.strip() == version
+
+    found = []
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for version in SUPPORTED:
+        if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+            continue
+        candidates = [*sorted(pyenv.glob(f"{version}.*/bin/python{version}"), reverse=True),
+                      *[Path(w) for w in [shutil.which(f"python{version}")] if w]]
+        here = next((c for c in candidates if runs_as(c, version)), None)
+        if here is not None:
+            found.append(here)
+    return found
 
 
 def test_the_default_pipeline_never_imports_tensorflow_or_essentia(tmp_path):
@@ -55,13 +82,15 @@ def test_the_wheel_holds_every_package_pipeline_and_page(wheel):
     assert {"mirflow/server/static/app.js", "mirflow/plugins/structure/segment.py"} <= names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for plugin in ("madmom_fast", "librosa_enhanced", "chords", "essentia_gpu", "structure"):
+    for plugin in ("madmom_fast", "librosa_enhanced", "chords", "essentia_gpu", "structure", "midi"):
         assert f"{plugin} = mirflow.plugins.{plugin}" in text
 
 
-def test_the_wheel_without_extras_runs_the_example_and_says_what_full_needs(wheel, tmp_path):
+def install_and_run_example(python: str, wheel: Path, tmp_path: Path) -> Path:
+    """A fresh virtual environment of ``python`` with the core only (the wheel, no extras);
+    ``mirflow run default`` on the example there gives its known tempo and key. Its venv."""
     venv = tmp_path / "venv"
-    subprocess.run([sys._base_executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
     done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -69,13 +98,18 @@ def test_the_wheel_without_extras_runs_the_example_and_says_what_full_needs(whee
                             check=True).stdout
     installed = {p["name"].lower() for p in json.loads(listed)}
     assert not installed & {"tensorflow", "essentia-tensorflow", "essentia", "matplotlib", "fastapi"}
-    mirflow = str(venv / "bin" / "mirflow")
-    run = subprocess.run([mirflow, "run", "default", str(ROOT / "examples" / "example.ogg"), "-o", str(tmp_path / "out")],
-                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    run = subprocess.run([str(venv / "bin" / "mirflow"), "run", "default", str(ROOT / "examples" / "example.ogg"),
+                          "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads((tmp_path / "out" / "example.json").read_text())
     assert result["summary"]["tempo"]["bpm"] == pytest.approx(100, abs=1) and result["summary"]["key"]["label"] == "A minor"
     assert all(step["status"] == "ok" for step in result["steps"].values())
+    return venv
+
+
+def test_the_wheel_without_extras_runs_the_example_and_says_what_full_needs(wheel, tmp_path):
+    venv = install_and_run_example(sys._base_executable, wheel, tmp_path)
+    mirflow = str(venv / "bin" / "mirflow")
     validate = subprocess.run([mirflow, "validate", "full"], capture_output=True, text=True, timeout=120)
     assert validate.returncode == 0, validate.stderr
     skipped = [line for line in validate.stdout.splitlines() if "will be skipped" in line]
@@ -85,3 +119,15 @@ def test_the_wheel_without_extras_runs_the_example_and_says_what_full_needs(whee
     plugins = subprocess.run([mirflow, "plugins"], capture_output=True, text=True, timeout=300)
     line = next(line for line in plugins.stdout.splitlines() if line.startswith("essentia_gpu.key"))
     assert "essentia" in line.split() and line.endswith("MISSING")
+
+
+@pytest.mark.install
+@pytest.mark.parametrize("python", other_pythons(), ids=lambda p: p.name)
+def test_the_core_installs_and_runs_the_example_on_every_supported_python_here(python, wheel, tmp_path):
+    """Python 3.12 and 3.13 beside the 3.11 of the suite, where the machine has them (pyenv here):
+    pyproject's classifiers are the list of versions, and each found is installed and run."""
+    assert {"3.11", "3.12", "3.13"} <= set(SUPPORTED)
+    venv = install_and_run_example(str(python), wheel, tmp_path)
+    version = subprocess.run([str(venv / "bin" / "python"), "-c", "import sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout
+    assert version.strip() == str(tuple(int(v) for v in python.name.removeprefix("python").split(".")))
