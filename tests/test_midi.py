@@ -179,6 +179,18 @@ def test_the_example_exports_a_tempo_map_on_its_beats(example_results):
     assert any(m.type == "marker" for _, m in conductor)
 
 
+def test_a_result_value_saves_as_mid_through_the_plugin(tmp_path):
+    import mirflow
+
+    result = mirflow.Result("/tmp/song.wav", changing_song())
+    written = result.save(tmp_path, formats=("json", "mid"))
+    assert [Path(p).name for p in written] == ["song.json", "song.mid"]
+    midi, _, seconds = read_back((tmp_path / "song.mid").read_bytes())
+    assert seconds(midi.ticks_per_beat) == pytest.approx(result.beats[0], abs=1e-5)
+    with pytest.raises(ValueError, match="unknown format 'midi'"):
+        result.save(tmp_path, formats=("midi",))
+
+
 def test_an_unknown_format_names_the_choices_including_mid(tmp_path):
     done = subprocess.run([MIRFLOW, "run", "default", str(ROOT / "examples" / "example.ogg"), "--format", "midi",
                            "-o", str(tmp_path)], capture_output=True, text=True, timeout=300)
