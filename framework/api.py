@@ -105,10 +105,21 @@ class Result:
         return plot_result(self.data, target, **options) if target is not None else render(self.data, **options)
 
     def save(self, directory: str | Path, formats=("json",), name: str | None = None) -> list[str]:
-        """Write the result in ``formats`` (json, jams, lab, csv, png, a plugin's) into ``directory``."""
+        """Write the result in ``formats`` (json, jams, lab, csv, png, a plugin's such as mid) into
+        ``directory``. Plugins are loaded only when a format is not a built-in one."""
+        from .exports import EXPORTERS
         from .results import write_outputs
 
-        return write_outputs(json.loads(self.to_json()), Path(directory), name or Path(self.path).stem, formats)
+        exporters = None
+        if set(formats) - set(EXPORTERS):
+            from .plugin_manager import collect_analyzers, make_plugin_manager
+
+            exporters = collect_analyzers(make_plugin_manager()).exporters
+            unknown = [f for f in formats if f not in exporters]
+            if unknown:
+                raise ValueError(f"unknown format {unknown[0]!r} (choose from {', '.join(exporters)})")
+        return write_outputs(json.loads(self.to_json()), Path(directory), name or Path(self.path).stem, formats,
+                             exporters)
 
     def __repr__(self) -> str:
         facts = [f"{self.duration:.1f} s"]

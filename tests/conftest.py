@@ -103,3 +103,18 @@ def tiny_zoo(tmp_path_factory) -> Path:
         assert done.returncode == 0, done.stderr[-2000:]
 
     return built_once(tmp_path_factory, "tiny-zoo", build)
+
+
+@pytest.fixture(scope="session")
+def example_results(tmp_path_factory) -> Path:
+    """The bundled example run once through ``mirflow run default`` (json and mid), for the whole
+    test run: a folder of real results that the export and table tests share."""
+    root = Path(__file__).resolve().parents[1]
+
+    def build(out: Path) -> None:
+        done = subprocess.run([str(Path(sys.executable).with_name("mirflow")), "-q", "run", "default",
+                               str(root / "examples" / "example.ogg"), "--format", "json,mid", "-o", str(out)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    return built_once(tmp_path_factory, "example-results", build)

@@ -54,7 +54,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, disabled: tuple[str, ...]
 
 
 def _add_builtin_commands() -> None:
-    from . import doctor, evaluate, info, plot, run, serve, sonify
+    from . import doctor, evaluate, info, plot, run, serve, sonify, table
 
     cli.add_command(run.run)
     cli.add_command(info.plugins)
@@ -65,6 +65,7 @@ def _add_builtin_commands() -> None:
     cli.add_command(doctor.doctor)
     cli.add_command(evaluate.evaluate)
     cli.add_command(serve.serve)
+    cli.add_command(table.table)
 
 
 _add_builtin_commands()

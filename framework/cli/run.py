@@ -15,7 +15,8 @@ from .common import CliError, executor_options, expand_inputs, jobs_option, load
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False), default=None,
               help="Where results go (default: the pipeline's output.directory, else ./results).")
 @click.option("--format", "formats", default=None, metavar="LIST",
-              help="Comma-separated result formats: json, jams, lab, csv (default: the pipeline's).")
+              help="Comma-separated result formats: json, jams, lab, csv, mid, png and any a plugin adds "
+                   "(default: the pipeline's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
               help="Override the pipeline's resources.device.")
 @jobs_option("CPU worker processes (default: resources.cpu.workers, else one per core; at most 4 per core). "
