@@ -43,7 +43,8 @@ MINOR_LOOPS = {
     "harmonic": [[(0, "min"), (5, "min"), (7, "7"), (0, "min")], [(0, "min"), (8, "maj"), (5, "min"), (7, "maj")]],
     "mixture": [[(0, "min"), (10, "maj"), (8, "maj"), (7, "maj")], [(0, "min"), (8, "maj"), (10, "maj"), (0, "min")],
                 [(0, "min"), (3, "maj"), (10, "maj"), (7, "maj")]],
-    "melodic": [[(0, "min"), (2, "min"), (5, "maj"), (7, "maj")], [(0, "min7"), (5, "min7"), (10, "7"), (3, "maj7")]],
+    # (not i7-iv7-bVII7-bIIImaj7: that is vi-ii-V-I of the relative major, which a listener hears)
+    "melodic": [[(0, "min"), (2, "min"), (5, "maj"), (7, "maj")], [(0, "min7"), (5, "maj"), (2, "min"), (7, "7")]],
 }
 MAJOR_OPENINGS = {  # songs that start away from the tonic
     "opens-IV": [(5, "maj"), (7, "maj"), (0, "maj"), (9, "min")],
