@@ -133,7 +133,7 @@ def table(caption: str, pieces, references: dict, rows: dict[str, dict[str, dict
     order = [g for g in order if counts[g]]
     header = ["method"] + [f"key: {g} ({counts[g]})" for g in order] + ["key over time", "chords (maj/min)"]
     lines = [f"{caption}: {len(pieces)} songs. Key: MIREX weighted score, mean over the songs of each class "
-             "(`-`: no song of the class has a single key); key over time: the modulating songs' timelines; "
+             "(`-`: no song of the class has a single key); key over time: each song's key timeline against the annotated one (duration-weighted MIREX score, every song that has one); "
              "`-` where a method gives no such answer.", "",
              "| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
     for method, scores in rows.items():
