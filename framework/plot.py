@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import write_atomic
+from .io import write_atomic
 
 PITCHES = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6,
            "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}

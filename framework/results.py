@@ -18,7 +18,7 @@ import numpy as np
 
 from .aggregate import vote_labels
 from .analyzer import LABEL, SCALAR
-from .io import write_atomic, write_together  # noqa: F401  (write_atomic: mirflow.results' name for it)
+from .io import write_together
 from .spelling import spell_chords
 
 SCHEMA_VERSION = 1

@@ -12,7 +12,8 @@ import fakes
 import mirflow
 from mirflow.pipeline import PipelineError, load_pipeline
 from mirflow.plugin_manager import collect_analyzers
-from mirflow.results import SCHEMA_VERSION, output_names, write_atomic
+from mirflow.io import write_atomic
+from mirflow.results import SCHEMA_VERSION, output_names
 from mirflow.scheduler import run_pipeline
 
 PIPELINE = """

@@ -26,7 +26,7 @@ def table(obj, results, output, columns):
     from pathlib import Path
 
     from .. import table as library
-    from ..results import write_atomic
+    from ..io import write_atomic
 
     suffix = Path(output).suffix.lower() if output else ".csv"
     if suffix not in SUFFIXES:

@@ -13,36 +13,11 @@ from collections import Counter
 import numpy as np
 
 import mirflow
+from mirflow.harmony import chord_root, pitch_classes  # shared label parsing (re-exported for old imports)
 
-NOTES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#", "Cb": "B", "Fb": "E"}
 CURVE_RATE = 2.0  # frames per second of the harmonic change curve
 
-
-def chord_root(label: str) -> tuple[int, bool] | None:
-    """A Harte label's root pitch class and whether its third is minor; None for N, X or an
-    unknown root."""
-    root, _, quality = str(label).partition(":")
-    root = FLATS.get(root, root)
-    if root not in NOTES:
-        return None
-    return NOTES.index(root), quality.startswith(("min", "dim", "hdim"))
-
-
-def pitch_classes(label: str) -> np.ndarray:
-    """A chord label's pitch classes as a 12-vector (zeros for N, X or an unknown root)."""
-    vector = np.zeros(12)
-    found = chord_root(label)
-    if found is None:
-        return vector
-    root, minor = found
-    quality = label.partition(":")[2]
-    intervals = [0, 3 if minor else 4, 6 if quality.startswith("dim") else 7]
-    if "7" in quality:
-        intervals.append(11 if quality.startswith("maj") else 10)
-    for interval in intervals:
-        vector[(root + interval) % 12] = 1.0
-    return vector
+__all__ = ["Summary", "chord_root", "pitch_classes", "harmonic_change", "most_common_ngrams", "boundaries"]
 
 
 class Summary(mirflow.Analyzer):

@@ -1,12 +1,16 @@
 """librosa_enhanced.key: the key over time, with its changes, and the song's key.
 
 Per chunk: chroma, and every second the correlation of the chroma around it (``window``
-seconds) with the 24 key profiles. When the pipeline has chords, their tonal functions add
-to those scores at the merge (:func:`chord_evidence`). The chunks' score curves are stitched (crossfaded over
-the overlaps) and decoded once over the whole track with a Viterbi pass that charges
-``change_penalty`` for every key change, so that a modulation shows up once, where it
-happens, and a few ambiguous bars do not flicker. The song's key is the key held longest
-(weighted by confidence).
+seconds) with the 24 key profiles. When the pipeline has chords (any chord step, bound at the
+merge), what they say about the key adds to those scores (:func:`mirflow.harmony.chord_evidence`:
+time on each chord by its function, V-I and V-i cadences, the major V of a minor key, the last
+chord), so that the relative major or minor and the IV/V neighbours, which share six or seven
+notes and so nearly all their chroma, are told apart. Without chords it is chroma only. The
+chunks' score curves are stitched (crossfaded over the overlaps) and decoded once over the
+whole track with a Viterbi pass that charges ``change_penalty`` for every key change, so that a
+modulation shows up once, where it happens, and a few ambiguous bars do not flicker. The song's
+key is the key held longest (weighted by confidence); its confidence is the margin between it
+and the runner-up over the time it is held (:func:`mirflow.harmony.margin_confidence`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import numpy as np
 
 import mirflow
 from mirflow.aggregate import merge_curve
+from mirflow.harmony import MAJOR_NAMES, MINOR_NAMES, chord_evidence, key_label, margin_confidence
 
 from mirflow.dsp.features import HOP, LibrosaAnalyzer, chroma, first_frame_time
 
-MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MINOR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+__all__ = ["Key", "MAJOR_NAMES", "MINOR_NAMES", "PROFILES", "aggregate_key", "chord_evidence", "decide", "key_label",
+           "key_scores"]
 
 PROFILES = {
     # Krumhansl & Kessler (1982) probe-tone ratings.
@@ -38,12 +43,8 @@ SILENT = 24  # the 25th state: nothing tonal to hear (silence, noise, a click)
 # sounds there: white and brown noise and a click measure 0.03-0.07, the most level window of
 # every GM dev song and real excerpt 0.15 or more (a drum-heavy recording's lowest).
 ATONAL = 0.1
-CHORD_WEIGHT = 1.0  # chosen on the GM corpus's dev split (benchmarks/independent.py)
-
-
-def key_label(index: int) -> str:
-    """'Eb major', 'F# minor': spelled as mir_eval's key parser and most catalogues do."""
-    return f"{MAJOR_NAMES[index]} major" if index < 12 else f"{MINOR_NAMES[index - 12]} minor"
+CHORD_WEIGHT = 1.0  # chosen on the GM corpus's and the key corpus's dev splits (benchmarks/accuracy_key.py)
+MARGIN = 0.1  # mean score margin over the runner-up at which the song key's confidence is 0.63
 
 
 def profile_matrix(profile: str) -> np.ndarray:
@@ -67,7 +68,7 @@ class Key(LibrosaAnalyzer):
     """The key over time (a segment per key, modulations included) and the song's key."""
 
     name = "librosa_enhanced.key"
-    version = "5"
+    version = "6"
     params = {
         # Albrecht-Shanahan: 0.77 MIREX on the GM corpus's dev split where Krumhansl-Kessler gives
         # 0.50 and Temperley 0.66 (equal on the project's own synthesizer): benchmarks/independent.py.
@@ -126,7 +127,12 @@ class Key(LibrosaAnalyzer):
         for segment in segments:
             held[segment["label"]] = held.get(segment["label"], 0.0) + (segment["end"] - segment["start"]) * segment["confidence"]
         label = max(held, key=held.get)
-        return {"label": label, "confidence": held[label] / sum(held.values()), "timeline": segments}
+        steps = np.zeros(len(path), dtype=bool)
+        for segment in segments:
+            if segment["label"] == label:
+                steps |= (times >= segment["start"]) & (times <= segment["end"])
+        confidence = margin_confidence(scores[steps, :24].mean(axis=0), MARGIN) if steps.any() else 0.0
+        return {"label": label, "confidence": confidence, "timeline": segments}
 
 
 SHARPNESS = 25.0  # correlation -> log-probability scale (a 0.1 better correlation: e^2.5 more likely)
@@ -158,39 +164,12 @@ def viterbi_keys(scores: np.ndarray, change_penalty: float) -> tuple[np.ndarray,
     return path, posterior
 
 
-# How much a chord says for a key, by its function there: the tonic chord most, then the
-# dominant (the major V, in minor keys too: harmonic minor), the subdominant, the other diatonic
-# chords; a chord outside the key counts against it. Profile correlations alone confuse a key
-# with its dominant and its relative (the fifth above shares six of seven notes): the tonic
-# chord's weight is what tells them apart.
-MAJOR_FUNCTIONS = {(0, "maj"): 1.0, (7, "maj"): 0.5, (5, "maj"): 0.4, (9, "min"): 0.3, (2, "min"): 0.3,
-                   (4, "min"): 0.2}
-MINOR_FUNCTIONS = {(0, "min"): 1.0, (7, "maj"): 0.6, (5, "min"): 0.4, (8, "maj"): 0.3, (3, "maj"): 0.2,
-                   (10, "maj"): 0.2, (7, "min"): 0.2}
-OUTSIDE = -0.3
-
-
-def chord_evidence(chords: list[dict], times: np.ndarray, window: float) -> np.ndarray:
-    """len(times) x 24: for each key, the chords of the ``window`` seconds around each time,
-    weighted by their function in that key and by how long they sound there (per second)."""
-    from mirflow.plugins.chords.summary import chord_root
-
-    table = np.full((24, 12, 2), OUTSIDE)  # key, chord root, minor?
-    for tonic in range(12):
-        for (step, quality), weight in MAJOR_FUNCTIONS.items():
-            table[tonic, (tonic + step) % 12, int(quality == "min")] = weight
-        for (step, quality), weight in MINOR_FUNCTIONS.items():
-            table[12 + tonic, (tonic + step) % 12, int(quality == "min")] = weight
-    evidence = np.zeros((len(times), 24))
-    half = window / 2
-    for chord in chords:
-        found = chord_root(chord.get("label", "N"))
-        if found is None:
-            continue
-        root, minor = found
-        overlap = np.clip(np.minimum(chord["end"], times + half) - np.maximum(chord["start"], times - half), 0, None)
-        evidence += overlap[:, None] * table[:, root, int(minor)][None, :]
-    return evidence / window
+def decide(analyzer: Key, times: np.ndarray, scores: np.ndarray, chords: list[dict] | None, duration: float) -> dict:
+    """The key output from the stitched chroma scores (n x 25) and, when given, the chords."""
+    if chords and analyzer.config["chord_weight"] > 0:
+        scores = scores.copy()
+        scores[:, :24] += analyzer.config["chord_weight"] * chord_evidence(chords, times, analyzer.config["window"])
+    return analyzer.decode(times, scores, duration)
 
 
 def aggregate_key(analyzer: Key, parts, track) -> dict:
@@ -198,8 +177,4 @@ def aggregate_key(analyzer: Key, parts, track) -> dict:
     times, scores = np.asarray(curve["times"], dtype=float), np.asarray(curve["values"], dtype=float)
     if len(times) == 0:
         return {"key": {"label": None, "confidence": 0.0, "timeline": []}}
-    chords = track.inputs.get("chords")
-    if chords and analyzer.config["chord_weight"] > 0:
-        scores = scores.copy()
-        scores[:, :24] += analyzer.config["chord_weight"] * chord_evidence(chords, times, analyzer.config["window"])
-    return {"key": analyzer.decode(times, scores, track.duration)}
+    return {"key": decide(analyzer, times, scores, track.inputs.get("chords"), track.duration)}

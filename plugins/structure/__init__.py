@@ -143,7 +143,7 @@ def _section(start, end, label, function, confidence, bar) -> dict:
 
 def chord_units(chords: list[dict], times: np.ndarray, edges: np.ndarray, parts: int) -> np.ndarray:
     """The chord step's pitch classes laid on the frames, then averaged like the chroma."""
-    from mirflow.plugins.chords.summary import pitch_classes
+    from mirflow.harmony import pitch_classes
 
     frames = np.zeros((len(times), 12))
     starts = np.array([c["start"] for c in chords])
