@@ -94,7 +94,7 @@ def test_the_first_run_notice_is_for_pipelines_that_compile_librosa(tmp_path, wr
     assert any((tmp_path / "cache" / "mirflow" / "numba").iterdir())  # the beat decode's kernel
     # ... in the folder the slots share, which does not count as librosa's: a pipeline that
     # imports librosa would still be announced on its first run after this one.
-    from mirflow.scheduler.executors import numba_cache_is_cold
+    from mirflow.caches import numba_cache_is_cold
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)

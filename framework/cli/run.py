@@ -32,7 +32,7 @@ def run(obj, pipeline, inputs, output_dir, formats, device, jobs, force, plot, e
     are skipped (resume); several runs on one folder share the files between them.
     """
     from ..scheduler import ExecutorUnavailable, NothingForTheGpu, run_pipeline
-    from ..scheduler.executors import numba_cache_is_cold
+    from ..caches import numba_cache_is_cold
 
     pm, registry = obj.plugins()
     spec = load_pipeline_or_fail(pipeline, registry)

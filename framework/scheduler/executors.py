@@ -26,12 +26,13 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 from ..audio import remove_raw
+from ..caches import numba_cache_dir
 from .runner import UnitRunner
 from .slots import MAX_ATTEMPTS, MAX_FAILED_STARTS, Died, Done, Ready, Slot, SlotPool, StartFailed, WorkersCannotStart
 from .units import DECODE, Completion, Unit, UnitTimeout
 
 __all__ = ["InlineExecutor", "MAX_ATTEMPTS", "MAX_FAILED_STARTS", "ProcessExecutor", "WorkersCannotStart",
-           "numba_cache_dir", "numba_cache_is_cold", "numba_shared_cache", "plugin_handoff", "worker_plugins"]
+           "plugin_handoff", "worker_plugins"]
 
 
 class InlineExecutor(SlotPool):
@@ -132,34 +133,6 @@ def _worker_main(conn, lane: str, pipeline, disabled: tuple, handoff: list, devi
         except Exception as err:  # an analyzer's output that cannot be pickled fails its unit, not the worker
             conn.send(("done", Completion(None, False, error=f"the unit's result cannot be sent back to the "
                                           f"coordinator ({type(err).__name__}: {err})", seconds=completion.seconds)))
-
-
-def numba_cache_root() -> Path:
-    """Where worker slots keep numba's compiled code: the user's cache folder."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "numba"
-
-
-def numba_cache_dir(slot: str) -> Path:
-    """One worker slot's numba cache (a folder per slot: see _start)."""
-    return numba_cache_root() / slot
-
-
-def numba_shared_cache() -> Path:
-    """Code that every slot loads from one folder, compiled under a file lock by whichever
-    worker needs it first (madmom_fast's Viterbi kernel): not a slot's cache."""
-    return numba_cache_root() / "shared"
-
-
-def numba_cache_is_cold() -> bool:
-    """True when no worker slot has compiled anything on this machine yet (a first run after
-    an install: numba compiles librosa's functions as the workers import it, ~40 s on 2
-    cores), and the workers would use mirflow's caches (NUMBA_CACHE_DIR not set by the user).
-    The shared folder does not count: a pipeline without librosa fills only that one."""
-    if "NUMBA_CACHE_DIR" in os.environ:
-        return False
-    root, shared = numba_cache_root(), numba_shared_cache()
-    slots = [folder for folder in root.iterdir() if folder.is_dir() and folder != shared] if root.is_dir() else []
-    return not any(any(slot.iterdir()) for slot in slots)
 
 
 class _Worker:

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import StoredAudio, audio_key, raw_prefix
-from .executors import numba_cache_dir, worker_plugins
+from ..caches import numba_cache_dir
+from .executors import worker_plugins
 from .ray_cluster import cluster_slots, import_ray
 from .runner import UnitRunner
 from .slots import Died, Done, Ready, Slot, SlotPool, StartFailed, WorkersCannotStart

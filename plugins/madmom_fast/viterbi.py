@@ -125,7 +125,7 @@ def _compile_shared():
         dispatcher = _define()
         dispatcher.compile(signature)
     else:
-        from mirflow.scheduler.executors import numba_shared_cache
+        from mirflow.caches import numba_shared_cache
 
         folder = numba_shared_cache()
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,41 @@
+"""Where mirflow keeps what it compiles on the user's machine: numba's code, one folder per
+worker slot and one shared folder.
+
+Its own module because the scheduler (which gives each worker slot its folder), the CLI (which
+tells a first run that numba will compile) and plugins (madmom_fast's Viterbi kernel, compiled
+once per machine into the shared folder) all need the same paths, and a plugin should not import
+the scheduler's internals to find a folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def numba_cache_root() -> Path:
+    """Where worker slots keep numba's compiled code: the user's cache folder."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "numba"
+
+
+def numba_cache_dir(slot: str) -> Path:
+    """One worker slot's numba cache (a folder per slot: see _start)."""
+    return numba_cache_root() / slot
+
+
+def numba_shared_cache() -> Path:
+    """Code that every slot loads from one folder, compiled under a file lock by whichever
+    worker needs it first (madmom_fast's Viterbi kernel): not a slot's cache."""
+    return numba_cache_root() / "shared"
+
+
+def numba_cache_is_cold() -> bool:
+    """True when no worker slot has compiled anything on this machine yet (a first run after
+    an install: numba compiles librosa's functions as the workers import it, ~40 s on 2
+    cores), and the workers would use mirflow's caches (NUMBA_CACHE_DIR not set by the user).
+    The shared folder does not count: a pipeline without librosa fills only that one."""
+    if "NUMBA_CACHE_DIR" in os.environ:
+        return False
+    root, shared = numba_cache_root(), numba_shared_cache()
+    slots = [folder for folder in root.iterdir() if folder.is_dir() and folder != shared] if root.is_dir() else []
+    return not any(any(slot.iterdir()) for slot in slots)
