@@ -23,7 +23,6 @@ import time
 import types
 from dataclasses import replace
 from multiprocessing.connection import wait as wait_for
-from pathlib import Path
 
 from ..audio import remove_raw
 from ..caches import numba_cache_dir
