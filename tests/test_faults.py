@@ -155,7 +155,7 @@ def test_a_wav_too_long_by_its_header_is_refused_before_it_is_hashed(
         pm, registry, write_pipeline, tmp_path, monkeypatch):
     import struct
 
-    from mirflow.scheduler import units
+    from mirflow.scheduler import runner
 
     rate, seconds = 1000, 10 * 3600
     size = rate * seconds * 2  # 10 h of 16-bit mono, a sparse file of zeros
@@ -165,7 +165,7 @@ def test_a_wav_too_long_by_its_header_is_refused_before_it_is_hashed(
                      + b"data" + struct.pack("<I", size))
     os.truncate(path, 44 + size)
     hashed = []
-    monkeypatch.setattr(units, "file_sha256", lambda file: hashed.append(file) or "0" * 64)
+    monkeypatch.setattr(runner, "file_sha256", lambda file: hashed.append(file) or "0" * 64)
     [outcome] = run(pm, registry, write_pipeline("steps: [fake.clicks]\n"), [path], tmp_path / "out")
     assert not outcome.ok and "its header declares 10.0 h of audio, longer than the 6.0 h allowed" in outcome.error
     assert hashed == []
