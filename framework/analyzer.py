@@ -199,6 +199,18 @@ class Analyzer:
         override it to run their model once per batch. Default: ``analyze`` each."""
         return [self.analyze(item, item_inputs) for item, item_inputs in zip(items, inputs)]
 
+    def merge(self, parts: list, track) -> dict[str, Any] | None:
+        """Merge this analyzer's per-chunk ``parts`` (:class:`mirflow.aggregate.Part`, times
+        already in track time) into its track-level outputs; ``track`` is a
+        :class:`mirflow.aggregate.Track` (duration, chunk plan, ``at_merge`` inputs).
+
+        The analyzer owns its merge (one decode over stitched activations, segments joined
+        and snapped to beats...). Default: None, mirflow's rule per output kind
+        (mirflow.aggregate). Another plugin can still take a merge over through the
+        ``aggregate`` hook, which is asked first.
+        """
+        return None
+
     @classmethod
     def install_command(cls) -> str:
         """The command that installs this analyzer's libraries."""

@@ -23,17 +23,18 @@ def register_analyzers(register):
 
 @hookspec(firstresult=True)
 def aggregate(analyzer, parts, track):
-    """Merge one analyzer's per-chunk ``parts`` into its track-level output.
+    """Take over the merge of another plugin's analyzer: its per-chunk ``parts`` into its
+    track-level output.
 
-    ``analyzer`` is the configured analyzer instance, ``parts`` a list of
-    :class:`mirflow.aggregate.Part` (chunk + that chunk's outputs, times already
-    absolute), ``track`` a :class:`mirflow.aggregate.Track` (duration, chunk plan).
-    Return a dict ``{output_name: value}`` to take over, or ``None`` to leave the
-    analyzer to the next implementation and finally to mirflow's default rules.
+    An analyzer merges its own chunks (:meth:`mirflow.Analyzer.merge`); this hook is asked
+    before it, for a plugin that wants to replace someone else's merge. ``analyzer`` is the
+    configured analyzer instance, ``parts`` a list of :class:`mirflow.aggregate.Part` (chunk +
+    that chunk's outputs, times already absolute), ``track`` a
+    :class:`mirflow.aggregate.Track` (duration, chunk plan). Return a dict
+    ``{output_name: value}`` to take over, or ``None`` to leave it to the analyzer's own
+    ``merge`` and finally to mirflow's default rules.
 
-    ``firstresult`` because exactly one implementation must own the merge (a plugin
-    that decodes stitched activations once, for example, answers for its own
-    analyzers only and returns ``None`` for the rest).
+    ``firstresult`` because exactly one implementation must own the merge.
     """
 
 

@@ -171,3 +171,51 @@ def _distinct_neighbours(boundaries, labels):
             kept_labels.append(label)
             kept_bounds.append(end)
     return kept_bounds, kept_labels
+
+
+def test_an_analyzer_owns_its_merge_and_another_plugins_hook_can_take_it_over(pm, add_analyzers, write_pipeline,
+                                                                                write_clicks, tmp_path):
+    """Analyzer.merge is asked after the aggregate hook and before the default rules: the
+    analyzer merges its own chunks, a plugin's hook overrides it, and without either the
+    default rule of the output kind (a duration-weighted mean for scalars) applies."""
+    import json
+
+    import mirflow
+    from mirflow.pipeline import load_pipeline
+    from mirflow.scheduler import run_pipeline
+
+    class Chunks(mirflow.Analyzer):
+        name = "owner.chunks"
+        sample_rate = 22050
+        outputs = {"count": SCALAR}
+
+        def analyze(self, chunk, inputs):
+            return {"count": 1.0}
+
+    class Counted(Chunks):
+        name = "owner.counted"
+
+        def merge(self, parts, track):  # its own rule: how many chunks there were
+            return {"count": {"value": float(len(parts)), "confidence": 1.0}}
+
+    class Overridden(Counted):
+        name = "owner.overridden"
+
+    class Override:
+        @mirflow.hookimpl
+        def aggregate(self, analyzer, parts, track):
+            return {"count": {"value": -1.0, "confidence": 1.0}} if isinstance(analyzer, Overridden) else None
+
+    registry = add_analyzers(Chunks, Counted, Overridden, name="owner")
+    pm.register(Override(), name="override")
+    audio, _ = write_clicks(50.0)
+    pipeline = load_pipeline(write_pipeline("chunking: {min_duration: 0, length: 20, overlap: 4}\n"
+                                            "steps: [owner.chunks, owner.counted, owner.overridden]\n"), registry)
+    (outcome,), _ = run_pipeline(pipeline, registry, pm, [str(audio)], inline=True, output_dir=tmp_path / "out")
+    assert outcome.ok, outcome
+    steps = json.loads((tmp_path / "out" / "clicks.json").read_text())["steps"]
+    chunks = len(plan_chunks(50.0, min_duration=0, length=20, overlap=4))
+    assert chunks == 3
+    assert steps["chunks"]["outputs"]["count"]["value"] == 1.0  # the default rule: a weighted mean of ones
+    assert steps["counted"]["outputs"]["count"]["value"] == chunks  # the analyzer's own merge
+    assert steps["overridden"]["outputs"]["count"]["value"] == -1.0  # the hook asked first

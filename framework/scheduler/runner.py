@@ -45,7 +45,8 @@ def prepare_analyzer(cls: type[Analyzer], params: dict[str, Any], device: str, r
 
 def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw: list[Any],
                    track: Track, notes: list[str] | None = None) -> dict[str, Any]:
-    """Move chunk outputs to track time and merge them (plugin hook first, then defaults).
+    """Move chunk outputs to track time and merge them: a plugin's ``aggregate`` hook first
+    (to override someone else's merge), then the analyzer's own ``merge``, then the defaults.
 
     ``offsets`` holds (chunk index, time of the chunk's first sample) per raw output. What
     the analyzer returned per chunk and what the hook returns are both checked against the
@@ -60,6 +61,8 @@ def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw
         normalized = check_outputs(kinds, outputs, offset=start, bound=span.end - start, where=where, notes=notes)
         parts.append(Part(span=span, outputs=normalized, last=position == len(raw) - 1))
     merged = pm.hook.aggregate(analyzer=analyzer, parts=parts, track=track)
+    if merged is None:
+        merged = analyzer.merge(parts, track)
     if merged is None:
         merged = default_aggregate(analyzer.outputs, parts)
     return check_outputs(analyzer.outputs, merged, bound=track.duration, where=f"{analyzer.name}: aggregate",

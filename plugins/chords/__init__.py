@@ -43,6 +43,14 @@ class ChordRecognizer(mirflow.Analyzer):
         """(start, end, label, confidence) segments of one chunk's audio."""
         raise NotImplementedError
 
+    def merge(self, parts, track):
+        """Chord segments joined at seams, then snapped to the beats when the pipeline has them."""
+        chords = merge_segments(parts, "chords")
+        beats = track.inputs.get("beats")
+        if self.config["snap_to_beats"] and beats:
+            chords = snap_to_beats(chords, beats)
+        return {"chords": chords}
+
 
 def float_signal(chunk):
     """The chunk as a madmom Signal of float32 samples, always: madmom caches its FFT window
@@ -215,20 +223,6 @@ def register_analyzers(register):
 
     for cls in (CnnCrf, DeepChroma, Templates, LargeVocabulary, Summary):
         register(cls)
-
-
-@mirflow.hookimpl
-def aggregate(analyzer, parts, track):
-    """Chord segments joined at seams, then snapped to the beats when the pipeline has them."""
-    if isinstance(analyzer, Summary):
-        return dict(parts[0].outputs)  # one whole-track part: keep its extra fields as they are
-    if not isinstance(analyzer, ChordRecognizer):
-        return None
-    chords = merge_segments(parts, "chords")
-    beats = track.inputs.get("beats")
-    if analyzer.config["snap_to_beats"] and beats:
-        chords = snap_to_beats(chords, beats)
-    return {"chords": chords}
 
 
 @mirflow.hookimpl

@@ -46,6 +46,9 @@ class Summary(mirflow.Analyzer):
         "harmonic_boundaries": mirflow.EVENTS,
     }
 
+    def merge(self, parts, track):
+        return dict(parts[0].outputs)  # one whole-track part: keep its extra fields as they are
+
     def analyze(self, chunk, inputs):
         chords = [c for c in inputs["chords"] or [] if c["end"] > c["start"]]
         duration = chunk.duration if chunk is not None else (chords[-1]["end"] if chords else 0.0)

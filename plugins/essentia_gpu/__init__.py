@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import mirflow
 
-from .classical import Danceability, Key, Loudness, Rhythm, aggregate_loudness
-from .models import Model, TempoCNN, ZooModel, aggregate_model
+from .classical import Danceability, Key, Loudness, Rhythm
+from .models import Model, TempoCNN
 
 __all__ = ["Danceability", "Key", "Loudness", "Rhythm", "Model", "TempoCNN"]
 
@@ -19,15 +19,6 @@ __all__ = ["Danceability", "Key", "Loudness", "Rhythm", "Model", "TempoCNN"]
 def register_analyzers(register):
     for cls in (Key, Rhythm, Danceability, Loudness, Model, TempoCNN):
         register(cls)
-
-
-@mirflow.hookimpl
-def aggregate(analyzer, parts, track):
-    if isinstance(analyzer, Loudness):
-        return aggregate_loudness(parts, track)
-    if isinstance(analyzer, ZooModel):
-        return aggregate_model(analyzer, parts, track)
-    return None
 
 
 @mirflow.hookimpl

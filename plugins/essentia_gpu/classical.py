@@ -132,6 +132,16 @@ class Loudness(EssentiaAnalyzer):
         return {"momentary_loudness": {"times": times, "values": np.asarray(momentary) + offset},
                 "short_term_loudness": {"times": times[:len(short_term)], "values": np.asarray(short_term) + offset}}
 
+    def merge(self, parts, track):
+        """The curves joined at seams; the integrated loudness gated over the whole track's blocks."""
+        from mirflow.aggregate import merge_curve
+
+        momentary = merge_curve(parts, "momentary_loudness")
+        short_term = merge_curve(parts, "short_term_loudness")
+        value = integrated_loudness(np.asarray(momentary["values"], dtype=float))
+        return {"loudness": {"value": value, "confidence": 1.0 if value is not None else 0.0, "unit": "LUFS"},
+                "momentary_loudness": momentary, "short_term_loudness": short_term}
+
 
 def integrated_loudness(momentary: np.ndarray) -> float | None:
     """EBU R128 integrated loudness from momentary (400 ms, 75 % overlap) block loudness:
@@ -142,13 +152,3 @@ def integrated_loudness(momentary: np.ndarray) -> float | None:
     mean = -0.691 + 10 * np.log10(np.mean(10 ** ((blocks + 0.691) / 10)))
     gated = blocks[blocks > mean - 10.0]
     return float(-0.691 + 10 * np.log10(np.mean(10 ** ((gated + 0.691) / 10))))
-
-
-def aggregate_loudness(parts, track) -> dict:
-    from mirflow.aggregate import merge_curve
-
-    momentary = merge_curve(parts, "momentary_loudness")
-    short_term = merge_curve(parts, "short_term_loudness")
-    value = integrated_loudness(np.asarray(momentary["values"], dtype=float))
-    return {"loudness": {"value": value, "confidence": 1.0 if value is not None else 0.0, "unit": "LUFS"},
-            "momentary_loudness": momentary, "short_term_loudness": short_term}

@@ -107,6 +107,14 @@ class ZooModel(mirflow.Analyzer):
         while len(self.embedding_cache) > self.CACHE_ITEMS:
             self.embedding_cache.popitem(last=False)
 
+    def merge(self, parts, track):
+        """The activation curves joined at seams, then summarized over the whole track."""
+        from mirflow.aggregate import merge_curve
+
+        curve = merge_curve(parts, "activations")
+        values = np.asarray(curve["values"], dtype=float)
+        return {"activations": curve, **self.summarize(np.asarray(curve["times"]), values)}
+
     def summarize(self, times: np.ndarray, values: np.ndarray) -> dict:
         """Per-track values from the whole track's activation curve."""
         classes = self.model_info.classes or [str(i) for i in range(values.shape[1] if values.ndim > 1 else 1)]
@@ -153,14 +161,6 @@ class TempoCNN(ZooModel):
         else:
             summary["tempo"] = {"value": None, "confidence": 0.0}
         return summary
-
-
-def aggregate_model(analyzer: ZooModel, parts, track) -> dict:
-    from mirflow.aggregate import merge_curve
-
-    curve = merge_curve(parts, "activations")
-    values = np.asarray(curve["values"], dtype=float)
-    return {"activations": curve, **analyzer.summarize(np.asarray(curve["times"]), values)}
 
 
 def describe_models() -> list[tuple[str, str, str]]:
