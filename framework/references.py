@@ -89,7 +89,9 @@ def _lines(path: Path):
             yield n, line.strip()
 
 
-def _numbers(path: Path) -> list[list[float]]:
+def _numbers(path: Path, finite: int | None = None) -> list[list[float]]:
+    """Each line's numbers (and its line number last); the first ``finite`` columns (all by
+    default) must be finite numbers."""
     rows, problems = [], _Problems()
     for n, line in _lines(path):
         try:
@@ -97,7 +99,7 @@ def _numbers(path: Path) -> list[list[float]]:
         except ValueError:
             problems.append(f"{path}:{n}: expected numbers, got {line!r}")
             continue
-        if not all(math.isfinite(x) for x in row):
+        if not all(math.isfinite(x) for x in row[:finite]):
             problems.append(f"{path}:{n}: expected finite numbers, got {line!r}")
             continue
         rows.append(row + [n])
@@ -117,7 +119,7 @@ def _read_beats(path: Path) -> Reference:
 
 
 def _read_tempo(path: Path) -> Reference:
-    rows = _numbers(path)
+    rows = _numbers(path, finite=1)  # madmom's "tempo1 tempo2 weight" has nan for no second tempo
     if not rows:
         raise ReferenceError(f"{path}: no tempo in the file")
     if rows[0][0] <= 0:

@@ -195,6 +195,21 @@ def test_evaluate_reports_every_malformed_truth_file_with_its_line_before_any_au
     assert len(lines) == 5 and "Traceback" not in done.stderr and "cannot decode" not in done.stderr
 
 
+
+def test_a_tempo_file_needs_only_its_first_tempo_finite(tmp_path):
+    """madmom's .tempo/.bpm files write "tempo1 tempo2 weight", with nan where there is no
+    second tempo (the Hainsworth excerpt does): only the first tempo must be a number."""
+    from mirflow.references import READERS, ReferenceError
+
+    two = tmp_path / "two.bpm"
+    two.write_text("100.16\tnan\t1.00\n")
+    assert READERS[".bpm"](two).tempo == 100.16
+    none = tmp_path / "none.bpm"
+    none.write_text("nan\t100.16\n")
+    with pytest.raises(ReferenceError, match="none.bpm:1: expected finite numbers"):
+        READERS[".bpm"](none)
+
+
 # -- smaller things of issue 33 ----------------------------------------------------------------
 def test_plot_and_sonify_on_a_result_with_wrong_types_are_one_line_errors(tmp_path, write_clicks):
     song, times = write_clicks(3.0, name="song.wav")
