@@ -159,3 +159,17 @@ def test_functions_of_a_medley_and_of_a_song_with_an_instrumental_break():
     assert functions[0] == "intro" and functions[-1] == "outro"
     assert [f for f, x in zip(functions, labels) if x == 2] == ["chorus"] * 6
     assert all(f == "verse" for f, x in zip(functions, labels) if x in (1, 3, 4))
+    # an instrumental break over the chorus chords, heard twice, is not a verse; a verse that
+    # shares its chords with the intro stays a verse
+    labels = [0, 1, 2, 3, 2, 1, 2, 3, 2, 4]
+    loudness = [-30, -25, -18, -20, -18, -25, -18, -20, -18, -30]
+    borrowed = [{1}, {0}, {3}, {2}, {3}, {0}, {3}, {2}, {3}, set()]
+    assert guess_functions(labels, loudness, borrowed) == ["intro", "verse", "chorus", "instrumental", "chorus",
+                                                           "verse", "chorus", "instrumental", "chorus", "outro"]
+
+
+def test_an_intro_or_outro_may_be_shorter_than_the_body_sections():
+    novelty = np.zeros(41)
+    novelty[[3, 12, 20, 37]] = [1.0, 0.9, 0.8, 1.0]
+    assert pick_boundaries(novelty, min_units=8, threshold=0.5) == [12, 20]
+    assert pick_boundaries(novelty, min_units=8, threshold=0.5, end_units=3) == [3, 12, 20, 37]

@@ -43,6 +43,7 @@ SILENT_DB = -60.0  # a track whose frames are all quieter than this has no secti
 # benchmarks/structure.py (texture is the surest cue there; the other two find the boundaries
 # between sections of the same arrangement).
 WEIGHTS = (0.5, 0.25, 0.25)
+END_SHARE = 0.5  # the shortest intro or outro, as a share of the shortest section
 SAME_CHORDS = 0.85  # aligned harmonic similarity of two sections that play the same chords
 CHROMA, MFCC_FIRST = 12, 3  # feature columns: 12 chroma, then MFCC 1-12 and loudness (dB)
 
@@ -115,15 +116,17 @@ def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config
                      + WEIGHTS[2] * scaled(repetition_novelty(harmonic, embed=grid.per_bar, smooth=grid.per_bar)))
     weighted = novelty * phrase_weights(novelty, grid.per_bar) if grid.kind != "frame" else novelty
     threshold = adaptive_threshold(weighted, config["spread"], config["threshold"])
-    edges = [0, *pick_boundaries(weighted, shortest, threshold), units]
+    ends = max(1, int(np.ceil(shortest * END_SHARE)))  # an intro or outro may be shorter than the body's sections
+    edges = [0, *pick_boundaries(weighted, shortest, threshold, ends), units]
     segments = list(zip(edges[:-1], edges[1:]))
     sums = diagonal_sums(harmonic)  # aligned similarities of segments, for the letters and the functions
     similar = segment_similarity(segments, sums, chroma_units, texture, config["harmonic_weight"])
     labels = cluster(similar, config["same_material"])
     segments, labels = split_repeats(segments, labels, weighted, shortest, reach=grid.per_bar)
     loudness = [float(timbre_units[a:b, -1].mean()) for a, b in segments]
-    borrowed = [any(labels[j] != labels[i] and aligned_similarity(sums, segments[i], segments[j]) >= SAME_CHORDS
-                    for j in range(len(segments))) for i in range(len(segments))]
+    borrowed = [{labels[j] for j in range(len(segments))
+                 if labels[j] != labels[i] and aligned_similarity(sums, segments[i], segments[j]) >= SAME_CHORDS}
+                for i in range(len(segments))]
     functions = guess_functions(labels, loudness, borrowed)
     sections = []
     for n, ((a, b), label, function) in enumerate(zip(segments, labels, functions)):

@@ -18,9 +18,10 @@ FUNCTIONS = ("intro", "verse", "chorus", "bridge", "instrumental", "outro")
 LOUDER_DB = 1.0  # a chorus is at least this much louder than the verse, or is the one that returns more
 
 
-def guess_functions(labels: list[int], loudness: list[float], borrowed: list[bool] | None = None) -> list[str | None]:
+def guess_functions(labels: list[int], loudness: list[float], borrowed: list | None = None) -> list[str | None]:
     """One function (or None) per section from its cluster label, mean loudness (dB) and
-    whether its chords are those of material with another label (``borrowed``)."""
+    whether its chords are those of material with another label (``borrowed``: a bool, or the
+    set of labels whose chords it plays)."""
     borrowed = borrowed or [False] * len(labels)
     n = len(labels)
     if n < 2:
@@ -45,7 +46,7 @@ def guess_functions(labels: list[int], loudness: list[float], borrowed: list[boo
                 continue  # the chorus; material only at the two ends is an intro and outro
             # Other returning material is a verse (a medley has several), unless it always plays
             # the chords of other material (an instrumental break over the chorus, heard twice).
-            (solos if all(borrowed[i] for i in where) else verses).add(label)
+            (solos if all(_plays(borrowed[i], chorus) for i in where) else verses).add(label)
     functions: list[str | None] = [None] * n
     for i, label in enumerate(labels):
         if label == chorus:
@@ -65,3 +66,8 @@ def guess_functions(labels: list[int], loudness: list[float], borrowed: list[boo
         if counts[labels[i]] == 1 and main and main[0] < i < main[-1]:
             functions[i] = "instrumental" if borrowed[i] else "bridge"
     return functions
+
+
+def _plays(borrowed, label) -> bool:
+    """Whether a section with ``borrowed`` (a bool, or a set of labels) plays ``label``'s chords."""
+    return label in borrowed if isinstance(borrowed, (set, frozenset)) else bool(borrowed)

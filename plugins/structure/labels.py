@@ -90,10 +90,12 @@ def cluster(similar: np.ndarray, threshold: float) -> list[int]:
 
 
 def split_repeats(segments: list[tuple[int, int]], labels: list[int], novelty: np.ndarray,
-                  shortest: int, reach: int) -> tuple[list[tuple[int, int]], list[int]]:
+                  shortest: int, reach: int, evidence: float = 0.0) -> tuple[list[tuple[int, int]], list[int]]:
     """Join neighbours with the same letter, then cut a run that is k times (k >= 2) the median
     run of its letter into k, each cut at the novelty maximum within ``reach`` units of the even
-    cut. Letters renumbered in order of first appearance."""
+    cut where that maximum reaches ``evidence``. The default takes the maximum whatever its
+    height: on the dev split, asking for the boundary threshold there lost more choruses back to
+    back than it kept verses played twice in one go. Letters renumbered in order of first appearance."""
     joined, kept = [segments[0]], [labels[0]]
     for segment, label in zip(segments[1:], labels[1:]):
         if label == kept[-1]:
@@ -115,9 +117,12 @@ def split_repeats(segments: list[tuple[int, int]], labels: list[int], novelty: n
             for m in range(1, k):
                 even = a + round(m * (b - a) / k)
                 low, high = max(cuts[-1] + shortest, even - reach), min(b - shortest, even + reach)
-                cuts.append(even if low > high else low + int(np.argmax(novelty[low:high + 1])))
+                if low <= high:
+                    best = low + int(np.argmax(novelty[low:high + 1]))
+                    if novelty[best] >= evidence:
+                        cuts.append(best)
             out += list(zip(cuts, cuts[1:] + [b]))
-            out_labels += [label] * k
+            out_labels += [label] * len(cuts)
         else:
             out.append((a, b))
             out_labels.append(label)

@@ -193,15 +193,17 @@ def scaled(curve: np.ndarray) -> np.ndarray:
     return curve / top if top > 1e-9 else np.zeros_like(curve)
 
 
-def pick_boundaries(novelty: np.ndarray, min_units: int, threshold: float) -> list[int]:
+def pick_boundaries(novelty: np.ndarray, min_units: int, threshold: float, end_units: int | None = None) -> list[int]:
     """Edge indices (1 .. units-1) at local maxima of ``novelty`` above ``threshold``, taken in
-    order of strength, none closer than ``min_units`` to another or to either end."""
+    order of strength, none closer than ``min_units`` to another or ``end_units`` (default:
+    ``min_units``) to either end: an intro or outro may be shorter than the body's sections."""
     n = len(novelty) - 1
+    end_units = min_units if end_units is None else end_units
     chosen: list[int] = []
     for i in np.argsort(-novelty[1:n], kind="stable") + 1:
         if novelty[i] < threshold:
             break
-        if i < min_units or n - i < min_units:
+        if i < end_units or n - i < end_units:
             continue
         low, high = max(1, i - min_units // 2), min(n, i + min_units // 2 + 1)
         if novelty[i] < novelty[low:high].max():
