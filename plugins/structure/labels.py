@@ -20,10 +20,11 @@ import numpy as np
 TRANSPOSED = 0.04  # similarity given up by a transposed match
 
 
-def best_shift(a: np.ndarray, b: np.ndarray) -> int:
-    """The rotation (semitones) of ``b``'s mean chroma that best matches ``a``'s."""
-    ma, mb = a.reshape(-1, 12).mean(axis=0), b.reshape(-1, 12).mean(axis=0)
-    return int(np.argmax([float(ma @ np.roll(mb, shift)) for shift in range(12)]))
+def best_shifts(means: np.ndarray) -> np.ndarray:
+    """segments x segments: the rotation (semitones) of segment j's mean chroma that best
+    matches segment i's (``np.roll(mean_j, shift)`` against ``mean_i``)."""
+    rolled = np.stack([np.roll(means, shift, axis=1) for shift in range(12)])  # 12 x n x 12
+    return np.argmax(np.einsum("ic,sjc->ijs", means, rolled), axis=2)
 
 
 def aligned(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,12 +49,13 @@ def segment_similarity(segments: list[tuple[int, int]], sums: np.ndarray, chroma
     sizes = np.diff(edges)
     texture = block / np.outer(sizes, sizes)
     base_h, base_t = baseline(sums[1:, 1:] - sums[:-1, :-1]), baseline(timbre)  # sums: back to the matrix
+    shifts = best_shifts(np.array([chroma[a:b].reshape(-1, 12).mean(axis=0) for a, b in segments]))
     similar = np.eye(n)
     for i in range(n):
         for j in range(i + 1, n):
             h = aligned_similarity(sums, segments[i], segments[j])
             (a0, a1), (b0, b1) = segments[i], segments[j]
-            shift = best_shift(chroma[a0:a1], chroma[b0:b1])
+            shift = int(shifts[i, j])
             if shift:
                 h = max(h, aligned(chroma[a0:a1], np.roll(chroma[b0:b1], shift, axis=-1)) - TRANSPOSED)
             similar[i, j] = similar[j, i] = weight * contrast(h, base_h) + (1 - weight) * contrast(texture[i, j], base_t)
