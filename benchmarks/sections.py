@@ -5,8 +5,9 @@
     .venv/bin/python benchmarks/sections.py --write         # also rewrites the table in docs/sections.md
 
 Songs: ``gm_forms`` (GM-soundfont songs with forms; dev rendered with FluidR3, test with
-TimGM6mb and MuseScore General Lite, other seeds) and, as a second row, the project's own
-synthesizer (``corpus.structured``). Each song runs once through ``mirflow run default``
+TimGM6mb and MuseScore General Lite, other seeds), ``band_corpus`` (arranger-style songs:
+one band, groove variations and fills; sf_GMbank; test only) and, as a last row, the
+project's own synthesizer (``corpus.structured``). Each song runs once through ``mirflow run default``
 (beats, downbeats, chords); its result and the section step's frame features (computed
 as the step computes them, on the whole file) are cached in ``~/.cache/mirflow/sections-bench``,
 so the section logic (``find_sections``) reruns in seconds on them. Peers on the same
@@ -43,6 +44,10 @@ COLUMNS = ("sections_f05", "sections_f3", "sections_pairwise", "function", "shor
 def pieces_of(source: str, split: str):
     if source == "gm":
         return gm_forms(split)
+    if source == "band":
+        from band_corpus import band_corpus
+
+        return band_corpus()
     from corpus import structured
 
     folder = CACHE / f"synth-{split}-audio"
@@ -156,11 +161,14 @@ def means(per_piece: list[dict]) -> list[float | None]:
 def accuracy_table(split: str, verbose: bool) -> str:
     lines = ["| songs | method | boundary F (0.5 s) | boundary F (3 s) | pairwise F | function right (time) |"
              " sections < 8 s per song |", "|---|---|---|---|---|---|---|"]
-    for source, title in (("gm", "GM-soundfont forms"), ("synth", "own synthesizer")):
+    sources = [("gm", "GM-soundfont forms"), ("band", "arranger-style band songs"), ("synth", "own synthesizer")]
+    for source, title in sources:
+        if source == "band" and split != "test":
+            continue  # a held-out source only: never tuned on
         songs = cached(source, split)
         minutes = sum(s["duration"] for s in songs) / 60
         for method, per_piece in evaluate(songs, verbose=verbose).items():
-            if source == "synth" and method == "one section":
+            if source != "gm" and method == "one section":
                 continue
             values = ["-" if m is None else f"{m:.3f}" if c != "short" else f"{m:.2f}"
                       for c, m in zip(COLUMNS, means(per_piece))]

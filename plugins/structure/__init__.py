@@ -2,7 +2,8 @@
 
 Per chunk, frame features from the shared ones (the key's STFT chroma, and MFCCs and
 loudness from the same STFT as the loudness curves: no spectrogram of its own); at the merge,
-on the whole track, the sections (:mod:`.segment` says how) on the pipeline's downbeats, or
+on the whole track, the sections (:mod:`.segment`, :mod:`.boundaries`, :mod:`.labels` and
+:mod:`.functions` say how; docs/sections.md measures them) on the pipeline's downbeats, or
 beats, or a half-second grid. The chunked result equals the whole-file one: every decision
 is taken once, on the stitched features.
 """
@@ -41,7 +42,7 @@ __all__ = ["Sections", "FUNCTIONS", "find_sections"]
 SILENT_DB = -60.0  # a track whose frames are all quieter than this has no sections
 # Texture change, harmonic set change, repetition change: chosen on the dev split of
 # benchmarks/structure.py (texture is the surest cue there; the other two find the boundaries
-# between sections of the same arrangement).
+# between sections of the same arrangement); kept for benchmarks/sections.py's dev split.
 WEIGHTS = (0.5, 0.25, 0.25)
 END_SHARE = 0.5  # the shortest intro or outro, as a share of the shortest section
 SAME_CHORDS = 0.85  # aligned harmonic similarity of two sections that play the same chords

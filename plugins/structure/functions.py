@@ -1,13 +1,15 @@
 """A best guess at each section's function from evidence that can be named and measured.
 
 The evidence, in pop and rock forms (verse-chorus songs): the chorus is the material that
-returns and is the loudest of what returns; verses are the other returning material (a
-medley has several), unless that material always plays the chords of other material (an
-instrumental break over the chorus chords, heard more than once); an intro or outro is the first or last section when its material is heard
-nowhere else (or only at the other end); a bridge is material heard once, between
-returning sections, unless its chords are those of returning material in another arrangement
-(an instrumental break over the chorus chords, say): then it is instrumental. A section none of these describe gets ``None``: no guess beats a wrong
-one. benchmarks/structure.py measures how often these rules are right.
+returns and is the loudest of what returns (material returning less than half as often as
+the most frequent is not it); verses are the other returning material (a medley has
+several), unless it always plays the chorus's chords (an instrumental break heard more than
+once); an intro or outro is the first or last section when its material is heard nowhere
+else (or only at the other end); a bridge is material heard once, between returning
+sections, unless its chords are those of other material (an instrumental break over the
+chorus chords, say): then it is instrumental. A section none of these describe gets
+``None``: no guess beats a wrong one. benchmarks/sections.py measures how often these rules
+are right (docs/sections.md).
 """
 
 from __future__ import annotations
