@@ -173,3 +173,34 @@ def test_an_intro_or_outro_may_be_shorter_than_the_body_sections():
     novelty[[3, 12, 20, 37]] = [1.0, 0.9, 0.8, 1.0]
     assert pick_boundaries(novelty, min_units=8, threshold=0.5) == [12, 20]
     assert pick_boundaries(novelty, min_units=8, threshold=0.5, end_units=3) == [3, 12, 20, 37]
+
+
+def test_the_benchmark_songs_truth_tiles_each_song_and_starts_sections_on_downbeats(tmp_path):
+    """benchmarks/gm_forms and band_corpus write the truth the table is scored on (MIDI only here)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import band_corpus
+    import gm_forms
+
+    from mirflow.plugins.structure.functions import FUNCTIONS
+
+    kinds = set()
+    for seed in gm_forms.SPLITS["dev"]:
+        song = gm_forms.plan(seed)
+        gm_forms.write_midi(song, tmp_path / "song.mid")
+        truth = song.truth
+        assert truth[0][0] == 0.0 and truth[-1][1] == song.duration
+        assert all(a[1] == b[0] for a, b in zip(truth, truth[1:]))
+        downbeats = {round(t, 6) for t, position in song.beats if position == 1}
+        assert all(round(start, 6) in downbeats for start, _, _ in truth)
+        assert {gm_forms.function_of(name) for _, _, name in truth} <= set(FUNCTIONS)
+        kinds.add(song.name.split("_")[1])
+        if "medley" in song.name:
+            assert song.duration > 300 and sum(name == "chorus" for _, _, name in truth) >= 8
+    assert {"waltz", "medley", "odd", "halftime", "nodrums"} <= kinds
+    song = band_corpus.plan(band_corpus.SEEDS[0])
+    truth, duration = band_corpus.write_midi(song, tmp_path / "band.mid")
+    assert truth[0][0] == 0.0 and truth[-1][1] == duration and 70 < duration < 130
+    assert [name for _, _, name in truth][:3] == ["intro", "verse", "chorus"] and truth[-1][2] == "outro"
