@@ -274,24 +274,30 @@ def drums(song: GMSong, tick: int, beat: int, rng, note) -> None:
         note(9, snare, tick + beat, 60, 95)
 
 
-def render(song: GMSong, seed: int, folder: Path) -> Path:
-    """MIDI -> FluidSynth (44.1 kHz) -> FLAC trimmed to the song's duration, with annotations."""
+def synthesize(midi: Path, audio: Path, duration: float, soundfont: Path = SOUNDFONT) -> Path:
+    """MIDI -> FluidSynth (44.1 kHz) -> FLAC trimmed to ``duration`` seconds (kept if it exists)."""
     import soundfile
 
+    if not audio.exists():
+        if shutil.which("fluidsynth") is None or not soundfont.exists():
+            raise RuntimeError(f"the GM corpus needs Debian's fluidsynth and {soundfont}")
+        wav = audio.with_suffix(".wav")
+        subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", "44100", "-F", str(wav), str(soundfont),
+                        str(midi)], check=True, capture_output=True)
+        samples, rate = soundfile.read(str(wav), dtype="float32")
+        samples = samples[: int(duration * rate)]
+        soundfile.write(audio, samples, rate)
+        wav.unlink()
+    return audio
+
+
+def render(song: GMSong, seed: int, folder: Path) -> Path:
+    """MIDI -> FluidSynth (44.1 kHz) -> FLAC trimmed to the song's duration, with annotations."""
     folder.mkdir(parents=True, exist_ok=True)
     audio = folder / f"{song.name}.flac"
     midi = folder / f"{song.name}.mid"
     write_midi(song, seed, midi)
-    if not audio.exists():
-        if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
-            raise RuntimeError("the GM corpus needs Debian's fluidsynth and fluid-soundfont-gm")
-        wav = folder / f"{song.name}.wav"
-        subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", "44100", "-F", str(wav), str(SOUNDFONT),
-                        str(midi)], check=True, capture_output=True)
-        samples, rate = soundfile.read(str(wav), dtype="float32")
-        samples = samples[: int(song.duration * rate)]
-        soundfile.write(audio, samples, rate)
-        wav.unlink()
+    synthesize(midi, audio, song.duration)
     stem = folder / song.name
     Path(f"{stem}.beats").write_text("".join(f"{t:.6f}\t{p}\n" for t, p in song.beats))
     chords = song.chords + [(song.chords[-1][1], song.duration, "N")]  # the music starts at 0; the release is N

@@ -2,7 +2,8 @@
 
 Per chunk, frame features from the shared ones (the key's STFT chroma, and MFCCs and
 loudness from the same STFT as the loudness curves: no spectrogram of its own); at the merge,
-on the whole track, the sections (:mod:`.segment` says how) on the pipeline's downbeats, or
+on the whole track, the sections (:mod:`.segment`, :mod:`.boundaries`, :mod:`.labels` and
+:mod:`.functions` say how; docs/sections.md measures them) on the pipeline's downbeats, or
 beats, or a half-second grid. The chunked result equals the whole-file one: every decision
 is taken once, on the stitched features.
 """
@@ -15,12 +16,14 @@ import mirflow
 from mirflow.aggregate import merge_curve
 from mirflow.dsp.features import LibrosaAnalyzer, chroma, frame_times, timbre
 
+from .boundaries import adaptive_threshold, min_units, phrase_weights
 from .functions import FUNCTIONS, guess_functions
+from .labels import cluster, segment_similarity, split_repeats
 from .segment import (
     QUARTERS,
+    activity,
     aligned_similarity,
     diagonal_sums,
-    cluster_segments,
     foote_novelty,
     harmonic_similarity,
     letter,
@@ -39,8 +42,9 @@ __all__ = ["Sections", "FUNCTIONS", "find_sections"]
 SILENT_DB = -60.0  # a track whose frames are all quieter than this has no sections
 # Texture change, harmonic set change, repetition change: chosen on the dev split of
 # benchmarks/structure.py (texture is the surest cue there; the other two find the boundaries
-# between sections of the same arrangement).
+# between sections of the same arrangement); kept for benchmarks/sections.py's dev split.
 WEIGHTS = (0.5, 0.25, 0.25)
+END_SHARE = 0.5  # the shortest intro or outro, as a share of the shortest section
 SAME_CHORDS = 0.85  # aligned harmonic similarity of two sections that play the same chords
 CHROMA, MFCC_FIRST = 12, 3  # feature columns: 12 chroma, then MFCC 1-12 and loudness (dB)
 
@@ -49,13 +53,19 @@ class Sections(LibrosaAnalyzer):
     """Sections (intro, verse, chorus, ...) on the bar grid: boundaries, repetition letters, functions."""
 
     name = "structure.sections"
-    version = "1"
+    version = "2"
     params = {
         "min_bars": mirflow.Param(4, int, min=1, max=64, help="shortest section, in bars"),
         "kernel_bars": mirflow.Param(4, int, min=1, max=32, help="bars each side of a candidate boundary that the novelty compares"),
-        "threshold": mirflow.Param(0.4, float, min=0.0, max=1.0, help="novelty (0-1 of the song's strongest) a boundary needs"),
-        "same_material": mirflow.Param(0.72, float, min=0.0, max=1.0,
-                                       help="similarity (0-1) above which two sections get the same letter"),
+        "min_seconds": mirflow.Param(8.0, float, min=0.0, max=120.0, help="shortest section, in seconds"),
+        "threshold": mirflow.Param(0.3, float, min=0.0, max=1.0,
+                                   help="novelty (0-1 of the song's strongest) a boundary needs at least"),
+        "spread": mirflow.Param(-0.5, float, min=-5.0, max=5.0,
+                                help="a boundary's novelty above the median of the song's novelty peaks, "
+                                     "in median absolute deviations (below it when negative)"),
+        "same_material": mirflow.Param(0.55, float, min=0.0, max=1.0,
+                                       help="similarity (0 = two bars of the song at random, 1 = the same) "
+                                            "above which two sections get the same letter"),
         "harmonic_weight": mirflow.Param(0.5, float, min=0.0, max=1.0,
                                          help="share of harmony (vs. timbre) in the similarity of two sections"),
         "min_duration": mirflow.Param(30.0, float, min=0.0, max=600.0,
@@ -92,25 +102,32 @@ def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config
         return []
     grid = unit_grid(beats, duration)
     units = len(grid.edges) - 1
-    if duration < config["min_duration"] or units < 2 * config["min_bars"] * grid.per_bar:
+    shortest = min_units(grid.edges, grid.per_bar, config["min_bars"], config["min_seconds"])
+    if duration < config["min_duration"] or units < 2 * shortest:
         return [_section(0.0, duration, 0, None, 1.0, grid.bars[0] if grid.bars else None)]
     parts = QUARTERS if grid.kind == "bar" else 1
     chroma_units = unit_length(unit_means(times, values[:, :CHROMA], grid.edges, parts))
     if chords:
         chroma_units = unit_length(chroma_units + chord_units(chords, times, grid.edges, parts))
     timbre_units = unit_means(times, values[:, CHROMA:], grid.edges, 1)[:, 0, :]  # MFCC 1-12, loudness
-    harmonic, texture = harmonic_similarity(chroma_units), timbre_similarity(timbre_units)
-    half = config["kernel_bars"] * grid.per_bar
+    textures = np.hstack([timbre_units, activity(times, values[:, CHROMA:], grid.edges)])
+    harmonic, texture = harmonic_similarity(chroma_units), timbre_similarity(textures)
+    half = max(config["kernel_bars"] * grid.per_bar, shortest // 2)
     novelty = scaled(WEIGHTS[0] * scaled(foote_novelty(texture, half)) + WEIGHTS[1] * scaled(set_novelty(harmonic, half))
                      + WEIGHTS[2] * scaled(repetition_novelty(harmonic, embed=grid.per_bar, smooth=grid.per_bar)))
-    edges = [0, *pick_boundaries(novelty, config["min_bars"] * grid.per_bar, config["threshold"]), units]
+    weighted = novelty * phrase_weights(novelty, grid.per_bar) if grid.kind != "frame" else novelty
+    threshold = adaptive_threshold(weighted, config["spread"], config["threshold"])
+    ends = max(1, int(np.ceil(shortest * END_SHARE)))  # an intro or outro may be shorter than the body's sections
+    edges = [0, *pick_boundaries(weighted, shortest, threshold, ends), units]
     segments = list(zip(edges[:-1], edges[1:]))
     sums = diagonal_sums(harmonic)  # aligned similarities of segments, for the letters and the functions
-    labels = cluster_segments(segments, sums, texture, config["harmonic_weight"], config["same_material"])
-    segments, labels = join_repeats(segments, labels)
+    similar = segment_similarity(segments, sums, chroma_units, texture, config["harmonic_weight"])
+    labels = cluster(similar, config["same_material"])
+    segments, labels = split_repeats(segments, labels, weighted, shortest, reach=grid.per_bar)
     loudness = [float(timbre_units[a:b, -1].mean()) for a, b in segments]
-    borrowed = [any(labels[j] != labels[i] and aligned_similarity(sums, segments[i], segments[j]) >= SAME_CHORDS
-                    for j in range(len(segments))) for i in range(len(segments))]
+    borrowed = [{labels[j] for j in range(len(segments))
+                 if labels[j] != labels[i] and aligned_similarity(sums, segments[i], segments[j]) >= SAME_CHORDS}
+                for i in range(len(segments))]
     functions = guess_functions(labels, loudness, borrowed)
     sections = []
     for n, ((a, b), label, function) in enumerate(zip(segments, labels, functions)):
@@ -119,21 +136,6 @@ def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config
         confidence = 1.0 if n == 0 else float(novelty[a])
         sections.append(_section(start, end, label, function, confidence, grid.bars[a] if grid.bars else None))
     return sections
-
-
-def join_repeats(segments: list[tuple[int, int]], labels: list[int]) -> tuple[list, list[int]]:
-    """Neighbours with the same letter become one section: a boundary inside one arrangement and
-    one progression is more often a false one than a section played twice (the two cannot be
-    told apart without lyrics; the README says so)."""
-    joined, kept = [segments[0]], [labels[0]]
-    for segment, label in zip(segments[1:], labels[1:]):
-        if label == kept[-1]:
-            joined[-1] = (joined[-1][0], segment[1])
-        else:
-            joined.append(segment)
-            kept.append(label)
-    order: dict[int, int] = {}
-    return joined, [order.setdefault(label, len(order)) for label in kept]
 
 
 def _section(start, end, label, function, confidence, bar) -> dict:

@@ -14,9 +14,9 @@ The recipe, on units of one bar (from the downbeats), else one beat, else half a
    a set though not bar by bar); and Serrà et al.'s (2014) structure features (the rows of the
    smoothed time-lag recurrence matrix change where the repetition pattern changes). Peaks
    at least ``min_units`` apart, above ``threshold``.
-4. **Labels** by average-linkage clustering of the segments, on the best-aligned mean of the
-   harmonic matrix between two segments (the same progression in the same order) and the mean
-   of the timbre matrix (the same arrangement); letters in order of first appearance.
+   :mod:`.boundaries` puts the picks on the phrase grid, sets the minimum length in bars and
+   seconds and the threshold from the song's own novelty.
+4. **Labels**: :mod:`.labels` (aligned chords, transposition-invariant, timbre as tie-breaker).
 
 Memory: a few ``units x units`` float64 matrices; a 60-minute song at 100 BPM in 4/4 has
 1,500 bars (18 MB a matrix). Longer grids are coarsened to at most MAX_UNITS units.
@@ -93,6 +93,17 @@ def unit_means(times: np.ndarray, values: np.ndarray, edges: np.ndarray, parts: 
         nearest = np.clip(np.searchsorted(times, middle[empty]), 0, len(times) - 1)
         means[empty] = values[nearest]
     return means.reshape(units, parts, values.shape[1])
+
+
+def activity(times: np.ndarray, timbre: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """units x 2: how busy each unit is, which the mean timbre does not say: the spread of its
+    loudness (dB; drums and accents make it wide) and the mean change of the MFCCs from one
+    frame to the next (onset density, a drum pattern against held chords)."""
+    loudness = timbre[:, -1:]
+    flux = np.r_[0.0, np.linalg.norm(np.diff(timbre[:, :-1], axis=0), axis=1)][:, None]
+    means = unit_means(times, np.hstack([loudness, loudness ** 2, flux]), edges, 1)[:, 0, :]
+    spread = np.sqrt(np.maximum(means[:, 1] - means[:, 0] ** 2, 0.0))
+    return np.column_stack([spread, means[:, 2]])
 
 
 def unit_length(vectors: np.ndarray) -> np.ndarray:
@@ -182,15 +193,17 @@ def scaled(curve: np.ndarray) -> np.ndarray:
     return curve / top if top > 1e-9 else np.zeros_like(curve)
 
 
-def pick_boundaries(novelty: np.ndarray, min_units: int, threshold: float) -> list[int]:
+def pick_boundaries(novelty: np.ndarray, min_units: int, threshold: float, end_units: int | None = None) -> list[int]:
     """Edge indices (1 .. units-1) at local maxima of ``novelty`` above ``threshold``, taken in
-    order of strength, none closer than ``min_units`` to another or to either end."""
+    order of strength, none closer than ``min_units`` to another or ``end_units`` (default:
+    ``min_units``) to either end: an intro or outro may be shorter than the body's sections."""
     n = len(novelty) - 1
+    end_units = min_units if end_units is None else end_units
     chosen: list[int] = []
     for i in np.argsort(-novelty[1:n], kind="stable") + 1:
         if novelty[i] < threshold:
             break
-        if i < min_units or n - i < min_units:
+        if i < end_units or n - i < end_units:
             continue
         low, high = max(1, i - min_units // 2), min(n, i + min_units // 2 + 1)
         if novelty[i] < novelty[low:high].max():
@@ -221,34 +234,6 @@ def aligned_similarity(sums: np.ndarray, a: tuple[int, int], b: tuple[int, int])
     offsets = np.arange(0, (b1 - b0) - length + 1)
     totals = sums[a0 + length, b0 + offsets + length] - sums[a0, b0 + offsets]
     return float(totals.max() / length)
-
-
-def cluster_segments(segments: list[tuple[int, int]], sums: np.ndarray, timbre: np.ndarray,
-                     weight: float, threshold: float) -> list[int]:
-    """Average-linkage clustering of segments, merged while their mean similarity is at least
-    ``threshold``; a cluster index per segment (first seen = 0). ``sums``: the harmonic
-    matrix's :func:`diagonal_sums`."""
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
-
-    n = len(segments)
-    if n < 2:
-        return [0] * n
-    edges = np.array([a for a, _ in segments] + [segments[-1][1]])
-    block = np.add.reduceat(np.add.reduceat(timbre, edges[:-1], axis=0), edges[:-1], axis=1)
-    sizes = np.diff(edges)
-    texture = block / np.outer(sizes, sizes)
-    similar = np.eye(n)
-    for i in range(n):
-        for j in range(i + 1, n):
-            h = aligned_similarity(sums, segments[i], segments[j])
-            similar[i, j] = similar[j, i] = weight * h + (1 - weight) * texture[i, j]
-    distance = np.clip(1.0 - similar, 0.0, None)
-    np.fill_diagonal(distance, 0.0)
-    owner = fcluster(linkage(squareform(distance, checks=False), method="average"), t=1.0 - threshold,
-                     criterion="distance")
-    order: dict[int, int] = {}
-    return [order.setdefault(int(owner[i]), len(order)) for i in range(n)]
 
 
 def letter(index: int) -> str:

@@ -1,0 +1,132 @@
+"""Letters: the same letter wherever the music repeats.
+
+Two segments are the same material when their chords line up bar by bar (the shorter slid
+along the longer, the best placement kept) and, as a tie-breaker, their arrangement is alike:
+``weight`` harmony, the rest timbre. The chord alignment is transposition-invariant: when
+the segments' mean chroma agree best under a shift (a last chorus a tone up, a medley's
+chorus in another key), the alignment is also tried with the second segment's chroma shifted
+back, at a small cost (``TRANSPOSED``), so a modulated chorus keeps its letter while a
+bridge on other chords does not take one.
+
+Segments are clustered by average linkage. Neighbours with the same letter are joined; a
+joined run that is a whole multiple (2x, 3x) of the median run of its letter is cut back
+into that many sections (choruses back to back), at the strongest novelty near each cut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TRANSPOSED = 0.04  # similarity given up by a transposed match
+
+
+def best_shifts(means: np.ndarray) -> np.ndarray:
+    """segments x segments: the rotation (semitones) of segment j's mean chroma that best
+    matches segment i's (``np.roll(mean_j, shift)`` against ``mean_i``)."""
+    rolled = np.stack([np.roll(means, shift, axis=1) for shift in range(12)])  # 12 x n x 12
+    return np.argmax(np.einsum("ic,sjc->ijs", means, rolled), axis=2)
+
+
+def aligned(a: np.ndarray, b: np.ndarray) -> float:
+    """The best-aligned mean cosine of two unit-chroma sequences (units x parts x 12)."""
+    if len(a) > len(b):
+        a, b = b, a
+    per_unit = np.einsum("ipc,jpc->ij", a, b) / a.shape[1]  # len(a) x len(b)
+    length = len(a)
+    totals = [np.trace(per_unit, offset=o) for o in range(len(b) - length + 1)]
+    return float(max(totals) / length)
+
+
+def segment_similarity(segments: list[tuple[int, int]], sums: np.ndarray, chroma: np.ndarray,
+                       timbre: np.ndarray, weight: float) -> np.ndarray:
+    """segments x segments: ``weight`` aligned harmony (transposition-invariant) + the rest timbre.
+    ``sums``: the harmonic matrix's diagonal sums (:func:`.segment.diagonal_sums`)."""
+    from .segment import aligned_similarity
+
+    n = len(segments)
+    edges = np.array([a for a, _ in segments] + [segments[-1][1]])
+    block = np.add.reduceat(np.add.reduceat(timbre, edges[:-1], axis=0), edges[:-1], axis=1)
+    sizes = np.diff(edges)
+    texture = block / np.outer(sizes, sizes)
+    base_h, base_t = baseline(sums[1:, 1:] - sums[:-1, :-1]), baseline(timbre)  # sums: back to the matrix
+    shifts = best_shifts(np.array([chroma[a:b].reshape(-1, 12).mean(axis=0) for a, b in segments]))
+    similar = np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            h = aligned_similarity(sums, segments[i], segments[j])
+            (a0, a1), (b0, b1) = segments[i], segments[j]
+            shift = int(shifts[i, j])
+            if shift:
+                h = max(h, aligned(chroma[a0:a1], np.roll(chroma[b0:b1], shift, axis=-1)) - TRANSPOSED)
+            similar[i, j] = similar[j, i] = weight * contrast(h, base_h) + (1 - weight) * contrast(texture[i, j], base_t)
+    return similar
+
+
+def baseline(matrix: np.ndarray) -> float:
+    """The similarity of two units of one song picked at random: the median off the diagonal."""
+    n = len(matrix)
+    return float(np.median(matrix[~np.eye(n, dtype=bool)])) if n > 1 else 0.0
+
+
+def contrast(value: float, base: float) -> float:
+    """``value`` on a scale where the song's baseline is 0 and identity is 1: triads of one key
+    share notes, so raw chroma cosines of unrelated bars are far from 0."""
+    return float(np.clip((value - base) / max(1.0 - base, 1e-6), 0.0, 1.0))
+
+
+def cluster(similar: np.ndarray, threshold: float) -> list[int]:
+    """Average-linkage clusters merged while their mean similarity is at least ``threshold``;
+    a cluster index per segment (first seen = 0)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    n = len(similar)
+    if n < 2:
+        return [0] * n
+    distance = np.clip(1.0 - similar, 0.0, None)
+    np.fill_diagonal(distance, 0.0)
+    owner = fcluster(linkage(squareform(distance, checks=False), method="average"), t=1.0 - threshold,
+                     criterion="distance")
+    order: dict[int, int] = {}
+    return [order.setdefault(int(owner[i]), len(order)) for i in range(n)]
+
+
+def split_repeats(segments: list[tuple[int, int]], labels: list[int], novelty: np.ndarray,
+                  shortest: int, reach: int, evidence: float = 0.0) -> tuple[list[tuple[int, int]], list[int]]:
+    """Join neighbours with the same letter, then cut a run that is k times (k >= 2) the median
+    run of its letter into k, each cut at the novelty maximum within ``reach`` units of the even
+    cut where that maximum reaches ``evidence``. The default takes the maximum whatever its
+    height: on the dev split, asking for the boundary threshold there lost more choruses back to
+    back than it kept verses played twice in one go. Letters renumbered in order of first appearance."""
+    joined, kept = [segments[0]], [labels[0]]
+    for segment, label in zip(segments[1:], labels[1:]):
+        if label == kept[-1]:
+            joined[-1] = (joined[-1][0], segment[1])
+        else:
+            joined.append(segment)
+            kept.append(label)
+    runs: dict[int, list[int]] = {}
+    for (a, b), label in zip(joined, kept):
+        runs.setdefault(label, []).append(b - a)
+    length = {label: float(np.median(found)) for label, found in runs.items()}
+    out, out_labels = [], []
+    for (a, b), label in zip(joined, kept):
+        unit = length[label]
+        k = int(round((b - a) / unit)) if unit >= shortest else 1
+        unit = int(round(unit))
+        if k >= 2 and abs((b - a) - k * unit) <= max(1, 0.1 * (b - a)):
+            cuts = [a]
+            for m in range(1, k):
+                even = a + round(m * (b - a) / k)
+                low, high = max(cuts[-1] + shortest, even - reach), min(b - shortest, even + reach)
+                if low <= high:
+                    best = low + int(np.argmax(novelty[low:high + 1]))
+                    if novelty[best] >= evidence:
+                        cuts.append(best)
+            out += list(zip(cuts, cuts[1:] + [b]))
+            out_labels += [label] * len(cuts)
+        else:
+            out.append((a, b))
+            out_labels.append(label)
+    order: dict[int, int] = {}
+    return out, [order.setdefault(label, len(order)) for label in out_labels]
