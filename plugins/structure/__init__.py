@@ -94,6 +94,14 @@ class Sections(LibrosaAnalyzer):
             values[:found.shape[1], -1] = 20 * np.log10(np.maximum(found[0], 1e-5))
         return {"features": {"times": times, "values": values}}
 
+    def merge(self, parts, track):
+        """Stitch the chunks' frame features, then find the sections once, on the whole track."""
+        curve = merge_curve(parts, "features")
+        values = np.asarray(curve["values"], dtype=float).reshape(len(curve["times"]), -1)
+        sections = find_sections(np.asarray(curve["times"], dtype=float), values, track.duration, self.config,
+                                 beats=track.inputs.get("beats"), chords=track.inputs.get("chords"))
+        return {"sections": sections, "form": form_of(sections)}
+
 
 def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config: dict,
                   beats: list[dict] | None = None, chords: list[dict] | None = None) -> list[dict]:
@@ -167,15 +175,3 @@ def form_of(sections: list[dict]) -> dict:
 @mirflow.hookimpl
 def register_analyzers(register):
     register(Sections)
-
-
-@mirflow.hookimpl
-def aggregate(analyzer, parts, track):
-    """Stitch the chunks' frame features, then find the sections once, on the whole track."""
-    if not isinstance(analyzer, Sections):
-        return None
-    curve = merge_curve(parts, "features")
-    values = np.asarray(curve["values"], dtype=float).reshape(len(curve["times"]), -1)
-    sections = find_sections(np.asarray(curve["times"], dtype=float), values, track.duration, analyzer.config,
-                             beats=track.inputs.get("beats"), chords=track.inputs.get("chords"))
-    return {"sections": sections, "form": form_of(sections)}
