@@ -79,6 +79,7 @@ class BlockedRNN:
                     block = np.asarray(rest(frames[start:first + FEATURE_BLOCK]), dtype=np.float32)
                     blocks.append(block[first - start:])
                 stacked.append(np.vstack(blocks))
+        self.widths = [part.shape[1] for part in stacked]  # per frame size: spectrogram, then its difference
         return np.hstack(stacked)
 
     def network(self, features: np.ndarray) -> np.ndarray:
@@ -262,7 +263,7 @@ class Downbeats(RNNTracker):
     downbeat RNN per chunk, one bar-tracking DBN decode per track."""
 
     name = "madmom_fast.downbeats"
-    version = "4"
+    version = "5"
     params = {
         "beats_per_bar": mirflow.Param([3, 4], list, help="bar lengths (in beats) the DBN may choose between"),
         **RNNTracker.params,
@@ -270,7 +271,7 @@ class Downbeats(RNNTracker):
     outputs = {"beats": mirflow.EVENTS, "downbeats": mirflow.EVENTS, "time_signature": mirflow.LABEL}
     columns = 2  # beat, downbeat
 
-    chunk_outputs = {"activation": mirflow.CURVE, "chroma": mirflow.CURVE}
+    chunk_outputs = {"activation": mirflow.CURVE, "onsets": mirflow.CURVE, "chroma": mirflow.CURVE}
 
     @classmethod
     def check_params(cls, values):
@@ -285,12 +286,34 @@ class Downbeats(RNNTracker):
         return RNNDownBeatProcessor()
 
     def analyze(self, chunk, inputs):
-        """The network's activations and, for the bar phase, the chunk's pitch classes."""
-        outputs = super().analyze(chunk, inputs)
-        values = (np.zeros((int(round(chunk.duration * CHROMA_FPS)), 12), dtype=np.float32) if chunk.is_silent()
-                  else pitch_classes(chunk.samples, chunk.sample_rate))
-        outputs["chroma"] = {"times": np.arange(len(values)) / CHROMA_FPS, "values": values}
-        return outputs
+        """The network's activations and, for the metre stage, the onset strength (from the
+        network's own input features) and the chunk's pitch classes."""
+        from .metre import onset_strength
+
+        frames = int(round(chunk.duration * FPS))
+        if chunk.is_silent():
+            activation, onsets = np.zeros((frames, self.columns), dtype=np.float32), np.zeros(frames, dtype=np.float32)
+            values = np.zeros((int(round(chunk.duration * CHROMA_FPS)), 12), dtype=np.float32)
+        else:
+            features = self.rnn.features(chunk.samples, chunk.sample_rate)
+            activation = self.rnn.network(features)
+            onsets = onset_strength(features, self.rnn.widths)
+            values = pitch_classes(chunk.samples, chunk.sample_rate)
+        times = np.arange(len(activation)) / FPS
+        return {"activation": {"times": times, "values": activation},
+                "onsets": {"times": np.arange(len(onsets)) / FPS, "values": onsets},
+                "chroma": {"times": np.arange(len(values)) / CHROMA_FPS, "values": values}}
+
+    def bars(self, activation: np.ndarray, chroma: np.ndarray | None = None, onsets: np.ndarray | None = None):
+        """The whole track's metre (:class:`.metre.Metre`): the bar decode, the bar phase from
+        the harmony, then the level a musician writes (:func:`.metre.relevel`)."""
+        from .metre import Metre, relevel
+
+        times, positions, signature, confidence = self.decode(activation)
+        if chroma is not None and len(chroma):
+            positions = bar_phase(times, positions, chroma)
+        decoded = Metre(times, positions, signature, confidence, 2)
+        return relevel(decoded, activation, onsets, chroma)
 
     def decode(self, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None, float]:
         """(beat times, positions in bar, time signature, its confidence) over the whole
@@ -484,14 +507,11 @@ def aggregate(analyzer, parts, track):
         beats = analyzer.decode(stitch(parts, "activation", track.duration))
         return {"beats": [{"time": float(t)} for t in beats]}
     if isinstance(analyzer, Downbeats):
-        times, positions, signature, confidence = analyzer.decode(stitch(parts, "activation", track.duration))
-        if all("chroma" in part.outputs for part in parts):  # chunk results cached by version 3 have none
-            positions = bar_phase(times, positions, stitch(parts, "chroma", track.duration, CHROMA_FPS))
-        return {
-            "beats": [{"time": float(t), "position": int(p)} for t, p in zip(times, positions)],
-            "downbeats": [{"time": float(t)} for t, p in zip(times, positions) if p == 1],
-            "time_signature": {"label": signature, "confidence": confidence},
-        }
+        activation = stitch(parts, "activation", track.duration)
+        # Chunk results cached by an older version lack the pitch classes or the onsets.
+        chroma = stitch(parts, "chroma", track.duration, CHROMA_FPS) if all("chroma" in p.outputs for p in parts) else None
+        onsets = stitch(parts, "onsets", track.duration) if all("onsets" in p.outputs for p in parts) else None
+        return analyzer.bars(activation, chroma, onsets).outputs()
     return None
 
 
