@@ -17,6 +17,7 @@ import mirflow
 from mirflow.aggregate import merge_curve
 from mirflow.plugins._onnx import configure_sessions, quiet_onnxruntime, register_onnxruntime
 
+from .metre import CHROMA_FPS, bar_phase  # noqa: F401  (bar_phase: tests import it from here)
 from .stft import batched_stfts
 
 FPS = 100  # madmom's beat networks are trained at 100 frames per second
@@ -33,12 +34,6 @@ END_SHARE = 0.2  # beats at either end whose activation is below this share of t
 # bidirectional: a chunk that ends mid-song changes what they hear before the end).
 HALF_EVIDENCE = 0.1
 HALF_SHARE = 0.1
-# Bar phase: the harmony changes on the downbeat. Where it changes on another position of the
-# bar PHASE_SHARE times as much as on the first (GM dev: the two drum-less songs whose bars the
-# DBN started one beat late, 2.2 and 2.9; the highest of the songs it got right, 1.1: swing,
-# whose bass walks on every beat), that position is the downbeat.
-PHASE_SHARE = 1.5
-CHROMA_FPS = 10  # pitch-class frames per second for the bar phase (a beat is >= 0.28 s)
 CHROMA_FFT = 8192  # samples per pitch-class frame at 44.1 kHz: 5.4 Hz bins, a semitone apart from 55 Hz
 CHROMA_BLOCK = 256  # frames transformed at a time (8 MB)
 
@@ -307,10 +302,10 @@ class Downbeats(RNNTracker):
     def bars(self, activation: np.ndarray, chroma: np.ndarray | None = None, onsets: np.ndarray | None = None):
         """The whole track's metre (:class:`.metre.Metre`): the bar decode, the bar phase from
         the harmony, then the level a musician writes (:func:`.metre.relevel`)."""
-        from .metre import Metre, relevel
+        from .metre import Metre, heard_downbeats, relevel
 
         times, positions, signature, confidence = self.decode(activation)
-        if chroma is not None and len(chroma):
+        if chroma is not None and len(chroma) and not heard_downbeats(times, positions, activation):
             positions = bar_phase(times, positions, chroma)
         decoded = Metre(times, positions, signature, confidence, 2)
         return relevel(decoded, activation, onsets, chroma)
@@ -380,30 +375,6 @@ def pitch_classes(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         frames = np.lib.stride_tricks.sliding_window_view(padded, size)[starts] * window
         out[first:first + len(starts)] = np.abs(np.fft.rfft(frames, axis=1))[:, band] @ fold
     return np.sqrt(out)
-
-
-def bar_phase(times: np.ndarray, positions: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-    """Positions in the bar, moved so that bars start where the harmony changes.
-
-    The downbeat network hears bars mostly through the drums; without them it can start
-    every bar on the wrong beat (GM dev: downbeat F 0 on two drum-less songs, beats right).
-    Chords change on downbeats far more often than on other beats: the pitch classes are
-    averaged per beat, and if the change into the beats of one position is PHASE_SHARE
-    times the change into the first beats, that position becomes the first.
-    """
-    if len(times) < 9 or len(chroma) == 0:
-        return positions
-    per_bar = int(positions.max())
-    frames = np.clip(np.round(times * CHROMA_FPS).astype(int), 0, len(chroma) - 1)
-    beats = np.array([chroma[a:max(a + 1, b)].mean(axis=0) for a, b in zip(frames[:-1], frames[1:])])
-    beats /= np.maximum(np.linalg.norm(beats, axis=1, keepdims=True), 1e-9)
-    change = 1.0 - np.sum(beats[1:] * beats[:-1], axis=1)  # into beat 1, 2, ... (from the one before)
-    at = positions[1:len(change) + 1]
-    means = np.array([change[at == p].mean() if (at == p).any() else 0.0 for p in range(1, per_bar + 1)])
-    best = int(np.argmax(means)) + 1
-    if best == 1 or means[best - 1] < PHASE_SHARE * means[0]:
-        return positions
-    return (positions - best) % per_bar + 1
 
 
 def stitch(parts, name: str, duration: float, fps: int = FPS) -> np.ndarray:

@@ -27,6 +27,9 @@ Three cases are re-levelled (the rest keep their beats, and gain only their subd
 3. *Triplets* (4/4 below COMPOUND_BPM[1] with onsets at the beat's thirds, not its half): the
    beats stay, the bar is written 12/8.
 
+Before that, the bars' phase: the harmony moves the bars (``bar_phase``) unless the network
+marks the decoded downbeats clearly (``heard_downbeats``), as it does with drums.
+
 The thresholds were chosen on the dev split of ``benchmarks/groove_corpus.py`` (FluidR3) and
 the GM dev split; docs/accuracy-metre.md has the numbers on the test splits.
 """
@@ -38,13 +41,19 @@ from dataclasses import dataclass
 import numpy as np
 
 FPS = 100  # activation and onset frames per second
-CHROMA_FPS = 10
+CHROMA_FPS = 10  # pitch-class frames per second (a beat is >= 0.28 s)
 PAIR_SHARE = 0.7  # onsets halfway between beats at least this share of those on the beats: pairs of eighths
 SPLIT_SHARE = 0.15  # onsets at the thirds (or the half) of a beat at least this share of the beat's: subdivided
 FAST_BPM = 150.0  # a decoded 3/4 this fast with nothing between its beats is a stream of eighths
 COMPOUND_BPM = (36.0, 92.0)  # where a dotted-quarter tactus lies
 GROUP_SHARE = 1.5  # chords change on one beat in two this much more than on the other: bars of 2 beats
+DOWNBEAT_SHARE = 3.0  # the network's downbeats this much above every other position: it heard the bars
 HALF_BAR_SHARE = 2.0  # ... on one beat in four this much more than on the one halfway: bars of 4 (12/8)
+# Bar phase: the harmony changes on the downbeat. Where it changes on another position of the
+# bar PHASE_SHARE times as much as on the first (GM dev: the two drum-less songs whose bars the
+# DBN started one beat late, 2.2 and 2.9; the highest of the songs it got right, 1.1: swing,
+# whose bass walks on every beat), that position is the downbeat.
+PHASE_SHARE = 1.5
 
 
 @dataclass
@@ -66,6 +75,41 @@ class Metre:
             "time_signature": {"label": self.signature, "confidence": self.confidence,
                                "subdivision": self.subdivision if self.signature else None},
         }
+
+
+def heard_downbeats(times: np.ndarray, positions: np.ndarray, activation: np.ndarray) -> bool:
+    """Whether the network marks the decoded first beats as downbeats DOWNBEAT_SHARE times as
+    strongly as any other position: then the harmony does not move the bars (a walking bass
+    changes the pitch classes on every beat, and swing then had its bars moved a beat early)."""
+    if len(times) < 9 or activation.ndim == 1:
+        return False
+    peaks = np.array([activation[max(0, f - 2):f + 3, 1].max() for f in np.round(times * FPS).astype(int)])
+    means = [peaks[positions == p].mean() for p in range(1, int(positions.max()) + 1) if (positions == p).any()]
+    return len(means) > 1 and means[0] >= DOWNBEAT_SHARE * max(means[1:])
+
+
+def bar_phase(times: np.ndarray, positions: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+    """Positions in the bar, moved so that bars start where the harmony changes.
+
+    The downbeat network hears bars mostly through the drums; without them it can start
+    every bar on the wrong beat (GM dev: downbeat F 0 on two drum-less songs, beats right).
+    Chords change on downbeats far more often than on other beats: the pitch classes are
+    averaged per beat, and if the change into the beats of one position is PHASE_SHARE
+    times the change into the first beats, that position becomes the first.
+    """
+    if len(times) < 9 or len(chroma) == 0:
+        return positions
+    per_bar = int(positions.max())
+    frames = np.clip(np.round(times * CHROMA_FPS).astype(int), 0, len(chroma) - 1)
+    beats = np.array([chroma[a:max(a + 1, b)].mean(axis=0) for a, b in zip(frames[:-1], frames[1:])])
+    beats /= np.maximum(np.linalg.norm(beats, axis=1, keepdims=True), 1e-9)
+    change = 1.0 - np.sum(beats[1:] * beats[:-1], axis=1)  # into beat 1, 2, ... (from the one before)
+    at = positions[1:len(change) + 1]
+    means = np.array([change[at == p].mean() if (at == p).any() else 0.0 for p in range(1, per_bar + 1)])
+    best = int(np.argmax(means)) + 1
+    if best == 1 or means[best - 1] < PHASE_SHARE * means[0]:
+        return positions
+    return (positions - best) % per_bar + 1
 
 
 def onset_strength(features: np.ndarray, widths: list[int]) -> np.ndarray:
@@ -185,7 +229,7 @@ def relevel(decoded: Metre, activation: np.ndarray, onsets: np.ndarray | None, c
         first = 1 + int(np.argmax([strength[positions == p].mean() for p in (1, 2, 3)]))
         starts = times[positions == first]
         if COMPOUND_BPM[0] <= bpm / 3 <= COMPOUND_BPM[1]:
-            found = compound(starts, times[-1] + period, chroma, decoded.confidence, 4)
+            found = compound(starts, times[-1] + period, chroma, decoded.confidence, None)
             if found is not None:
                 return found
     if per_bar == 4 and triple and bpm <= COMPOUND_BPM[1]:
