@@ -145,8 +145,8 @@ def harmonic_change(edges: np.ndarray, chroma: np.ndarray | None, span: int = 1)
     beat ends): 1 - cosine between their means over the ``span`` beats before and the ``span``
     beats from it; one value per beat from the second, 0 at the first and last ``span - 1``.
 
-    Windows of a whole bar (``span`` = beats per bar) see the chord change through a bass that
-    walks or plays a boogie figure on every beat: the figure repeats in every window alike."""
+    Windows of several beats see the chord change through a bass that walks or plays a boogie
+    figure on every beat: the figure repeats in every window alike."""
     count = max(0, len(edges) - 2)
     if chroma is None or len(chroma) == 0 or count == 0:
         return np.zeros(count)
@@ -163,19 +163,19 @@ def harmonic_change(edges: np.ndarray, chroma: np.ndarray | None, span: int = 1)
 
 def grouping(edges: np.ndarray, chroma: np.ndarray | None) -> tuple[int, int] | None:
     """(group, phase): dotted-quarter beats grouped into bars of 4 (12/8) or 2 (6/8) by where
-    the harmony changes (windows of the bar either side), phase = the index of a bar's first
+    the harmony changes (windows of two beats either side, which a boogie or walking bass
+    repeats alike), phase = the index of a bar's first
     beat, 0-based; None when the harmony changes alike on every beat (or never).
 
     12/8 where the chords change on one beat in four at least HALF_BAR_SHARE times as much as
     on the beat halfway through that bar (in 6/8 with a chord per bar, that beat starts a bar
     too), else 6/8 where they change on one beat in two GROUP_SHARE times as much as on the other."""
-    change = harmonic_change(edges, chroma, 4)  # change[i]: into beat i + 1
+    change = harmonic_change(edges, chroma, 2)  # change[i]: into beat i + 1, half a 12/8 bar either side
     if len(change) >= 12:
         means = np.array([change[(phase - 1) % 4::4].mean() for phase in range(4)])
         best = int(np.argmax(means))
         if means[best] > 0.02 and means[best] >= HALF_BAR_SHARE * max(means[(best + 2) % 4], 1e-6):
             return 4, best
-    change = harmonic_change(edges, chroma, 2)
     if len(change) >= 6:
         means = np.array([change[(phase - 1) % 2::2].mean() for phase in range(2)])
         best = int(np.argmax(means))
