@@ -43,7 +43,8 @@ import numpy as np
 FPS = 100  # activation and onset frames per second
 CHROMA_FPS = 10  # pitch-class frames per second (a beat is >= 0.28 s)
 PAIR_SHARE = 0.7  # onsets halfway between beats at least this share of those on the beats: pairs of eighths
-SPLIT_SHARE = 0.15  # onsets at the thirds (or the half) of a beat at least this share of the beat's: subdivided
+FLOOR_SHARE = 0.05  # onsets at the thirds (or the half) of a beat at least this share of the beat's ...
+SPLIT_RATIO = 1.3  # ... and this many times those at the half (the thirds): the beat is split in three (two)
 FAST_BPM = 150.0  # a decoded 3/4 this fast with nothing between its beats is a stream of eighths
 COMPOUND_BPM = (36.0, 92.0)  # where a dotted-quarter tactus lies
 GROUP_SHARE = 1.5  # chords change on one beat in two this much more than on the other: bars of 2 beats
@@ -212,7 +213,10 @@ def relevel(decoded: Metre, activation: np.ndarray, onsets: np.ndarray | None, c
     period = float(np.median(np.diff(times)))
     bpm = 60.0 / period
     per_bar = int(positions.max())
-    triple = thirds >= SPLIT_SHARE and thirds > half
+    # Split in three or in two: onsets at one of them clearly above the other. An onset curve
+    # that is as high at both (slow attacks, reverb) says nothing about the subdivision.
+    triple = thirds >= FLOOR_SHARE and thirds >= SPLIT_RATIO * half
+    duple = half >= FLOOR_SHARE and half >= SPLIT_RATIO * thirds
     if per_bar == 3 and half >= PAIR_SHARE:
         # Case 1: each decoded beat is two eighths; the bar's first and its middle are the beats.
         first = np.nonzero(positions == 1)[0]
@@ -222,7 +226,7 @@ def relevel(decoded: Metre, activation: np.ndarray, onsets: np.ndarray | None, c
             found = compound(starts, times[-1] + period, chroma, decoded.confidence, 2)
             if found is not None:
                 return found
-    if per_bar == 3 and bpm >= FAST_BPM and half < SPLIT_SHARE * 2 and not triple:
+    if per_bar == 3 and bpm >= FAST_BPM and not duple and not triple:
         # Case 2: each decoded beat is an eighth and each decoded bar a dotted quarter, which
         # starts on the eighth with the strongest onsets (the bass and the kick drum).
         strength = peaks_at(onsets, times)
@@ -233,7 +237,11 @@ def relevel(decoded: Metre, activation: np.ndarray, onsets: np.ndarray | None, c
             if found is not None:
                 return found
     if per_bar == 4 and triple and bpm <= COMPOUND_BPM[1]:
-        # Case 3: slow beats split in three: a 12/8 ballad or blues decoded at its dotted quarter.
+        # Case 3: slow beats split in three: a 12/8 ballad or blues decoded at its dotted quarter,
+        # or a 6/8 one whose chords change every two beats.
+        found = compound(times, times[-1] + period, chroma, decoded.confidence, None)
+        if found is not None and found.signature == "6/8":
+            return found
         return Metre(times, positions, "12/8", decoded.confidence, 3)
     subdivision = 3 if triple else 2
     return Metre(times, positions, decoded.signature, decoded.confidence, subdivision)
