@@ -92,8 +92,9 @@ def test_the_subdivision_grid_splits_each_beat():
 
 
 def six_eight(bpm: float = 60.0, bars: int = 10) -> np.ndarray:
-    """A synthesized 6/8 song at 44.1 kHz: eighth-note arpeggios of C Am F G (a chord per bar,
-    the dotted quarters accented), a bass note on each dotted quarter, a hi-hat on the eighths
+    """A synthesized 6/8 song at 44.1 kHz: detached eighth-note arpeggios of C Am F G (a chord
+    per bar, the dotted quarters accented; pure tones held over each other beat and make onsets
+    between the eighths), a bass note on each dotted quarter, a hi-hat on the eighths
     and a kick on each bar."""
     rate, rng = 44100, np.random.default_rng(0)
     eighth = 60.0 / bpm / 3
@@ -116,7 +117,7 @@ def six_eight(bpm: float = 60.0, bars: int = 10) -> np.ndarray:
         chord = CHORDS[bar % 4]
         for e in range(6):
             at = (bar * 6 + e) * eighth
-            add(at, tone(60 + chord[[0, 1, 2, 1, 2, 1][e]] + (12 if e == 3 else 0), 0.5, 0.25 if e % 3 == 0 else 0.15))
+            add(at, tone(60 + chord[[0, 1, 2, 1, 2, 1][e]] + (12 if e == 3 else 0), 0.3, 0.25 if e % 3 == 0 else 0.15))
             add(at, hat * (0.08 if e % 3 == 0 else 0.04))
         for half in (0, 3):
             add((bar * 6 + half) * eighth, tone(36 + chord[0], 1.4, 0.5 if half == 0 else 0.35, 6, 2.0))

@@ -226,7 +226,7 @@ def relevel(decoded: Metre, activation: np.ndarray, onsets: np.ndarray | None, c
             found = compound(starts, times[-1] + period, chroma, decoded.confidence, 2)
             if found is not None:
                 return found
-    if per_bar == 3 and bpm >= FAST_BPM and not duple and not triple:
+    if per_bar == 3 and bpm >= FAST_BPM and not duple:  # (a third of such a beat is no musical pulse)
         # Case 2: each decoded beat is an eighth and each decoded bar a dotted quarter, which
         # starts on the eighth with the strongest onsets (the bass and the kick drum).
         strength = peaks_at(onsets, times)
