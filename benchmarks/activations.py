@@ -1,7 +1,7 @@
 """The downbeat network's activations and the pitch classes per song, cached on disk, and
 madmom's own trackers on the same file: what the metre benchmark iterates on cheaply.
 
-    .venv/bin/python benchmarks/activations.py groove-dev groove-test gm-test real
+    .venv/bin/python benchmarks/activations.py groove-dev groove-test gm-dev gm-test real synth
 
 One ``.npz`` per song in ``~/.cache/mirflow/metre-activations/<corpus>/``: ``activation``
 (frames x 2 at 100 fps: beat, downbeat), ``onsets`` (100 fps) and ``chroma`` (10 fps):
@@ -24,7 +24,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirf
 
 
 def pieces_of(corpus: str, work: Path):
-    """The pieces of a corpus name: groove-dev, groove-test, gm-dev, gm-test, real."""
+    """The pieces of a corpus name: groove-dev, groove-test, gm-dev, gm-test, real, synth."""
     if corpus.startswith("groove-"):
         from groove_corpus import groove_corpus
 
@@ -33,8 +33,16 @@ def pieces_of(corpus: str, work: Path):
         from gm_corpus import gm_corpus
 
         return gm_corpus(corpus[3:])
-    from corpus import realdata
+    import corpus as corpora
+    from corpus import modulating, realdata, synthesized
 
+    if os.environ.get("MIRFLOW_REALDATA"):  # a worktree whose ../shared is elsewhere
+        corpora.REALDATA = Path(os.environ["MIRFLOW_REALDATA"])
+
+    if corpus == "synth":  # the project's own synthesizer, written once into the cache
+        folder = CACHE / "synth-audio"
+        folder.mkdir(parents=True, exist_ok=True)
+        return synthesized(folder) + modulating(folder)
     work.mkdir(parents=True, exist_ok=True)
     return realdata(work)
 

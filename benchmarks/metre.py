@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/metre.py --corpus groove-dev   # the split the stage was tuned on
     .venv/bin/python benchmarks/metre.py --corpus gm-test      # the GM corpus' test split
     .venv/bin/python benchmarks/metre.py --corpus real         # ../shared/realdata
+    .venv/bin/python benchmarks/metre.py --corpus synth        # the project's own synthesizer
+    .venv/bin/python benchmarks/metre.py --corpus all --write  # every table into docs/accuracy-metre.md
     .venv/bin/python benchmarks/metre.py --songs               # also one line per song
     .venv/bin/python benchmarks/metre.py --write               # also rewrites docs/accuracy-metre.md
 
@@ -109,16 +111,16 @@ def measure(corpus: str, songs: bool) -> str:
 
 
 MARKERS = {"groove-test": "metre_groove_test", "gm-test": "metre_gm_test", "real": "metre_real",
-           "groove-dev": "metre_groove_dev"}
+           "groove-dev": "metre_groove_dev", "synth": "metre_synth"}
 
 
 def main() -> None:
     parser = arguments(__doc__, "docs/accuracy-metre.md")
-    parser.add_argument("--corpus", choices=("groove-test", "groove-dev", "gm-test", "gm-dev", "real", "all"),
+    parser.add_argument("--corpus", choices=("groove-test", "groove-dev", "gm-test", "gm-dev", "real", "synth", "all"),
                         default="groove-test")
     parser.add_argument("--songs", action="store_true", help="also print one line per song and method")
     args = parser.parse_args()
-    names = ("groove-test", "groove-dev", "gm-test", "real") if args.corpus == "all" else (args.corpus,)
+    names = ("groove-test", "groove-dev", "gm-test", "real", "synth") if args.corpus == "all" else (args.corpus,)
     for name in names:
         publish(measure(name, args.songs), MARKERS.get(name, ""), args.write and name in MARKERS,
                 ROOT / "docs" / "accuracy-metre.md")
