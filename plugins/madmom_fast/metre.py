@@ -21,11 +21,11 @@ Three cases are re-levelled (the rest keep their beats, and gain only their subd
    each decoded bar is six eighths, i.e. one bar of 6/8 (two dotted-quarter beats: the bar's
    first beat and the middle of its second), or half a bar of 12/8 where the chords change
    on every other decoded bar only.
-2. *Eighths* (3/4 above FAST_BPM, no onsets between the beats): each decoded bar is one dotted
-   quarter; the bars group in 4 (12/8) or 2 (6/8) by where the chords change, unless the
-   chords change on every decoded bar alike (a fast waltz: 3/4 stays).
+2. *Eighths* (3/4 above FAST_BPM whose beats are not split in two): each decoded bar is one
+   dotted quarter; the bars group in 4 (12/8) or 2 (6/8) by where the chords change, unless
+   the chords change on every decoded bar alike (a fast waltz: 3/4 stays).
 3. *Triplets* (4/4 below COMPOUND_BPM[1] with onsets at the beat's thirds, not its half): the
-   beats stay, the bar is written 12/8.
+   beats stay; the bar is written 6/8 where the chords change every two beats, else 12/8.
 
 Before that, the bars' phase: the harmony moves the bars (``bar_phase``) unless the network
 marks the decoded downbeats clearly (``heard_downbeats``), as it does with drums.
