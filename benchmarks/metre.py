@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/metre.py --corpus synth        # the project's own synthesizer
     .venv/bin/python benchmarks/metre.py --corpus all --write  # every table into docs/accuracy-metre.md
     .venv/bin/python benchmarks/metre.py --songs               # also one line per song
+    .venv/bin/python benchmarks/metre.py --pipeline            # also through mirflow run (the scheduler)
     .venv/bin/python benchmarks/metre.py --write               # also rewrites docs/accuracy-metre.md
 
 Each song's downbeat activations and pitch classes come from ``benchmarks/activations.py``'s
@@ -18,6 +19,9 @@ and DBNDownBeatTracker (downbeats, bar length), cached beside the activations. T
 ``madmom_fast.tempo`` on each method's beats (madmom's: the median interval). Scores:
 mir_eval through ``mirflow.evaluate``; "written metre" is the share of songs whose reported
 time signature is the one written (6/8 and 12/8 count only as such; 3/4 and 4/4 as such).
+With ``--pipeline`` the songs also go through ``mirflow run`` (the downbeat and tempo steps,
+chunked as ``default``): the scheduler decodes the audio itself, and a decision on a boundary
+can fall the other way than on the cached activations.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from run import arguments, publish  # noqa: E402
 from mirflow.evaluate import Reference, load_reference, score  # noqa: E402
 
 METHODS = ("mirflow (metre stage)", "mirflow (before)", "madmom DBN trackers")
+RUN = "mirflow run (downbeats + tempo)"  # --pipeline: the same songs through the scheduler
+PIPELINE = ("name: metre\nsteps:\n  - {analyzer: madmom_fast.downbeats, id: beats}\n"
+            "  - {analyzer: madmom_fast.tempo}\ntimeline: {tempo: tempo}\n")
 MEASURES = ("beat_f", "downbeat_f", "tempo_acc1", "metre")
 HEADERS = ("beat F", "downbeat F", "tempo Acc1", "written metre")
 
@@ -77,8 +84,26 @@ def written(reference: Reference, piece) -> str | None:
     return f"{3 * int(per_bar)}/8" if "sixeight" in piece.name else f"{int(per_bar)}/4"
 
 
-def measure(corpus: str, songs: bool) -> str:
-    pieces = pieces_of(corpus, Path(tempfile.mkdtemp(prefix="mirflow-metre-")))
+def run_answers(pieces, work: Path) -> dict[str, tuple]:
+    """(beats, downbeats, tempo, time signature) per piece from one ``mirflow run`` of the
+    downbeat and tempo steps (chunked as ``default`` chunks: files over 60 s are cut)."""
+    from accuracy import run_pipeline
+
+    (work / "metre.yaml").write_text(PIPELINE)
+    results = run_pipeline(str(work / "metre.yaml"), pieces, work / "run", jobs=2)
+    found = {}
+    for piece in pieces:
+        summary, timeline = results[piece.name]["summary"], results[piece.name]["timeline"]
+        found[piece.name] = (np.array([b["time"] for b in timeline["beats"]]), np.array(timeline["downbeats"]),
+                             (summary.get("tempo") or {}).get("bpm"), (summary.get("time_signature") or {}).get("label"))
+    return found
+
+
+def measure(corpus: str, songs: bool, pipeline: bool = False) -> str:
+    work = Path(tempfile.mkdtemp(prefix="mirflow-metre-"))
+    pieces = pieces_of(corpus, work)
+    methods = (RUN,) * pipeline + METHODS
+    ran = run_answers(pieces, work) if pipeline else {}
     rows: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     lines = []
     for piece in pieces:
@@ -86,7 +111,10 @@ def measure(corpus: str, songs: bool) -> str:
         truth = Reference(beats=reference.beats, downbeats=reference.downbeats, tempo=reference.tempo)
         signature = written(reference, piece)
         kind = getattr(piece, "kind", None) or corpus
-        for method, (beats, downbeats, tempo, label) in answers(cached(corpus, piece)).items():
+        found = answers(cached(corpus, piece))
+        if pipeline:
+            found[RUN] = ran[piece.name]
+        for method, (beats, downbeats, tempo, label) in found.items():
             scores = score(Reference(beats=beats, downbeats=downbeats, tempo=tempo), truth)
             if signature:
                 scores["metre"] = float(label == signature)
@@ -99,7 +127,7 @@ def measure(corpus: str, songs: bool) -> str:
         print("\n".join(lines))
     table = ["| class | songs | method | " + " | ".join(HEADERS) + " |", "|---|---|---|" + "---|" * len(HEADERS)]
     for group in sorted(rows, key=lambda g: (g == "all", g)):
-        for method in METHODS:
+        for method in methods:
             found = rows[group][method]
             cells = []
             for m in MEASURES:
@@ -119,10 +147,11 @@ def main() -> None:
     parser.add_argument("--corpus", choices=("groove-test", "groove-dev", "gm-test", "gm-dev", "real", "synth", "all"),
                         default="groove-test")
     parser.add_argument("--songs", action="store_true", help="also print one line per song and method")
+    parser.add_argument("--pipeline", action="store_true", help="also run the songs through mirflow run")
     args = parser.parse_args()
     names = ("groove-test", "groove-dev", "gm-test", "real", "synth") if args.corpus == "all" else (args.corpus,)
     for name in names:
-        publish(measure(name, args.songs), MARKERS.get(name, ""), args.write and name in MARKERS,
+        publish(measure(name, args.songs, args.pipeline), MARKERS.get(name, ""), args.write and name in MARKERS,
                 ROOT / "docs" / "accuracy-metre.md")
 
 
