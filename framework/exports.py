@@ -57,6 +57,10 @@ def export_csv(result: dict) -> list[tuple[str, str]]:
         rows = [(b["time"], "" if b.get("position") is None else b["position"], int(b["time"] in downbeats))
                 for b in timeline["beats"]]
         files.append((".beats.csv", _csv(("time", "position", "downbeat"), rows)))
+    if timeline.get("subdivisions"):  # the pulse grid: each pulse's beat (index from 0) and part (1 = on the beat)
+        parts = result["summary"]["time_signature"]["subdivision"]
+        files.append((".subdivisions.csv", _csv(("time", "beat", "part"), [
+            (t, n // parts, n % parts + 1) for n, t in enumerate(timeline["subdivisions"])])))
     if timeline.get("sections"):
         files.append((".sections.csv", _csv(("start", "end", "label", "function", "confidence", "start_bar"), [
             (s["start"], s["end"], s["label"], s.get("function") or "", s.get("confidence"),
@@ -122,7 +126,11 @@ def to_jams(result: dict) -> dict:
 
     annotations = []
     if timeline["beats"]:
-        annotations.append(annotation("beat", [obs(b["time"], 0.0, b.get("position")) for b in timeline["beats"]]))
+        metre = {k: v for k, v in (summary.get("time_signature") or {}).items() if k in ("label", "subdivision")}
+        if timeline.get("subdivisions"):
+            metre["subdivisions"] = timeline["subdivisions"]
+        annotations.append(annotation("beat", [obs(b["time"], 0.0, b.get("position")) for b in timeline["beats"]],
+                                      {"time_signature": metre} if metre else None))
     if timeline["chords"]:
         annotations.append(annotation("chord", [obs(c["start"], c["end"] - c["start"], c["label"], c.get("confidence"))
                                                 for c in timeline["chords"]]))

@@ -102,10 +102,15 @@ def summarize(pipeline, outputs: dict[str, dict], registry) -> tuple[dict, dict]
     signature = pick("time_signature")
     if signature and signature.get("label"):
         summary["time_signature"] = {"label": signature["label"], "confidence": signature.get("confidence")}
+        if signature.get("subdivision"):  # pulses per beat: 3 in 6/8, 12/8 and shuffles, else 2
+            summary["time_signature"]["subdivision"] = int(signature["subdivision"])
     if (keys := pick("keys")) is not None:
         timeline["keys"] = keys
     beats = pick("beats") or []
     timeline["beats"] = [{"time": b["time"], "position": b.get("position")} for b in beats]
+    if (summary.get("time_signature") or {}).get("subdivision") and len(beats) > 1:
+        timeline["subdivisions"] = subdivision_grid([b["time"] for b in beats],
+                                                    summary["time_signature"]["subdivision"])
     downbeats = pick("downbeats")
     if downbeats is not None:
         timeline["downbeats"] = [d["time"] for d in downbeats]
@@ -134,6 +139,13 @@ def summarize(pipeline, outputs: dict[str, dict], registry) -> tuple[dict, dict]
         label = name if bare else f"{sid}.{name}"
         summary[label] = {k: v for k, v in value.items() if k != "timeline"}
     return summary, timeline
+
+
+def subdivision_grid(beats: list[float], parts: int) -> list[float]:
+    """The pulses between the beats: each interval split into ``parts`` equal steps (the beats
+    themselves included), so a 6/8 timeline shows its eighths."""
+    grid = [a + (b - a) * k / parts for a, b in zip(beats[:-1], beats[1:]) for k in range(parts)]
+    return [round(t, 6) for t in grid] + [beats[-1]]
 
 
 def to_jsonable(value: Any) -> Any:

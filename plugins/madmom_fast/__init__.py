@@ -17,6 +17,7 @@ import mirflow
 from mirflow.aggregate import merge_curve
 from mirflow.plugins._onnx import configure_sessions, quiet_onnxruntime, register_onnxruntime
 
+from .metre import CHROMA_FPS, bar_phase  # noqa: F401  (bar_phase: tests import it from here)
 from .stft import batched_stfts
 
 FPS = 100  # madmom's beat networks are trained at 100 frames per second
@@ -33,12 +34,6 @@ END_SHARE = 0.2  # beats at either end whose activation is below this share of t
 # bidirectional: a chunk that ends mid-song changes what they hear before the end).
 HALF_EVIDENCE = 0.1
 HALF_SHARE = 0.1
-# Bar phase: the harmony changes on the downbeat. Where it changes on another position of the
-# bar PHASE_SHARE times as much as on the first (GM dev: the two drum-less songs whose bars the
-# DBN started one beat late, 2.2 and 2.9; the highest of the songs it got right, 1.1: swing,
-# whose bass walks on every beat), that position is the downbeat.
-PHASE_SHARE = 1.5
-CHROMA_FPS = 10  # pitch-class frames per second for the bar phase (a beat is >= 0.28 s)
 CHROMA_FFT = 8192  # samples per pitch-class frame at 44.1 kHz: 5.4 Hz bins, a semitone apart from 55 Hz
 CHROMA_BLOCK = 256  # frames transformed at a time (8 MB)
 
@@ -79,6 +74,7 @@ class BlockedRNN:
                     block = np.asarray(rest(frames[start:first + FEATURE_BLOCK]), dtype=np.float32)
                     blocks.append(block[first - start:])
                 stacked.append(np.vstack(blocks))
+        self.widths = [part.shape[1] for part in stacked]  # per frame size: spectrogram, then its difference
         return np.hstack(stacked)
 
     def network(self, features: np.ndarray) -> np.ndarray:
@@ -262,7 +258,7 @@ class Downbeats(RNNTracker):
     downbeat RNN per chunk, one bar-tracking DBN decode per track."""
 
     name = "madmom_fast.downbeats"
-    version = "4"
+    version = "5"
     params = {
         "beats_per_bar": mirflow.Param([3, 4], list, help="bar lengths (in beats) the DBN may choose between"),
         **RNNTracker.params,
@@ -270,7 +266,7 @@ class Downbeats(RNNTracker):
     outputs = {"beats": mirflow.EVENTS, "downbeats": mirflow.EVENTS, "time_signature": mirflow.LABEL}
     columns = 2  # beat, downbeat
 
-    chunk_outputs = {"activation": mirflow.CURVE, "chroma": mirflow.CURVE}
+    chunk_outputs = {"activation": mirflow.CURVE, "onsets": mirflow.CURVE, "chroma": mirflow.CURVE}
 
     @classmethod
     def check_params(cls, values):
@@ -285,12 +281,34 @@ class Downbeats(RNNTracker):
         return RNNDownBeatProcessor()
 
     def analyze(self, chunk, inputs):
-        """The network's activations and, for the bar phase, the chunk's pitch classes."""
-        outputs = super().analyze(chunk, inputs)
-        values = (np.zeros((int(round(chunk.duration * CHROMA_FPS)), 12), dtype=np.float32) if chunk.is_silent()
-                  else pitch_classes(chunk.samples, chunk.sample_rate))
-        outputs["chroma"] = {"times": np.arange(len(values)) / CHROMA_FPS, "values": values}
-        return outputs
+        """The network's activations and, for the metre stage, the onset strength (from the
+        network's own input features) and the chunk's pitch classes."""
+        from .metre import onset_strength
+
+        frames = int(round(chunk.duration * FPS))
+        if chunk.is_silent():
+            activation, onsets = np.zeros((frames, self.columns), dtype=np.float32), np.zeros(frames, dtype=np.float32)
+            values = np.zeros((int(round(chunk.duration * CHROMA_FPS)), 12), dtype=np.float32)
+        else:
+            features = self.rnn.features(chunk.samples, chunk.sample_rate)
+            activation = self.rnn.network(features)
+            onsets = onset_strength(features, self.rnn.widths)
+            values = pitch_classes(chunk.samples, chunk.sample_rate)
+        times = np.arange(len(activation)) / FPS
+        return {"activation": {"times": times, "values": activation},
+                "onsets": {"times": np.arange(len(onsets)) / FPS, "values": onsets},
+                "chroma": {"times": np.arange(len(values)) / CHROMA_FPS, "values": values}}
+
+    def bars(self, activation: np.ndarray, chroma: np.ndarray | None = None, onsets: np.ndarray | None = None):
+        """The whole track's metre (:class:`.metre.Metre`): the bar decode, the bar phase from
+        the harmony, then the level a musician writes (:func:`.metre.relevel`)."""
+        from .metre import Metre, heard_downbeats, relevel
+
+        times, positions, signature, confidence = self.decode(activation)
+        if chroma is not None and len(chroma) and not heard_downbeats(times, positions, activation):
+            positions = bar_phase(times, positions, chroma)
+        decoded = Metre(times, positions, signature, confidence, 2)
+        return relevel(decoded, activation, onsets, chroma)
 
     def decode(self, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None, float]:
         """(beat times, positions in bar, time signature, its confidence) over the whole
@@ -357,30 +375,6 @@ def pitch_classes(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         frames = np.lib.stride_tricks.sliding_window_view(padded, size)[starts] * window
         out[first:first + len(starts)] = np.abs(np.fft.rfft(frames, axis=1))[:, band] @ fold
     return np.sqrt(out)
-
-
-def bar_phase(times: np.ndarray, positions: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-    """Positions in the bar, moved so that bars start where the harmony changes.
-
-    The downbeat network hears bars mostly through the drums; without them it can start
-    every bar on the wrong beat (GM dev: downbeat F 0 on two drum-less songs, beats right).
-    Chords change on downbeats far more often than on other beats: the pitch classes are
-    averaged per beat, and if the change into the beats of one position is PHASE_SHARE
-    times the change into the first beats, that position becomes the first.
-    """
-    if len(times) < 9 or len(chroma) == 0:
-        return positions
-    per_bar = int(positions.max())
-    frames = np.clip(np.round(times * CHROMA_FPS).astype(int), 0, len(chroma) - 1)
-    beats = np.array([chroma[a:max(a + 1, b)].mean(axis=0) for a, b in zip(frames[:-1], frames[1:])])
-    beats /= np.maximum(np.linalg.norm(beats, axis=1, keepdims=True), 1e-9)
-    change = 1.0 - np.sum(beats[1:] * beats[:-1], axis=1)  # into beat 1, 2, ... (from the one before)
-    at = positions[1:len(change) + 1]
-    means = np.array([change[at == p].mean() if (at == p).any() else 0.0 for p in range(1, per_bar + 1)])
-    best = int(np.argmax(means)) + 1
-    if best == 1 or means[best - 1] < PHASE_SHARE * means[0]:
-        return positions
-    return (positions - best) % per_bar + 1
 
 
 def stitch(parts, name: str, duration: float, fps: int = FPS) -> np.ndarray:
@@ -484,14 +478,11 @@ def aggregate(analyzer, parts, track):
         beats = analyzer.decode(stitch(parts, "activation", track.duration))
         return {"beats": [{"time": float(t)} for t in beats]}
     if isinstance(analyzer, Downbeats):
-        times, positions, signature, confidence = analyzer.decode(stitch(parts, "activation", track.duration))
-        if all("chroma" in part.outputs for part in parts):  # chunk results cached by version 3 have none
-            positions = bar_phase(times, positions, stitch(parts, "chroma", track.duration, CHROMA_FPS))
-        return {
-            "beats": [{"time": float(t), "position": int(p)} for t, p in zip(times, positions)],
-            "downbeats": [{"time": float(t)} for t, p in zip(times, positions) if p == 1],
-            "time_signature": {"label": signature, "confidence": confidence},
-        }
+        activation = stitch(parts, "activation", track.duration)
+        # Chunk results cached by an older version lack the pitch classes or the onsets.
+        chroma = stitch(parts, "chroma", track.duration, CHROMA_FPS) if all("chroma" in p.outputs for p in parts) else None
+        onsets = stitch(parts, "onsets", track.duration) if all("onsets" in p.outputs for p in parts) else None
+        return analyzer.bars(activation, chroma, onsets).outputs()
     return None
 
 
