@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/structure.py              # the test split, prints the tables
     .venv/bin/python benchmarks/structure.py --split dev  # the split the defaults were tuned on
-    .venv/bin/python benchmarks/structure.py --write      # also rewrites the tables in docs/accuracy.md
+    .venv/bin/python benchmarks/structure.py --write      # also rewrites the tables in docs/sections.md
 
 Songs: ``corpus.structured`` (seeded forms such as intro-verse-chorus-verse-chorus-bridge-
 chorus-outro, each kind of section with its own chord loop and arrangement, 72-160 BPM,
-3/4 and 4/4). The defaults were chosen on the ``dev`` seeds; docs/accuracy.md reports ``test``.
+3/4 and 4/4). The defaults were chosen on the ``dev`` seeds; docs/sections.md reports ``test``.
 mirflow runs as users run it (``mirflow run default``); the peers run on the same audio:
 one section; a fixed 8-bar grid on mirflow's own downbeats; librosa's Laplacian
 segmentation recipe (McFee & Ellis 2014, as in librosa's gallery: beat-synchronous CQT,
@@ -175,7 +175,7 @@ def merge_memory_mb(minutes: int) -> float:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "docs/accuracy.md")
+    parser = arguments(__doc__, "docs/sections.md")
     parser.add_argument("--split", choices=("dev", "test"), default="test")
     parser.add_argument("--skip-cost", action="store_true", help="only the accuracy table")
     args = parser.parse_args()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 from .. import events
 from ..hookspecs import hookimpl
@@ -119,9 +118,7 @@ class Engine:
         for job in self._jobs_of(event):
             self._forward(job, event)
         if event.kind in (events.FILE_FINISHED, events.FILE_FAILED, events.FILE_CANCELLED, events.FILE_SKIPPED):
-            for path in event.data.get("written", []):  # read back above, or its job was cancelled meanwhile
-                Path(path).unlink(missing_ok=True)
-            job = self.by_path.pop(event.file, None)
+            job = self.by_path.pop(event.file, None)  # nothing to delete: the scheduler writes no files here
             if job is not None and event.kind != events.FILE_FINISHED:
                 job.end(CANCELLED if event.kind == events.FILE_CANCELLED else FAILED,
                         error=self._public(job, event.data.get("message") or event.data.get("reason", "")))
@@ -159,13 +156,12 @@ class Engine:
     def _finish(self, job: Job, result: dict) -> None:
         from ..exports import to_jams
 
-        result = json.loads(json.dumps(result))  # the job's own copy, strict JSON
-        # The client knows its file by name; server paths are none of its business.
-        result["source"]["path"] = job.filename
-        result["pipeline"]["path"] = None
-        for error in result["errors"]:
-            error["file"] = job.filename
-            error["message"] = self._public(job, error.get("message"))
+        # The client knows its file by name; server paths are none of its business. The result
+        # is a value (already strict JSON): the job's copy replaces only what it changes.
+        result = {**result, "source": {**result["source"], "path": job.filename},
+                  "pipeline": {**result["pipeline"], "path": None},
+                  "errors": [{**error, "file": job.filename, "message": self._public(job, error.get("message"))}
+                             for error in result["errors"]]}
         jams = json.dumps(to_jams(result), indent=1, allow_nan=False) + "\n"
         errors = "; ".join(f"{e.get('step') or e.get('stage')}: {e['message']}" for e in result.get("errors", []))
         job.end(DONE, result=result, jams=jams, error=errors or None)
