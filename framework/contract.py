@@ -25,7 +25,8 @@ Canonical forms and rules, per output kind (``bound``: the chunk's or track's du
   times increasing; frames with a non-finite time or value, or outside ``[0, bound]``,
   are dropped.
 
-Everywhere: a confidence must be a finite number and is clipped to [0, 1]; other fields
+Everywhere: a confidence must be a number and is clipped to [0, 1] (an infinite one to its
+end, NaN — no confidence at all — to 0), with a note; other fields
 must be plain JSON values (numbers, strings, booleans, None, lists, dicts keyed by strings
 (whole-number keys become strings, as in JSON);
 numpy scalars and arrays are converted, a non-finite number becomes None); a wrong type,
@@ -103,8 +104,9 @@ def _confidence(container: dict, notes: list[str]) -> float:
     if "confidence" not in container or container["confidence"] is None:
         return 1.0
     confidence = _number(container["confidence"], "confidence")
-    if not math.isfinite(confidence):
-        raise ContractError(f"confidence must be finite, got {confidence}")
+    if math.isnan(confidence):  # no confidence at all: cleaned like one out of range, not an error
+        notes.append("confidence nan taken as 0")
+        return 0.0
     if not 0.0 <= confidence <= 1.0:
         notes.append(f"confidence {confidence:g} clipped to [0, 1]")
     return min(1.0, max(0.0, confidence))

@@ -49,10 +49,22 @@ def test_non_finite_and_out_of_range_values_are_cleaned_and_noted():
     assert normalize(SCALAR, {"value": 1, "range": [float("inf"), 2]}, notes=notes)["range"] == [None, 2]
 
 
+def test_a_confidence_out_of_range_or_not_finite_is_cleaned_alike_with_a_note():
+    """A confidence of 7, of inf or of NaN is no reason to lose the step (issue 33): clipped
+    to [0, 1], NaN (no confidence) to 0, each with a note."""
+    notes = []
+    cleaned = [normalize(SCALAR, {"value": 1, "confidence": c}, notes=notes)["confidence"]
+               for c in (7, float("inf"), float("-inf"), float("nan"), 0.5)]
+    assert cleaned == [1.0, 1.0, 0.0, 0.0, 0.5]
+    assert len(notes) == 4 and "confidence nan taken as 0" in notes
+    segments = normalize(SEGMENTS, [{"start": 0, "end": 1, "label": "x", "confidence": float("nan")}], bound=10)
+    assert segments[0]["confidence"] == 0.0
+
+
 @pytest.mark.parametrize("kind, value, says", [
     (SCALAR, "fast", "value must be a number"),
     (SCALAR, True, "value must be a number"),
-    (SCALAR, {"value": 1, "confidence": float("nan")}, "confidence must be finite"),
+    (SCALAR, {"value": 1, "confidence": "high"}, "confidence must be a number"),
     (LABEL, 3, "label must be a string"),
     (EVENTS, 3.0, "events must be a list"),
     (EVENTS, [{"at": 1}], "no 'time'"),

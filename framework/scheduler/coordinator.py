@@ -229,12 +229,14 @@ class Scheduler:
                     self.emit(events.WORKERS_STOPPED, data={"idle_seconds": round(time.monotonic() - idle_since, 1)})
         finally:
             restore()
-            if self.executor is not None:
-                self.close_executor()  # it stays, closed, for its statistics (replaced workers, ...)
-            for plan in active.values():  # interrupted: release what we held, write nothing half-done
-                if plan.claim:
-                    plan.claim.release()
-            shutil.rmtree(temp_dir, ignore_errors=True)
+            try:
+                if self.executor is not None:
+                    self.close_executor()  # it stays, closed, for its statistics (replaced workers, ...)
+                for plan in active.values():  # interrupted: release what we held, write nothing half-done
+                    if plan.claim:
+                        plan.claim.release()
+            finally:  # a Ctrl-C while the workers stop must not leave the scratch folder behind
+                shutil.rmtree(temp_dir, ignore_errors=True)
 
     def close_executor(self) -> None:
         """Stop the executor's workers (and the models they hold), keeping its busy seconds."""
