@@ -127,6 +127,10 @@ def test_the_readme_example_runs_and_prints_a_summary(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "A minor" in done.stdout and "100.0 BPM" in done.stdout
     assert (tmp_path / "example.json").exists() and (tmp_path / "example.jams").exists()
+    # One loop in one arrangement for a minute is one section (structure.sections v2 first cut
+    # it into four "different" ones: its bars' timbre was compared as a mean over all pairs).
+    sections = json.loads((tmp_path / "example.json").read_text())["timeline"]["sections"]
+    assert [s["label"] for s in sections] == ["A"] and "  sections   A\n" in done.stdout
 
 
 def test_a_quieter_copy_gives_the_same_beats_and_chords(tmp_path):

@@ -53,7 +53,7 @@ class Sections(LibrosaAnalyzer):
     """Sections (intro, verse, chorus, ...) on the bar grid: boundaries, repetition letters, functions."""
 
     name = "structure.sections"
-    version = "2"
+    version = "3"
     params = {
         "min_bars": mirflow.Param(4, int, min=1, max=64, help="shortest section, in bars"),
         "kernel_bars": mirflow.Param(4, int, min=1, max=32, help="bars each side of a candidate boundary that the novelty compares"),

@@ -1,8 +1,11 @@
 """Letters: the same letter wherever the music repeats.
 
 Two segments are the same material when their chords line up bar by bar (the shorter slid
-along the longer, the best placement kept) and, as a tie-breaker, their arrangement is alike:
-``weight`` harmony, the rest timbre. The chord alignment is transposition-invariant: when
+along the longer, the best placement kept) and, as a tie-breaker, their arrangement is alike,
+also compared bar by bar at its best placement: ``weight`` harmony, the rest timbre. (The mean
+timbre similarity over all pairs of bars sits at the song's baseline for any two stretches of
+one loop, whose chords colour the MFCCs bar by bar: the bundled example came out as four
+"different" sections.) The chord alignment is transposition-invariant: when
 the segments' mean chroma agree best under a shift (a last chorus a tone up, a medley's
 chorus in another key), the alignment is also tried with the second segment's chroma shifted
 back, at a small cost (``TRANSPOSED``), so a modulated chorus keeps its letter while a
@@ -41,13 +44,10 @@ def segment_similarity(segments: list[tuple[int, int]], sums: np.ndarray, chroma
                        timbre: np.ndarray, weight: float) -> np.ndarray:
     """segments x segments: ``weight`` aligned harmony (transposition-invariant) + the rest timbre.
     ``sums``: the harmonic matrix's diagonal sums (:func:`.segment.diagonal_sums`)."""
-    from .segment import aligned_similarity
+    from .segment import aligned_similarity, diagonal_sums
 
     n = len(segments)
-    edges = np.array([a for a, _ in segments] + [segments[-1][1]])
-    block = np.add.reduceat(np.add.reduceat(timbre, edges[:-1], axis=0), edges[:-1], axis=1)
-    sizes = np.diff(edges)
-    texture = block / np.outer(sizes, sizes)
+    timbre_sums = diagonal_sums(timbre)  # the arrangement compared bar by bar, aligned like the chords
     base_h, base_t = baseline(sums[1:, 1:] - sums[:-1, :-1]), baseline(timbre)  # sums: back to the matrix
     shifts = best_shifts(np.array([chroma[a:b].reshape(-1, 12).mean(axis=0) for a, b in segments]))
     similar = np.eye(n)
@@ -58,7 +58,8 @@ def segment_similarity(segments: list[tuple[int, int]], sums: np.ndarray, chroma
             shift = int(shifts[i, j])
             if shift:
                 h = max(h, aligned(chroma[a0:a1], np.roll(chroma[b0:b1], shift, axis=-1)) - TRANSPOSED)
-            similar[i, j] = similar[j, i] = weight * contrast(h, base_h) + (1 - weight) * contrast(texture[i, j], base_t)
+            t = aligned_similarity(timbre_sums, segments[i], segments[j])
+            similar[i, j] = similar[j, i] = weight * contrast(h, base_h) + (1 - weight) * contrast(t, base_t)
     return similar
 
 
