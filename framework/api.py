@@ -110,7 +110,7 @@ class Result:
         from .exports import EXPORTERS
         from .results import write_outputs
 
-        exporters = None
+        exporters = EXPORTERS
         if set(formats) - set(EXPORTERS):
             from .plugin_manager import collect_analyzers, make_plugin_manager
 
@@ -118,8 +118,8 @@ class Result:
             unknown = [f for f in formats if f not in exporters]
             if unknown:
                 raise ValueError(f"unknown format {unknown[0]!r} (choose from {', '.join(exporters)})")
-        return write_outputs(json.loads(self.to_json()), Path(directory), name or Path(self.path).stem, formats,
-                             exporters)
+        written, _ = write_outputs(self.data, Path(directory), name or Path(self.path).stem, formats, exporters)
+        return written
 
     def __repr__(self) -> str:
         facts = [f"{self.duration:.1f} s"]

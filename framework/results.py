@@ -176,11 +176,12 @@ def output_names(paths: list[str]) -> dict[str, str]:
     return names
 
 
-def render_outputs(result: dict, formats, exporters) -> list[tuple[str, str | bytes]]:
-    """Each format's files as ``(suffix, content)``. An exporter that fails is recorded in the
-    result's ``errors`` (stage ``export``, with the format) and the others go on; the JSON is
-    rendered last, so that it records them."""
+def render_outputs(result: dict, formats, exporters) -> tuple[list[tuple[str, str | bytes]], list[dict]]:
+    """Each format's files as ``(suffix, content)``, and the errors of the exporters that
+    failed (stage ``export``, with the format: the others go on). ``result`` is not changed:
+    the JSON is rendered last, from a copy whose ``errors`` hold the exporters' too."""
     files: list[tuple[str, str | bytes]] = []
+    errors: list[dict] = []
     for fmt in [f for f in formats if f != "json"]:
         try:
             produced = list(exporters[fmt](result))
@@ -190,24 +191,28 @@ def render_outputs(result: dict, formats, exporters) -> list[tuple[str, str | by
                     raise TypeError(f"expected (suffix like '.txt', text or bytes), "
                                     f"got ({suffix!r}, {type(content).__name__})")
         except Exception as err:
-            result["errors"].append({"stage": "export", "format": fmt, "file": result["source"]["path"],
-                                     "message": f"{fmt} exporter failed: {type(err).__name__}: {err}"})
+            errors.append({"stage": "export", "format": fmt, "file": result["source"]["path"],
+                           "message": f"{fmt} exporter failed: {type(err).__name__}: {err}"})
             continue
         files.extend(produced)
     if "json" in formats:
-        files.insert(0, exporters["json"](result)[0])
-    return files
+        files.insert(0, exporters["json"](with_errors(result, errors))[0])
+    return files, errors
 
 
-def write_outputs(result: dict, directory: Path, name: str, formats, exporters=None) -> list[str]:
+def with_errors(result: dict, errors: list[dict]) -> dict:
+    """``result`` with more ``errors`` (a new dict; the original is left as it is)."""
+    return {**result, "errors": [*result["errors"], *errors]} if errors else result
+
+
+def write_outputs(result: dict, directory: Path, name: str, formats, exporters) -> tuple[list[str], list[dict]]:
     """Write the result in every format, all files or none (mirflow.io.write_together; the
-    JSON, which resume reads, is renamed last); return the paths written."""
-    from .exports import EXPORTERS
-
-    files = [(Path(directory) / f"{name}{suffix}", content)
-             for suffix, content in render_outputs(result, formats, exporters or EXPORTERS)]
+    JSON, which resume reads, is renamed last); return the paths written and the exporters'
+    errors (the caller adds them to its result: this changes nothing in place)."""
+    rendered, errors = render_outputs(result, formats, exporters)
+    files = [(Path(directory) / f"{name}{suffix}", content) for suffix, content in rendered]
     write_together(sorted(files, key=lambda item: item[0].name == f"{name}.json"))
-    return [str(path) for path, _ in files]
+    return [str(path) for path, _ in files], errors
 
 
 def expected_files(result: dict, directory: Path, name: str, formats, exporters) -> list[Path] | None:

@@ -157,10 +157,11 @@ class UnitRunner:
         return Merged(outputs, notes)
 
     def run_export(self, unit: Unit) -> Exported:
-        """The result written in each format; returned too, with the exporters' errors in it."""
+        """The result written in each format: the paths, and the errors of exporters that
+        failed (the result itself does not travel back)."""
         work = unit.work
-        written = write_outputs(work.result, work.directory, work.name, work.formats, self.registry.exporters)
-        return Exported(work.result, written)
+        written, errors = write_outputs(work.result, work.directory, work.name, work.formats, self.registry.exporters)
+        return Exported(written, errors)
 
 
 def is_out_of_memory(error: Exception) -> bool:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .. import events
-from ..results import build_result
+from ..results import build_result, with_errors
 from .claims import Claim
 from .plan import FilePlan, FileState
 from .records import FileOutcome
@@ -65,7 +65,8 @@ class ResultSink:
 
     def exported(self, plan: FilePlan, completion) -> None:
         if completion.ok:
-            plan.result, plan.written = completion.value.result, completion.value.written
+            plan.result = with_errors(plan.result, completion.value.errors)
+            plan.written = completion.value.written
             plan.move(FileState.DONE)
         else:
             plan.error = f"{plan.path}: writing the result failed: {completion.error}"

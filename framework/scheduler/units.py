@@ -165,8 +165,8 @@ class Merged:
 
 @dataclass(frozen=True)
 class Exported:
-    result: dict[str, Any]
     written: list[str]
+    errors: list[dict[str, Any]]  # exporters that failed (stage export): the sink adds them to the result
 
 
 @dataclass(frozen=True)
