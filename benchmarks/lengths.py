@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from run import MIRFLOW, ROOT, arguments, measure, publish, write_song
+from run import MIRFLOW, ROOT, arguments, measure, measure_cpu, publish, write_song
 
 PIPELINES = ("fast", "default", "full", "commercial")
 LENGTHS = (0.5, 2, 5, 20, 60)
@@ -57,11 +57,11 @@ def run_song(pipeline: str, song: Path, out: Path) -> dict:
         name = roles.setdefault(pid, role(pid, root))
         peaks[name] = max(peaks.get(name, 0.0), mb)
 
-    wall, peak, _ = measure([MIRFLOW, "run", pipeline, str(song), "-o", str(out), "--force", "--format", "json"],
-                            each=each)
+    wall, peak, _, cpu = measure_cpu([MIRFLOW, "run", pipeline, str(song), "-o", str(out), "--force", "--format",
+                                      "json"], each=each)
     result = json.loads((out / f"{song.stem}.json").read_text())
     steps = {sid: (step["cpu_seconds"], step["seconds"]) for sid, step in result["steps"].items()}
-    return {"wall": wall, "peak": peak, "peaks": peaks, "steps": steps}
+    return {"wall": wall, "cpu": cpu, "peak": peak, "peaks": peaks, "steps": steps}
 
 
 def format_row(pipeline: str, minutes: float, row: dict, madmom: float | None) -> str:
@@ -69,8 +69,9 @@ def format_row(pipeline: str, minutes: float, row: dict, madmom: float | None) -
     steps = ", ".join(f"{sid} {cpu:.1f} ({wall:.1f})" for sid, (cpu, wall) in
                       sorted(row["steps"].items(), key=lambda i: -i[1][0]) if max(cpu, wall) >= 0.05)
     ratio = f"{row['wall'] / madmom:.2f}" if madmom else "-"
+    per_hour = row["cpu"] * 60 / minutes
     return (f"| `{pipeline}` | {minutes:g} min | {row['wall']:.1f} s | {minutes * 60 / row['wall']:.0f}x | {ratio} | "
-            f"{row['peak']:.0f} | {processes} | {steps} |")
+            f"{row['cpu']:.1f} s | {per_hour:.0f} s | {row['peak']:.0f} | {processes} | {steps} |")
 
 
 def main() -> None:
@@ -84,9 +85,11 @@ def main() -> None:
     header = [f"Machine: {os.cpu_count()} cores; `mirflow run PIPELINE SONG` (whole command, one worker per core), "
               "synthesized songs. Peak MB: the largest sum of PSS over all processes at one moment, then each "
               "process's own peak. Per step: CPU seconds of its chunk units and merge (in brackets their wall "
-              "seconds), summed over workers.", "",
-              "| pipeline | song | wall | realtime | / bare madmom | peak MB, all | peak MB per process | "
-              "CPU (unit) seconds per step |", "|---|---|---|---|---|---|---|---|"]
+              "seconds), summed over workers. CPU: user + system seconds of every process of the command "
+              "(decode, coordinator, workers; the kernel's accounting), and per hour of audio.", "",
+              "| pipeline | song | wall | realtime | / bare madmom | CPU, all processes | CPU per audio hour | "
+              "peak MB, all | peak MB per process | CPU (unit) seconds per step |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     lines, pairs = list(header), None
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
@@ -95,10 +98,11 @@ def main() -> None:
             write_song(song, minutes, seed=11)
             madmom = None
             if minutes == 5:
-                madmom, madmom_peak, _ = measure([sys.executable, str(ROOT / "benchmarks" / "madmom_direct.py"), "all",
-                                                  str(song)])
+                madmom, madmom_peak, _, madmom_cpu = measure_cpu([sys.executable, str(ROOT / "benchmarks" /
+                                                                      "madmom_direct.py"), "all", str(song)])
                 lines.append(f"| bare madmom (`benchmarks/madmom_direct.py all`) | 5 min | {madmom:.1f} s | "
-                             f"{300 / madmom:.0f}x | 1.00 | {madmom_peak:.0f} | one process | - |")
+                             f"{300 / madmom:.0f}x | 1.00 | {madmom_cpu:.1f} s | {madmom_cpu * 12:.0f} s | "
+                             f"{madmom_peak:.0f} | one process | - |")
                 print(lines[-1], flush=True)
             for pipeline in pipelines:
                 row = run_song(pipeline, song, temp / f"out-{pipeline}")

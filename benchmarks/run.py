@@ -121,6 +121,15 @@ def measure(command: list[str], also=lambda: 0.0, each=None, env=None) -> tuple[
     processes that are not its children but work for it, e.g. a running Ray cluster).
     ``each(pid, root, mb)``, if given, is told every process's PSS at every sample; ``env``:
     the command's environment (default: this one's)."""
+    return measure_cpu(command, also, each, env)[:3]
+
+
+def measure_cpu(command: list[str], also=lambda: 0.0, each=None, env=None) -> tuple[float, float, str, float]:
+    """:func:`measure`'s figures and the CPU seconds (user + system) of the command and every
+    process it started and reaped (decode, coordinator, workers): the kernel's own accounting."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0.0]
@@ -143,7 +152,9 @@ def measure(command: list[str], also=lambda: 0.0, each=None, env=None) -> tuple[
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({process.returncode}): {stderr.strip()[-500:]}")
-    return wall, peak[0], stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, peak[0], stdout, cpu
 
 
 def run_case(name: str, files: list[Path], jobs: int, baseline: bool) -> dict:
