@@ -106,12 +106,13 @@ class Result:
 
     def save(self, directory: str | Path, formats=("json",), name: str | None = None) -> list[str]:
         """Write the result in ``formats`` (json, jams, lab, csv, png, a plugin's such as mid) into
-        ``directory``. Plugins are loaded only when a format is not a built-in one."""
-        from .exports import EXPORTERS
+        ``directory``. Plugins (mirflow's ``formats`` among them) are loaded only for a format
+        other than ``json``."""
+        from .exports import CORE_EXPORTERS
         from .results import write_outputs
 
-        exporters = EXPORTERS
-        if set(formats) - set(EXPORTERS):
+        exporters = CORE_EXPORTERS
+        if set(formats) - set(CORE_EXPORTERS):  # the other formats come from plugins
             from .plugin_manager import collect_analyzers, make_plugin_manager
 
             exporters = collect_analyzers(make_plugin_manager()).exporters

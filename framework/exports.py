@@ -9,8 +9,9 @@
 - ``png``: the timeline drawn (``mirflow[plot]``).
 
 Each exporter takes a result (a strict-JSON dict) and returns ``[(suffix, text or bytes)]``;
-the caller (mirflow.results.render_outputs) writes them atomically. A plugin adds a format
-with the ``register_exporters`` hook.
+the caller (mirflow.results.render_outputs) writes them atomically. Only ``json`` is the
+core's; the built-in plugin ``formats`` (plugins/formats) registers the others through the
+``register_exporters`` hook, as any plugin adds a format.
 """
 
 from __future__ import annotations
@@ -164,7 +165,6 @@ def export_png(result: dict) -> list[tuple[str, bytes]]:
 
 Exporter = Callable[[dict], list[tuple[str, str | bytes]]]
 
-# The built-in formats; plugins add more through the ``register_exporters`` hook.
-EXPORTERS: dict[str, Exporter] = {
-    "json": export_json, "jams": export_jams, "lab": export_lab, "csv": export_csv, "png": export_png,
-}
+# The result itself, the one format of the core; the others come through the
+# ``register_exporters`` hook (mirflow's own jams, lab, csv and png: the ``formats`` plugin).
+CORE_EXPORTERS: dict[str, Exporter] = {"json": export_json}

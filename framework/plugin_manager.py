@@ -14,7 +14,7 @@ import pluggy
 
 from . import hookspecs
 from .analyzer import Analyzer, check_analyzer_class
-from .exports import EXPORTERS, Exporter
+from .exports import CORE_EXPORTERS, Exporter
 
 ENTRY_POINT_GROUP = "mirflow"
 
@@ -31,7 +31,7 @@ class Registry:
     analyzers: dict[str, type[Analyzer]] = field(default_factory=dict)
     plugin_of: dict[str, str] = field(default_factory=dict)
     load_errors: dict[str, str] = field(default_factory=dict)
-    exporters: dict[str, Exporter] = field(default_factory=lambda: dict(EXPORTERS))
+    exporters: dict[str, Exporter] = field(default_factory=lambda: dict(CORE_EXPORTERS))
 
     def get(self, name: str) -> type[Analyzer]:
         return self.analyzers[name]
@@ -96,7 +96,8 @@ def collect_analyzers(pm: pluggy.PluginManager) -> Registry:
 
 
 def collect_exporters(pm: pluggy.PluginManager, registry: Registry) -> None:
-    """Add the formats plugins register (``register_exporters``) to the built-in ones."""
+    """Add the formats plugins register (``register_exporters``; mirflow's own jams, lab, csv
+    and png among them) to the core's ``json``."""
     owner = {name: "mirflow" for name in registry.exporters}
     for impl in pm.hook.register_exporters.get_hookimpls():
 

@@ -21,9 +21,13 @@ import fakes
 
 @pytest.fixture
 def pm():
-    """A fresh plugin manager with the fake plugin and no installed plugins."""
+    """A fresh plugin manager with the fake plugin and no installed plugins but mirflow's own
+    result formats (the ``formats`` plugin: jams, lab, csv, png beside the core's json)."""
+    import mirflow.plugins.formats
+
     manager = make_plugin_manager(load_entry_points=False)
     manager.register(fakes.FakePlugin(), name="fake")
+    manager.register(mirflow.plugins.formats, name="formats")
     return manager
 
 

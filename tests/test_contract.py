@@ -155,9 +155,12 @@ def wild_run(tmp_path_factory):
     pipeline_path.write_text("name: wild\nsteps:\n  - {id: wild, analyzer: fake.wild}\n"
                              "  - {id: clicks, analyzer: fake.clicks}\n"
                              "timeline:\n  beats: clicks.clicks\n  key: wild.name\n  tempo: wild.number\n")
+    import mirflow.plugins.formats
+
     pm = make_plugin_manager(load_entry_points=False)
     pm.register(fakes.FakePlugin([Wild, fakes.Clicks]), name="fake")
     pm.register(WildMerge(), name="wild-merge")
+    pm.register(mirflow.plugins.formats, name="formats")  # jams, lab and csv beside the json
     registry = collect_analyzers(pm)
     pipeline = load_pipeline(pipeline_path, registry)
 

@@ -141,3 +141,20 @@ def test_a_format_no_plugin_registered_is_a_located_pipeline_error(registry, wri
 
     with pytest.raises(PipelineError, match=r"pipe.yaml:2:\d+ output.formats\[1\].*'beatstxt'"):
         load_pipeline(write_pipeline("steps: [fake.clicks]\noutput: {formats: [json, beatstxt]}\n"), registry)
+
+
+def test_the_formats_beside_the_json_come_from_a_plugin_through_the_same_hook(tmp_path):
+    """Only json is the core's; jams, lab, csv and png are the built-in plugin ``formats``,
+    registered through register_exporters like a third party's: disable it and they are gone,
+    and asking for one is a one-line error before any audio is read."""
+    from mirflow.plugin_manager import make_plugin_manager
+
+    everything = collect_analyzers(make_plugin_manager()).exporters
+    assert {"json", "jams", "lab", "csv", "png", "mid"} <= set(everything)
+    assert set(collect_analyzers(make_plugin_manager(disabled=("formats",))).exporters) == {"json", "mid"}
+    audio = tmp_path / "song.wav"
+    audio.write_bytes(b"")  # never read: the format is refused first
+    done = subprocess.run([MIRFLOW, "--disable-plugin", "formats", "run", "fast", str(audio), "--format", "json,jams",
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2 and "jams" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -63,7 +63,7 @@ def test_the_wheel_holds_every_package_pipeline_and_page(wheel):
     assert {"mirflow/server/static/app.js", "mirflow/plugins/structure/segment.py"} <= names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for plugin in ("madmom_fast", "librosa_enhanced", "chords", "essentia_gpu", "structure", "midi"):
+    for plugin in ("madmom_fast", "librosa_enhanced", "chords", "essentia_gpu", "structure", "midi", "formats"):
         assert f"{plugin} = mirflow.plugins.{plugin}" in text
 
 

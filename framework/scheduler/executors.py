@@ -110,6 +110,8 @@ def worker_plugins(disabled: tuple, handoff: list):
 
     pm = make_plugin_manager(disabled=disabled)
     for name, kind, value in handoff:
+        if pm.get_plugin(name) is not None:
+            continue  # an installed plugin the parent registered by hand: the worker loaded it already
         pm.register(importlib.import_module(value) if kind == "module" else pickle.loads(value), name=name)
     return pm, collect_analyzers(pm)
 
