@@ -186,12 +186,10 @@ def batch_with_backoff(analyzer: Analyzer, items: list, inputs: list) -> list:
 
 
 def up_to_date(result_path: str, sha256: str, pipeline_hash: str, versions: dict[str, str],
-               formats=("json",), exporters=None) -> bool:
+               formats, exporters) -> bool:
     """Whether an existing result is for the same bytes, pipeline and analyzer versions, and
     complete: every step ok, and every file of every requested format there (a set written
     by a run with fewer formats, or cut short, is not)."""
-    from ..exports import CORE_EXPORTERS
-
     path = Path(result_path)
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
@@ -200,7 +198,7 @@ def up_to_date(result_path: str, sha256: str, pipeline_hash: str, versions: dict
                 and {sid: s["version"] for sid, s in result["steps"].items()} == versions
                 and all(s["status"] == "ok" for s in result["steps"].values())):
             return False
-        files = expected_files(result, path.parent, path.name.removesuffix(".json"), formats, exporters or CORE_EXPORTERS)
+        files = expected_files(result, path.parent, path.name.removesuffix(".json"), formats, exporters)
         return files is not None and all(file.is_file() for file in files)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False

@@ -13,11 +13,11 @@ from collections import Counter
 import numpy as np
 
 import mirflow
-from mirflow.harmony import chord_root, pitch_classes  # shared label parsing (re-exported for old imports)
+from mirflow.harmony import pitch_classes
 
 CURVE_RATE = 2.0  # frames per second of the harmonic change curve
 
-__all__ = ["Summary", "chord_root", "pitch_classes", "harmonic_change", "most_common_ngrams", "boundaries"]
+__all__ = ["Summary", "harmonic_change", "most_common_ngrams", "boundaries"]
 
 
 class Summary(mirflow.Analyzer):
