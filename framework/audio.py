@@ -168,6 +168,20 @@ class StoredAudio:
         return Chunk(index=span.index, start=first / rate, end=span.end, core_start=span.core_start,
                      core_end=span.core_end, samples=samples, sample_rate=rate, path=self.path, cache_prefix=prefix)
 
+    def track(self) -> Decoded:
+        """The whole track as a :class:`Decoded` without a copy (a read-only view of the stored
+        array nearest the file: its own rate before a resampled one, mono before all channels),
+        for what wants the run's audio after the analysis, such as the plot's waveform: the
+        source need not be decoded a second time."""
+        def nearness(key: str):
+            rate, layout = key.split("/")
+            return int(rate) != self.sample_rate, layout != "mono"
+
+        key = min(self.arrays, key=nearness)
+        rate, layout = key.split("/")
+        data = self.samples(int(rate), layout)
+        return Decoded(self.path, data[:, None] if layout == "mono" else data.T, int(rate))
+
     def cache_prefix(self, sample_rate: int, layout: str) -> str:
         """Where mirflow.features keeps this track's shared features: beside its raw file."""
         return self.arrays[audio_key(sample_rate, layout)][0][: -len(".f32")]

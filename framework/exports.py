@@ -8,7 +8,8 @@
   and every curve output, with a header row, for spreadsheets and Sonic Visualiser's layer import;
 - ``png``: the timeline drawn (``mirflow[plot]``).
 
-Each exporter takes a result (a strict-JSON dict) and returns ``[(suffix, text or bytes)]``;
+Each exporter takes a result (a strict-JSON dict; and, if it has an ``audio`` parameter, the
+run's decoded track: mirflow.results.call_exporter) and returns ``[(suffix, text or bytes)]``;
 the caller (mirflow.results.render_outputs) writes them atomically. Only ``json`` is the
 core's; the built-in plugin ``formats`` (plugins/formats) registers the others through the
 ``register_exporters`` hook, as any plugin adds a format.
@@ -156,11 +157,12 @@ def to_jams(result: dict) -> dict:
     }
 
 
-def export_png(result: dict) -> list[tuple[str, bytes]]:
-    """``.png``: the timeline drawn by mirflow.plot (needs ``mirflow[plot]``)."""
+def export_png(result: dict, audio=None) -> list[tuple[str, bytes]]:
+    """``.png``: the timeline drawn by mirflow.plot (needs ``mirflow[plot]``), its waveform
+    from the run's decoded ``audio`` when the run hands it over (see mirflow.results.call_exporter)."""
     from .plot import render
 
-    return [(".png", render(result))]
+    return [(".png", render(result, audio=audio))]
 
 
 Exporter = Callable[[dict], list[tuple[str, str | bytes]]]

@@ -75,5 +75,8 @@ def register_exporters(register):
 
     The name is then accepted by ``--format`` and a pipeline's ``output.formats``. Exporters run
     in the CPU lane; one that raises is an error of that file and format (in the result's
-    ``errors``), never of the run. Not ``firstresult``; a name taken twice is an error.
+    ``errors``), never of the run. Not ``firstresult``; a name taken twice is an error. An
+    exporter with an ``audio`` parameter also gets the run's decoded track (a
+    :class:`mirflow.audio.Decoded` view, or None where there is none), so it need not decode
+    the source again.
     """

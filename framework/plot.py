@@ -34,28 +34,35 @@ def label_colour(label: str):
     return colors.hsv_to_rgb((hue, 0.45 if minor else 0.35, 0.75 if minor else 0.95))
 
 
-def envelope(result: dict, start: float, end: float, columns: int):
-    """(times, low, high) of the waveform in ``columns`` bins, or None if the audio is gone."""
+def envelope(result: dict, start: float, end: float, columns: int, audio=None):
+    """(times, low, high) of the waveform in ``columns`` bins, or None if the audio is gone.
+
+    ``audio`` (a :class:`mirflow.audio.Decoded`) is the track the run already decoded, read
+    without a copy (a mapped file: a 60-minute song is not held twice); without it the source
+    is decoded again (``mirflow plot`` on a result file)."""
     from .audio import DecodeError, decode
 
-    try:
-        decoded = decode(result["source"]["path"])
-    except DecodeError:
+    if audio is None:
+        try:
+            audio = decode(result["source"]["path"])
+        except DecodeError:
+            return None
+    first = int(start * audio.sample_rate)
+    last = int(min(end, audio.duration) * audio.sample_rate)
+    if last - first < columns:
         return None
-    mono = decoded.samples.mean(axis=1)
-    first, last = int(start * decoded.sample_rate), int(min(end, decoded.duration) * decoded.sample_rate)
-    segment = mono[first:last]
-    if len(segment) < columns:
-        return None
-    usable = len(segment) // columns * columns
-    bins = segment[:usable].reshape(columns, -1)
-    times = start + (np.arange(columns) + 0.5) * (usable / columns) / decoded.sample_rate
+    usable = (last - first) // columns * columns
+    segment = audio.samples[first:first + usable]
+    mono = segment[:, 0] if audio.channels == 1 else segment.mean(axis=1)
+    bins = np.asarray(mono).reshape(columns, -1)
+    times = start + (np.arange(columns) + 0.5) * (usable / columns) / audio.sample_rate
     return times, bins.min(axis=1), bins.max(axis=1)
 
 
 def render(result: dict, *, start: float | None = None, end: float | None = None,
-           width: int = 1600, height: int = 900, dpi: int = 100) -> bytes:
-    """The PNG bytes of the timeline between ``start`` and ``end`` seconds."""
+           width: int = 1600, height: int = 900, dpi: int = 100, audio=None) -> bytes:
+    """The PNG bytes of the timeline between ``start`` and ``end`` seconds; the waveform from
+    ``audio`` (:func:`envelope`) where the caller has the decoded track."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -77,7 +84,7 @@ def render(result: dict, *, start: float | None = None, end: float | None = None
     wave, chords, keys, *middle, tempo = axes
     seconds_per_pixel = (end - start) / (width * 0.92)
 
-    found = envelope(result, start, end, columns=int(width * 0.92))
+    found = envelope(result, start, end, columns=int(width * 0.92), audio=audio)
     if found is not None:
         times, low, high = found
         wave.fill_between(times, low, high, color="#4a6fa5", linewidth=0)

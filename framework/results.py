@@ -176,15 +176,16 @@ def output_names(paths: list[str]) -> dict[str, str]:
     return names
 
 
-def render_outputs(result: dict, formats, exporters) -> tuple[list[tuple[str, str | bytes]], list[dict]]:
+def render_outputs(result: dict, formats, exporters, audio=None) -> tuple[list[tuple[str, str | bytes]], list[dict]]:
     """Each format's files as ``(suffix, content)``, and the errors of the exporters that
     failed (stage ``export``, with the format: the others go on). ``result`` is not changed:
-    the JSON is rendered last, from a copy whose ``errors`` hold the exporters' too."""
+    the JSON is rendered last, from a copy whose ``errors`` hold the exporters' too. ``audio``:
+    the run's decoded track, for exporters that take it (:func:`call_exporter`)."""
     files: list[tuple[str, str | bytes]] = []
     errors: list[dict] = []
     for fmt in [f for f in formats if f != "json"]:
         try:
-            produced = list(exporters[fmt](result))
+            produced = list(call_exporter(exporters[fmt], result, audio))
             for suffix, content in produced:
                 if not (isinstance(suffix, str) and suffix.startswith(".") and "/" not in suffix
                         and isinstance(content, (str, bytes))):
@@ -200,16 +201,31 @@ def render_outputs(result: dict, formats, exporters) -> tuple[list[tuple[str, st
     return files, errors
 
 
+def call_exporter(exporter, result: dict, audio=None) -> list:
+    """``exporter(result)``, or ``exporter(result, audio=audio)`` for an exporter that takes an
+    ``audio`` parameter: the track the run already decoded (a :class:`mirflow.audio.Decoded`
+    view of its mapped raw samples), so that a format drawing or measuring the sound does not
+    decode the source again. Opt-in by signature, so exporters written for ``exporter(result)``
+    keep working; ``audio`` is None where the caller has no decoded track (``Result.save``)."""
+    import inspect
+
+    try:
+        takes_audio = "audio" in inspect.signature(exporter).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        takes_audio = False
+    return exporter(result, audio=audio) if takes_audio else exporter(result)
+
+
 def with_errors(result: dict, errors: list[dict]) -> dict:
     """``result`` with more ``errors`` (a new dict; the original is left as it is)."""
     return {**result, "errors": [*result["errors"], *errors]} if errors else result
 
 
-def write_outputs(result: dict, directory: Path, name: str, formats, exporters) -> tuple[list[str], list[dict]]:
+def write_outputs(result: dict, directory: Path, name: str, formats, exporters, audio=None) -> tuple[list[str], list[dict]]:
     """Write the result in every format, all files or none (mirflow.io.write_together; the
     JSON, which resume reads, is renamed last); return the paths written and the exporters'
     errors (the caller adds them to its result: this changes nothing in place)."""
-    rendered, errors = render_outputs(result, formats, exporters)
+    rendered, errors = render_outputs(result, formats, exporters, audio)
     files = [(Path(directory) / f"{name}{suffix}", content) for suffix, content in rendered]
     write_together(sorted(files, key=lambda item: item[0].name == f"{name}.json"))
     return [str(path) for path, _ in files], errors

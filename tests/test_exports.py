@@ -11,6 +11,7 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 import pytest
+import soundfile
 
 import mirflow
 from mirflow.pipeline import load_pipeline
@@ -141,6 +142,56 @@ def test_a_format_no_plugin_registered_is_a_located_pipeline_error(registry, wri
 
     with pytest.raises(PipelineError, match=r"pipe.yaml:2:\d+ output.formats\[1\].*'beatstxt'"):
         load_pipeline(write_pipeline("steps: [fake.clicks]\noutput: {formats: [json, beatstxt]}\n"), registry)
+
+
+class AudioMeter:
+    """A format that measures the sound: it asks for the run's decoded track by its signature."""
+
+    @mirflow.hookimpl
+    def register_exporters(self, register):
+        def meter(result, audio=None):
+            if audio is None:
+                return [(".meter.txt", "none\n")]
+            peak = float(np.abs(audio.samples).max())
+            return [(".meter.txt", f"{audio.sample_rate} {audio.samples.shape[0]} {audio.channels} {peak:.7f}\n")]
+
+        register("meter", meter)
+
+
+def test_exporters_that_take_audio_get_the_runs_decoded_track_and_the_plot_decodes_nothing_again(
+        pm, write_pipeline, write_clicks, tmp_path, monkeypatch):
+    import mirflow.audio
+
+    pm.register(AudioMeter(), name="meter")
+    registry = collect_analyzers(pm)
+    audio, _ = write_clicks(8.0, period=0.5)
+    pipeline = load_pipeline(write_pipeline("steps: [fake.clicks]\ntimeline: {beats: clicks.clicks}\n"
+                                            "output: {formats: [json, meter, png]}\n"), registry)
+
+    def decode_again(path, *args, **kwargs):
+        raise AssertionError(f"{path} was decoded a second time")
+
+    monkeypatch.setattr(mirflow.audio, "decode", decode_again)  # the plot's fallback when it has no audio
+    (outcome,), _ = run_pipeline(pipeline, registry, pm, [str(audio)], inline=True, output_dir=tmp_path / "out")
+    result = json.loads((tmp_path / "out" / "clicks.json").read_text())
+    assert outcome.ok and result["errors"] == []
+    rate, frames, channels, peak = (tmp_path / "out" / "clicks.meter.txt").read_text().split()
+    samples, sample_rate = soundfile.read(audio, dtype="float32")
+    assert (int(rate), int(frames), int(channels)) == (sample_rate, len(samples), 1)
+    assert float(peak) == pytest.approx(float(np.abs(samples).max()), abs=1e-6)
+    monkeypatch.undo()
+    # The same picture as `mirflow plot`, which decodes the source: the waveform was drawn.
+    done = subprocess.run([MIRFLOW, "plot", str(tmp_path / "out" / "clicks.json"), "-o", str(tmp_path / "again.png")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    drawn, again = png_pixels(tmp_path / "out" / "clicks.png"), png_pixels(tmp_path / "again.png")
+    assert drawn.shape == again.shape and np.array_equal(drawn, again)
+    # Without a run (the Python API's Result.save writes this way) it is asked without audio.
+    from mirflow.results import write_outputs
+
+    (tmp_path / "saved").mkdir()
+    written, errors = write_outputs(result, tmp_path / "saved", "clicks", ("meter",), registry.exporters)
+    assert errors == [] and (tmp_path / "saved" / "clicks.meter.txt").read_text() == "none\n"
 
 
 def test_the_formats_beside_the_json_come_from_a_plugin_through_the_same_hook(tmp_path):

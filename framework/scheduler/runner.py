@@ -158,9 +158,13 @@ class UnitRunner:
 
     def run_export(self, unit: Unit) -> Exported:
         """The result written in each format: the paths, and the errors of exporters that
-        failed (the result itself does not travel back)."""
+        failed (the result itself does not travel back). The file's decoded audio is still
+        held (it is released when the file finishes): exporters that draw or measure the
+        sound read it instead of decoding the source again."""
         work = unit.work
-        written, errors = write_outputs(work.result, work.directory, work.name, work.formats, self.registry.exporters)
+        track = work.audio.track() if work.audio is not None else None
+        written, errors = write_outputs(work.result, work.directory, work.name, work.formats, self.registry.exporters,
+                                        track)
         return Exported(written, errors)
 
 

@@ -61,7 +61,7 @@ class ResultSink:
                                    records={sid: s.record for sid, s in plan.steps.items()}, registry=self.registry)
         if not self.formats:
             return None
-        return ExportWork(plan.result, str(self.output_dir), plan.name, self.formats)
+        return ExportWork(plan.result, str(self.output_dir), plan.name, self.formats, plan.audio)
 
     def exported(self, plan: FilePlan, completion) -> None:
         if completion.ok:

@@ -112,6 +112,7 @@ class ExportWork:
     directory: str
     name: str
     formats: tuple[str, ...]
+    audio: Any = None  # the file's StoredAudio, still held: exporters that draw the sound read it
 
 
 @dataclass(frozen=True)
