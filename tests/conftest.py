@@ -1,13 +1,16 @@
 """Shared fixtures: fresh plugin managers, fake analyzers, synthesized audio files, and the
-expensive worlds (the tiny model zoo) built once for the whole run."""
+expensive worlds built once for the whole run (the tiny model zoo, the bundled example's
+results, one structured song analyzed by the default pipeline)."""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +125,46 @@ def example_results(tmp_path_factory) -> Path:
         assert done.returncode == 0, done.stderr[-2000:]
 
     return built_once(tmp_path_factory, "example-results", build)
+
+
+@dataclass(frozen=True)
+class AnalyzedSong:
+    """The shared analysis: ``song`` (its exact truth), its ``default`` results ``whole`` (the
+    file in one chunk, written in every format into ``whole_dir``) and ``chunked`` (30 s chunks)."""
+
+    song: object
+    whole: dict
+    chunked: dict
+    whole_dir: Path
+
+
+@pytest.fixture(scope="session")
+def analyzed_song(tmp_path_factory) -> AnalyzedSong:
+    """One structured song (songs.structured_song) through the ``default`` pipeline, whole and
+    chunked, analyzed once for the whole test run: the tests that only read a real result
+    (beats, metre, tempo, chords, key, sections, every export format) share it."""
+    from songs import CHUNKED, structured_song, with_chunking
+
+    from mirflow.pipeline import load_pipeline
+    from mirflow.scheduler import run_pipeline
+
+    song = structured_song()
+    default = (Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml").read_text()
+
+    def build(folder: Path) -> None:
+        audio = folder / "song.flac"
+        soundfile.write(audio, song.samples, song.sample_rate)
+        pm = make_plugin_manager()
+        registry = collect_analyzers(pm)
+        runs = (("whole", "off", ("json", "jams", "lab", "csv", "png", "mid")), ("chunked", CHUNKED, ("json",)))
+        for name, chunking, formats in runs:
+            (folder / name).mkdir()
+            pipeline = folder / f"{name}.yaml"
+            pipeline.write_text(with_chunking(default, chunking))
+            (outcome,), _ = run_pipeline(load_pipeline(pipeline, registry), registry, pm, [str(audio)], inline=True,
+                                         output_dir=folder / name, formats=formats)
+            assert outcome.ok, outcome
+
+    folder = built_once(tmp_path_factory, "analyzed-song", build)
+    read = lambda name: json.loads((folder / name / "song.json").read_text())  # noqa: E731
+    return AnalyzedSong(song, read("whole"), read("chunked"), folder / "whole")

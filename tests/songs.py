@@ -1,4 +1,4 @@
-"""Run a pipeline of installed analyzers over synthesized songs: the helper the plugin tests share."""
+"""Synthesized songs the tests share, and running pipelines of installed analyzers over them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,38 @@ import soundfile
 from mirflow.pipeline import load_pipeline
 from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
 from mirflow.scheduler import run_pipeline
+from mirflow.synth import Material, make_structured_song
+
+# A B A B C B: verse, chorus, verse, chorus, bridge, chorus; each its own chords and arrangement.
+MATERIALS = {
+    "verse": Material(("A:min", "F:maj", "C:maj", "G:maj"), drums="light", texture="stabs", gain=0.8),
+    "chorus": Material(("F:maj", "G:maj", "E:min", "A:min"), drums="full", texture="pad", gain=1.1, register=67),
+    "bridge": Material(("D:min", "E:maj", "D:min", "E:maj"), drums="none", texture="arp", gain=0.9),
+}
+FORM = [("verse", 8), ("chorus", 8), ("verse", 8), ("chorus", 8), ("bridge", 8), ("chorus", 8)]
+# The chunking of the shared analysis's chunked run: four seams in the 97 s song.
+CHUNKED = "{min_duration: 0, length: 30, overlap: 5}"
+
+
+def structured_song():
+    """The song the shared analysis is of (conftest's ``analyzed_song``): 48 bars at 120 BPM in
+    A minor, sections A B A B C B, with exact beats, chords, key and sections."""
+    return make_structured_song(FORM, MATERIALS, bpm=120, key="A minor", seed=3)
+
+
+def with_chunking(text: str, chunking: str) -> str:
+    """A pipeline's YAML with its ``chunking`` section replaced."""
+    lines, kept, skipping = text.splitlines(), [], False
+    for line in lines:
+        if line.startswith("chunking:"):
+            kept.append(f"chunking: {chunking}")
+            skipping = True
+            continue
+        if skipping and line.startswith(" "):
+            continue
+        skipping = False
+        kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def run_songs(tmp_path, songs: dict, steps: str, chunking: str = "off", formats=("json",), **options) -> dict:

@@ -16,6 +16,7 @@ from mirflow.pipeline import load_pipeline
 from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
 from mirflow.scheduler import run_pipeline
 from mirflow.synth import make_song
+from songs import with_chunking
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,39 +41,21 @@ def analyze(builtins, path, out, chunking):
     text = (ROOT / "pipelines" / "default.yaml").read_text()
     pipeline_path = out / "pipeline.yaml"
     out.mkdir(parents=True, exist_ok=True)
-    pipeline_path.write_text(_with_chunking(text, chunking))
+    pipeline_path.write_text(with_chunking(text, chunking))
     pipeline = load_pipeline(pipeline_path, registry)
     (outcome,) = run_pipeline(pipeline, registry, pm, [str(path)], inline=True, output_dir=out)[0]
     assert outcome.ok, outcome
     return json.loads((out / f"{Path(path).stem}.json").read_text())
 
 
-def _with_chunking(text: str, chunking: str) -> str:
-    """The default pipeline with its chunking section replaced."""
-    lines, kept, skipping = text.splitlines(), [], False
-    for line in lines:
-        if line.startswith("chunking:"):
-            kept.append(f"chunking: {chunking}")
-            skipping = True
-            continue
-        if skipping and line.startswith(" "):
-            continue
-        skipping = False
-        kept.append(line)
-    return "\n".join(kept) + "\n"
-
-
 @pytest.fixture(scope="module")
-def results(builtins, song, tmp_path_factory):
+def chunked(builtins, song, tmp_path_factory):
     _, path = song
-    chunked = analyze(builtins, path, tmp_path_factory.mktemp("chunked"), "{min_duration: 30, length: 40, overlap: 10}")
-    whole = analyze(builtins, path, tmp_path_factory.mktemp("whole"), "off")
-    return chunked, whole
+    return analyze(builtins, path, tmp_path_factory.mktemp("chunked"), "{min_duration: 30, length: 40, overlap: 10}")
 
 
-def test_beats_tempo_chords_and_key_match_the_truth(song, results):
+def test_beats_tempo_chords_and_key_match_the_truth(song, chunked):
     truth, _ = song
-    chunked, _ = results
     assert len(chunked["chunks"]) == 3
     estimated = np.array([b["time"] for b in chunked["timeline"]["beats"]])
     reference = np.array([t for t, _ in truth.beats])
@@ -100,8 +83,10 @@ def test_beats_tempo_chords_and_key_match_the_truth(song, results):
         assert step["status"] == "ok" and step["device"] == "cpu"
 
 
-def test_chunked_and_whole_file_timelines_agree(results):
-    chunked, whole = results
+def test_chunked_and_whole_file_timelines_agree(analyzed_song):
+    """The shared structured song (four seams) analyzed whole and in 30 s chunks."""
+    chunked, whole = analyzed_song.chunked, analyzed_song.whole
+    assert len(chunked["chunks"]) == 4 and len(whole["chunks"]) == 1
     a = np.array([b["time"] for b in chunked["timeline"]["beats"]])
     b = np.array([b["time"] for b in whole["timeline"]["beats"]])
     assert len(a) == len(b) and np.max(np.abs(a - b)) <= 0.010 + 1e-9  # same beats within 10 ms (one frame)

@@ -209,3 +209,29 @@ def test_the_formats_beside_the_json_come_from_a_plugin_through_the_same_hook(tm
                            "-o", str(tmp_path / "out")], capture_output=True, text=True)
     assert done.returncode == 2 and "jams" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_real_songs_every_format_reads_back_as_its_json_says(analyzed_song):
+    """The shared default-pipeline analysis, written in every format: each file read by the
+    reader its users have (mir_eval, jams, csv, matplotlib, mido) says what the JSON says."""
+    import jams
+    import mido
+
+    result, out = analyzed_song.whole, analyzed_song.whole_dir
+    timeline = result["timeline"]
+    intervals, labels = mir_eval.io.load_labeled_intervals(str(out / "song.chords.lab"))
+    assert labels == [c["label"] for c in timeline["chords"]]
+    np.testing.assert_allclose(intervals, [[c["start"], c["end"]] for c in timeline["chords"]], atol=1e-6)
+    document = jams.load(str(out / "song.jams"))  # validates against the JAMS schema
+    (beats,) = document.search(namespace="beat")
+    assert [o.value for o in beats.data] == [b["position"] for b in timeline["beats"]]
+    with open(out / "song.beats.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["time"]) for r in rows] == [b["time"] for b in timeline["beats"]]
+    assert [float(r["time"]) for r in rows if r["downbeat"] == "1"] == timeline["downbeats"]
+    picture = png_pixels(out / "song.png")
+    assert picture.shape[:2] == (900, 1600) and picture.std() > 0.05
+    midi = mido.MidiFile(str(out / "song.mid"))
+    markers = [m.text for m in midi if m.type == "marker"]
+    assert [s["label"] + " " + s["function"] for s in timeline["sections"]] == [m for m in markers if " " in m]
+    assert sum(m.type == "set_tempo" for m in midi.tracks[0]) >= len(timeline["beats"]) - 1

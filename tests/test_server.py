@@ -76,14 +76,16 @@ def playwright():
         yield driver
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser(playwright):
-    """Headless Chromium (Debian's), one per page test: with one browser for both, the second
-    test's player never advanced in a run of the whole file (after the first had played the
-    song), so each test gets a fresh one (a launch is about a second)."""
+    """Headless Chromium (Debian's), launched once for the module's page tests (each gets a page
+    in a fresh context). ``--mute-audio``: with real audio output, the second page's player never
+    advanced once the first page had played sound in the same browser (this machine has no sound
+    device); muted, the media clock runs as in a browser with speakers, and the clicks are
+    still scheduled through Web Audio (``mirflow.scheduled()``)."""
     browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
         "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"])
+        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required", "--mute-audio"])
     yield browser
     browser.close()
 

@@ -12,17 +12,9 @@ import pytest
 from mirflow.evaluate import section_scores
 from mirflow.plugins.structure.functions import guess_functions
 from mirflow.plugins.structure.segment import letter, pick_boundaries, unit_grid
-from mirflow.synth import Material, make_structured_song
-from songs import run_songs
+from songs import run_songs, structured_song
 
 STEPS = "[madmom_fast.downbeats, structure.sections]"
-# A B A B C B: verse, chorus, verse, chorus, bridge, chorus; each its own chords and arrangement.
-MATERIALS = {
-    "verse": Material(("A:min", "F:maj", "C:maj", "G:maj"), drums="light", texture="stabs", gain=0.8),
-    "chorus": Material(("F:maj", "G:maj", "E:min", "A:min"), drums="full", texture="pad", gain=1.1, register=67),
-    "bridge": Material(("D:min", "E:maj", "D:min", "E:maj"), drums="none", texture="arp", gain=0.9),
-}
-FORM = [("verse", 8), ("chorus", 8), ("verse", 8), ("chorus", 8), ("bridge", 8), ("chorus", 8)]
 
 
 def run(tmp_path, audio: dict, chunking: str = "off", steps: str = STEPS, formats=("json",)) -> dict:
@@ -31,16 +23,15 @@ def run(tmp_path, audio: dict, chunking: str = "off", steps: str = STEPS, format
 
 @pytest.fixture(scope="module")
 def song():
-    return make_structured_song(FORM, MATERIALS, bpm=120, key="A minor", seed=3)
+    """A B A B C B (songs.structured_song): verse, chorus, verse, chorus, bridge, chorus."""
+    return structured_song()
 
 
-@pytest.fixture(scope="module")
-def results(song, tmp_path_factory):
-    """The same song whole and in 30 s chunks; the whole run also exports every format."""
-    whole = run(tmp_path_factory.mktemp("whole"), {"song": song.samples}, formats=("json", "jams", "lab", "csv"))
-    chunked = run(tmp_path_factory.mktemp("chunked"), {"song": song.samples},
-                  chunking="{min_duration: 0, length: 30, overlap: 5}")
-    return whole["song"], chunked["song"]
+@pytest.fixture
+def results(analyzed_song):
+    """The song through the default pipeline, whole (every format written) and in 30 s chunks:
+    the session's shared analysis."""
+    return analyzed_song.whole, analyzed_song.chunked
 
 
 def test_an_a_b_a_b_c_b_song_has_its_form_with_boundaries_on_the_right_downbeats(song, results):
@@ -76,9 +67,8 @@ def test_chunked_sections_equal_the_whole_file_ones(results):
         [s["confidence"] for s in whole["timeline"]["sections"]], abs=0.02)
 
 
-def test_exports_read_back_with_mir_eval_jams_and_csv(results, tmp_path_factory):
-    whole, _ = results
-    out = next(p for p in tmp_path_factory.getbasetemp().glob("whole*/out"))
+def test_exports_read_back_with_mir_eval_jams_and_csv(analyzed_song):
+    whole, out = analyzed_song.whole, analyzed_song.whole_dir
     sections = whole["timeline"]["sections"]
     intervals, labels = mir_eval.io.load_labeled_intervals(str(out / "song.sections.lab"))
     assert labels == [s["label"] for s in sections]
