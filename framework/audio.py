@@ -169,16 +169,10 @@ class StoredAudio:
                      core_end=span.core_end, samples=samples, sample_rate=rate, path=self.path, cache_prefix=prefix)
 
     def track(self) -> Decoded:
-        """The whole track as a :class:`Decoded` without a copy (a read-only view of the stored
-        array nearest the file: its own rate before a resampled one, mono before all channels),
-        for what wants the run's audio after the analysis, such as the plot's waveform: the
-        source need not be decoded a second time."""
-        def nearness(key: str):
-            rate, layout = key.split("/")
-            return int(rate) != self.sample_rate, layout != "mono"
-
-        key = min(self.arrays, key=nearness)
-        rate, layout = key.split("/")
+        """The whole track without a copy (a read-only view of the stored array at the file's
+        own rate if there is one, mono first), for the plot's waveform after the analysis."""
+        rate, layout = min((key.split("/") for key in self.arrays),
+                           key=lambda k: (int(k[0]) != self.sample_rate, k[1] != "mono"))
         data = self.samples(int(rate), layout)
         return Decoded(self.path, data[:, None] if layout == "mono" else data.T, int(rate))
 
@@ -397,11 +391,3 @@ def check_decodable(path: str | Path, max_duration: float = MAX_DURATION) -> Non
     if close:
         close()
 
-
-def file_sha256(path: str | Path) -> str:
-    """Content hash of the file's bytes (part of the result and of resume checks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,4 +1,5 @@
-"""Atomic writes: one file, or a set of files that appear together or not at all.
+"""Files: atomic writes (one file, or a set of files that appear together or not at all), and
+a file's content hash.
 
 A result is several files (JSON, JAMS, lab, csv, png); resume trusts what it finds, so a
 full disk or a killed process must never leave part of a set. Every file of the set is
@@ -10,6 +11,7 @@ A failure removes the temporaries and whatever this attempt already renamed.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -77,3 +79,12 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def file_sha256(path: str | Path) -> str:
+    """Content hash of the file's bytes (part of the result and of resume checks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

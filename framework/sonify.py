@@ -117,7 +117,7 @@ class Overlay:
 
 def source_audio(result: dict, audio: str | Path | None) -> Path:
     """The song's file: ``audio`` or the result's source path, checked against its sha256."""
-    from .audio import file_sha256
+    from .io import file_sha256
 
     source = result.get("source") or {}
     path = Path(audio) if audio else Path(source.get("path") or "")

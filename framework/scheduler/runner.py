@@ -16,8 +16,9 @@ from typing import Any
 
 from ..aggregate import Part, Track, default_aggregate
 from ..analyzer import Analyzer
-from ..audio import ChunkSpan, DecodeError, check_decodable, file_sha256, store_audio
+from ..audio import ChunkSpan, DecodeError, check_decodable, store_audio
 from ..contract import ContractError, check_outputs
+from ..io import file_sha256
 from ..results import expected_files, write_outputs
 from .units import (Analyzed, Batched, Completion, Decoded, Exported, Merged, Prepared, Unit, UnitTimeout)
 
