@@ -79,13 +79,10 @@ def playwright():
 @pytest.fixture(scope="module")
 def browser(playwright):
     """Headless Chromium (Debian's), launched once for the module's page tests (each gets a page
-    in a fresh context). ``--mute-audio``: with real audio output, the second page's player never
-    advanced once the first page had played sound in the same browser (this machine has no sound
-    device); muted, the media clock runs as in a browser with speakers, and the clicks are
-    still scheduled through Web Audio (``mirflow.scheduled()``)."""
+    in a fresh context)."""
     browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
         "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required", "--mute-audio"])
+        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"])
     yield browser
     browser.close()
 
@@ -442,6 +439,7 @@ def test_the_page_zooms_pans_labels_sections_and_plays_clicks_in_headless_chromi
         assert page.evaluate("mirflow.view()") == {"start": 0, "end": 300}
         page.check("#clicks")
         page.evaluate("document.getElementById('player').currentTime = 10")
+        page.evaluate("document.activeElement.blur()")  # Space on the focused checkbox would toggle it
         page.keyboard.press("Space")  # play
         page.wait_for_function("document.getElementById('player').currentTime > 12.5", timeout=20_000)
         page.keyboard.press("Space")  # pause
