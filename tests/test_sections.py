@@ -146,6 +146,37 @@ def test_choruses_back_to_back_are_cut_back_into_two():
     assert split_repeats(truth[:4], [0, 1, 1, 1], novelty, 4, 2) == ([(0, 8), (8, 32)], [0, 1])
 
 
+def test_a_short_ending_and_intro_joined_to_a_run_become_sections_of_their_own():
+    # I(1) V C V C C C E(1): the minimum section kept the 1-bar intro and ending from being cut, so
+    # they were joined to the first verse and to the three last choruses
+    found = [(0, 9), (9, 17), (17, 25), (25, 33), (33, 58)]
+    novelty = np.zeros(59)
+    novelty[[1, 9, 17, 25, 33, 41, 49, 57]] = [0.8, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.9]  # fills; the stop hit
+    segments, labels = split_repeats(found, [0, 1, 0, 1, 1], novelty, shortest=4, reach=1,
+                                     end_units=2, end_evidence=0.6)
+    assert segments == [(0, 1), (1, 9), (9, 17), (17, 25), (25, 33), (33, 41), (41, 49), (49, 57), (57, 58)]
+    assert labels == [0, 1, 2, 1, 2, 2, 2, 2, 3]  # intro and ending: letters of their own
+    # no clear change at the ending's edge: it stays with the last chorus
+    weak = novelty.copy()
+    weak[57] = 0.2
+    assert split_repeats(found, [0, 1, 0, 1, 1], weak, 4, 1, end_units=2, end_evidence=0.6)[0][-1] == (49, 58)
+    # a silent last unit (after the last bar, where the tracker still put a downbeat) is no ending
+    sounding = np.ones(58, dtype=bool)
+    sounding[57] = False
+    assert split_repeats(found, [0, 1, 0, 1, 1], novelty, 4, 1, end_units=2, end_evidence=0.6,
+                         sounding=sounding)[0][-1] == (49, 58)
+
+
+def test_a_long_first_verse_is_not_cut_in_two_but_a_doubled_chorus_later_is():
+    # V(16) C(8) V(8) C(8) C(8): the first verse is twice the second; choruses back to back at the end
+    found = [(0, 16), (16, 24), (24, 32), (32, 48)]
+    novelty = np.zeros(49)
+    novelty[[8, 40]] = 0.5
+    segments, labels = split_repeats(found, [0, 1, 0, 1], novelty, shortest=4, reach=1)
+    assert segments == [(0, 16), (16, 24), (24, 32), (32, 40), (40, 48)]
+    assert labels == [0, 1, 0, 1, 1]
+
+
 def test_functions_of_a_medley_and_of_a_song_with_an_instrumental_break():
     #        intro verse chorus verse chorus bridge chorus outro
     labels = [0, 1, 2, 1, 2, 3, 2, 4]

@@ -53,7 +53,7 @@ class Sections(LibrosaAnalyzer):
     """Sections (intro, verse, chorus, ...) on the bar grid: boundaries, repetition letters, functions."""
 
     name = "structure.sections"
-    version = "3"
+    version = "4"
     params = {
         "min_bars": mirflow.Param(4, int, min=1, max=64, help="shortest section, in bars"),
         "kernel_bars": mirflow.Param(4, int, min=1, max=32, help="bars each side of a candidate boundary that the novelty compares"),
@@ -131,7 +131,8 @@ def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config
     sums = diagonal_sums(harmonic)  # aligned similarities of segments, for the letters and the functions
     similar = segment_similarity(segments, sums, chroma_units, texture, config["harmonic_weight"])
     labels = cluster(similar, config["same_material"])
-    segments, labels = split_repeats(segments, labels, weighted, shortest, reach=grid.per_bar)
+    segments, labels = split_repeats(segments, labels, weighted, shortest, reach=grid.per_bar, end_units=ends,
+                                     end_evidence=threshold, sounding=timbre_units[:, -1] >= SILENT_DB)
     loudness = [float(timbre_units[a:b, -1].mean()) for a, b in segments]
     borrowed = [{labels[j] for j in range(len(segments))
                  if labels[j] != labels[i] and aligned_similarity(sums, segments[i], segments[j]) >= SAME_CHORDS}
