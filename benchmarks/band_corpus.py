@@ -13,7 +13,7 @@ written (same plan draws, same MIDI, same truth). ``dev`` (seeds 500-523, FluidR
 samples than the test split's) is where the rules may be tuned, and it holds the forms the test
 split showed the rules miss, each chosen by seed from a second random stream (so the test
 plans draw exactly what they drew before): intros of 1, 2 or 4 bars (some with the whole
-band), endings of 1 or 2 bars (a stop hit, or a held tag), the last chorus twice back to back
+band, on the chorus chords), endings of 1 or 2 bars (a stop hit, or a held tag), the last chorus twice back to back
 with or without a fill between, half-time choruses, drumless first verses.
 """
 
@@ -97,7 +97,9 @@ def dev_form(seed: int, verse, chorus, bridge, bars_seconds: float) -> list:
     """
     rng = np.random.default_rng([seed, 1])
     k = seed - 500
-    intro = ("intro", "intro" if k % 2 else "band", verse, [1, 2, 4][k % 3])
+    # The test split's intro (hi-hat and comping on the verse chords), or the whole band on the
+    # chorus chords (an intro with the whole band on the verse's chords would be the verse).
+    intro = ("intro", "intro", verse, [1, 2, 4][k % 3]) if k % 2 else ("intro", "band", chorus, [1, 2, 4][k % 3])
     ending = ("outro", "tag" if k % 4 == 3 else "ending", chorus, [1, 2][(k // 3) % 2])
     chorus_groove = "half" if k % 5 in (1, 3) else "B"
     back_to_back = k % 3 != 2  # two of three songs end on the chorus twice
