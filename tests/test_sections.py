@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mirflow.plugins.structure import Sections, find_sections
+from mirflow.plugins.structure import Sections, find_sections, sounding
 from mirflow.plugins.structure.boundaries import adaptive_threshold, local_maxima, min_units, phrase_weights
 from mirflow.plugins.structure.functions import guess_functions
 from mirflow.plugins.structure.labels import cluster, segment_similarity, split_repeats
@@ -165,6 +165,18 @@ def test_a_short_ending_and_intro_joined_to_a_run_become_sections_of_their_own()
     sounding[57] = False
     assert split_repeats(found, [0, 1, 0, 1, 1], novelty, 4, 1, end_units=2, end_evidence=0.6,
                          sounding=sounding)[0][-1] == (49, 58)
+
+
+def test_an_intro_joined_to_material_heard_once_is_measured_against_the_songs_section_length():
+    # I(1) V'(8, drumless: a letter of its own) C V C: the first run is 9 units, the song's 8
+    found = [(0, 9), (9, 17), (17, 25), (25, 33)]
+    novelty = np.zeros(34)
+    novelty[[1, 9, 17, 25]] = 1.0
+    segments, labels = split_repeats(found, [0, 1, 2, 1], novelty, shortest=4, reach=1, end_units=2,
+                                     end_evidence=0.5)
+    assert segments[:2] == [(0, 1), (1, 9)] and labels[:2] == [0, 1]
+    # the song's silence is no ending; a quiet bar is
+    assert list(sounding(np.array([-30.0, -31.0, -55.0, -100.0]))) == [True, True, True, False]
 
 
 def test_a_long_first_verse_is_not_cut_in_two_but_a_doubled_chorus_later_is():

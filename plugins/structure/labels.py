@@ -127,15 +127,19 @@ def split_repeats(segments: list[tuple[int, int]], labels: list[int], novelty: n
             inner.setdefault(label, []).append(b - a)
     length = {label: min(inner.get(label) or [r for r in found if r >= shortest] or found)
               for label, found in runs.items()}
+    # a letter heard only at one end (a drumless first verse, the last choruses) is measured
+    # against the song's section length for its intro or ending: the median inner run
+    phrase = int(round(np.median([r for found in inner.values() for r in found]))) if inner else 0
     fresh = max(labels) + 1
     out, out_labels, seen = [], [], set()
     for n, ((a, b), label) in enumerate(zip(joined, kept)):
         unit = length[label]
         first, _ = label not in seen, seen.add(label)
         head = tail = 0
-        if unit >= shortest and end_units and (n == 0 or n == len(joined) - 1):
-            spare = (b - a) % unit
-            if 1 <= spare <= end_units and (b - a) >= unit + spare:
+        whole = unit if label in inner else phrase
+        if whole >= shortest and end_units and (n == 0 or n == len(joined) - 1):
+            spare = (b - a) % whole
+            if 1 <= spare <= end_units and (b - a) >= whole + spare:
                 edge = a + spare if n == 0 else b - spare
                 span = slice(a, edge) if n == 0 else slice(edge, b)
                 if novelty[edge] >= end_evidence and (sounding is None or bool(np.all(sounding[span]))):
