@@ -12,8 +12,11 @@ back, at a small cost (``TRANSPOSED``), so a modulated chorus keeps its letter w
 bridge on other chords does not take one.
 
 Segments are clustered by average linkage. Neighbours with the same letter are joined; a
-joined run that is a whole multiple (2x, 3x) of the median run of its letter is cut back
-into that many sections (choruses back to back), at the strongest novelty near each cut.
+joined run that is a whole multiple (2x, 3x) of its letter's shortest inner run is cut back
+into that many sections (choruses back to back), at the strongest novelty near each cut,
+unless it is the letter's first run (a long first verse); the song's first and last runs
+shed a 1- or 2-bar intro or ending the minimum section length kept from being cut
+(:func:`split_repeats` says when).
 """
 
 from __future__ import annotations
