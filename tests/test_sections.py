@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mirflow.plugins.structure import Sections, find_sections
+from mirflow.plugins.structure import Sections, find_sections, sounding
 from mirflow.plugins.structure.boundaries import adaptive_threshold, local_maxima, min_units, phrase_weights
 from mirflow.plugins.structure.functions import guess_functions
 from mirflow.plugins.structure.labels import cluster, segment_similarity, split_repeats
@@ -144,6 +144,49 @@ def test_choruses_back_to_back_are_cut_back_into_two():
     assert split_repeats(found, [0, 1, 0, 1, 1, 2, 1], novelty, shortest=4, reach=4) == (truth, [0, 1, 0, 1, 1, 2, 1])
     # a run that is not a whole multiple of its letter's shortest run stays one section
     assert split_repeats(truth[:4], [0, 1, 1, 1], novelty, 4, 2) == ([(0, 8), (8, 32)], [0, 1])
+
+
+def test_a_short_ending_and_intro_joined_to_a_run_become_sections_of_their_own():
+    # I(1) V C V C C C E(1): the minimum section kept the 1-bar intro and ending from being cut, so
+    # they were joined to the first verse and to the three last choruses
+    found = [(0, 9), (9, 17), (17, 25), (25, 33), (33, 58)]
+    novelty = np.zeros(59)
+    novelty[[1, 9, 17, 25, 33, 41, 49, 57]] = [0.8, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.9]  # fills; the stop hit
+    segments, labels = split_repeats(found, [0, 1, 0, 1, 1], novelty, shortest=4, reach=1,
+                                     end_units=2, end_evidence=0.6)
+    assert segments == [(0, 1), (1, 9), (9, 17), (17, 25), (25, 33), (33, 41), (41, 49), (49, 57), (57, 58)]
+    assert labels == [0, 1, 2, 1, 2, 2, 2, 2, 3]  # intro and ending: letters of their own
+    # no clear change at the ending's edge: it stays with the last chorus
+    weak = novelty.copy()
+    weak[57] = 0.2
+    assert split_repeats(found, [0, 1, 0, 1, 1], weak, 4, 1, end_units=2, end_evidence=0.6)[0][-1] == (49, 58)
+    # a silent last unit (after the last bar, where the tracker still put a downbeat) is no ending
+    sounding = np.ones(58, dtype=bool)
+    sounding[57] = False
+    assert split_repeats(found, [0, 1, 0, 1, 1], novelty, 4, 1, end_units=2, end_evidence=0.6,
+                         sounding=sounding)[0][-1] == (49, 58)
+
+
+def test_an_intro_joined_to_material_heard_once_is_measured_against_the_songs_section_length():
+    # I(1) V'(8, drumless: a letter of its own) C V C: the first run is 9 units, the song's 8
+    found = [(0, 9), (9, 17), (17, 25), (25, 33)]
+    novelty = np.zeros(34)
+    novelty[[1, 9, 17, 25]] = 1.0
+    segments, labels = split_repeats(found, [0, 1, 2, 1], novelty, shortest=4, reach=1, end_units=2,
+                                     end_evidence=0.5)
+    assert segments[:2] == [(0, 1), (1, 9)] and labels[:2] == [0, 1]
+    # the song's silence is no ending; a quiet bar is
+    assert list(sounding(np.array([-30.0, -31.0, -55.0, -100.0]))) == [True, True, True, False]
+
+
+def test_a_long_first_verse_is_not_cut_in_two_but_a_doubled_chorus_later_is():
+    # V(16) C(8) V(8) C(8) C(8): the first verse is twice the second; choruses back to back at the end
+    found = [(0, 16), (16, 24), (24, 32), (32, 48)]
+    novelty = np.zeros(49)
+    novelty[[8, 40]] = 0.5
+    segments, labels = split_repeats(found, [0, 1, 0, 1], novelty, shortest=4, reach=1)
+    assert segments == [(0, 16), (16, 24), (24, 32), (32, 40), (40, 48)]
+    assert labels == [0, 1, 0, 1, 1]
 
 
 def test_functions_of_a_medley_and_of_a_song_with_an_instrumental_break():

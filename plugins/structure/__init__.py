@@ -40,6 +40,7 @@ from .segment import (
 __all__ = ["Sections", "FUNCTIONS", "find_sections"]
 
 SILENT_DB = -60.0  # a track whose frames are all quieter than this has no sections
+QUIET_DB = 40.0  # a unit this far below the song's median unit holds no sound (no intro or ending)
 # Texture change, harmonic set change, repetition change: chosen on the dev split of
 # benchmarks/structure.py (texture is the surest cue there; the other two find the boundaries
 # between sections of the same arrangement); kept for benchmarks/sections.py's dev split.
@@ -53,7 +54,7 @@ class Sections(LibrosaAnalyzer):
     """Sections (intro, verse, chorus, ...) on the bar grid: boundaries, repetition letters, functions."""
 
     name = "structure.sections"
-    version = "3"
+    version = "4"
     params = {
         "min_bars": mirflow.Param(4, int, min=1, max=64, help="shortest section, in bars"),
         "kernel_bars": mirflow.Param(4, int, min=1, max=32, help="bars each side of a candidate boundary that the novelty compares"),
@@ -131,7 +132,8 @@ def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config
     sums = diagonal_sums(harmonic)  # aligned similarities of segments, for the letters and the functions
     similar = segment_similarity(segments, sums, chroma_units, texture, config["harmonic_weight"])
     labels = cluster(similar, config["same_material"])
-    segments, labels = split_repeats(segments, labels, weighted, shortest, reach=grid.per_bar)
+    segments, labels = split_repeats(segments, labels, weighted, shortest, reach=grid.per_bar, end_units=ends,
+                                     end_evidence=threshold, sounding=sounding(timbre_units[:, -1]))
     loudness = [float(timbre_units[a:b, -1].mean()) for a, b in segments]
     borrowed = [{labels[j] for j in range(len(segments))
                  if labels[j] != labels[i] and aligned_similarity(sums, segments[i], segments[j]) >= SAME_CHORDS}
@@ -144,6 +146,13 @@ def find_sections(times: np.ndarray, values: np.ndarray, duration: float, config
         confidence = 1.0 if n == 0 else float(novelty[a])
         sections.append(_section(start, end, label, function, confidence, grid.bars[a] if grid.bars else None))
     return sections
+
+
+def sounding(loudness: np.ndarray) -> np.ndarray:
+    """Per unit: whether it holds sound, i.e. is less than ``QUIET_DB`` below the song's median
+    unit (a quiet intro bar of a ballad is 25 dB down; the digital silence after the last bar,
+    where the beat tracker may still put a downbeat, 70 dB)."""
+    return loudness >= float(np.median(loudness)) - QUIET_DB
 
 
 def _section(start, end, label, function, confidence, bar) -> dict:

@@ -12,8 +12,11 @@ back, at a small cost (``TRANSPOSED``), so a modulated chorus keeps its letter w
 bridge on other chords does not take one.
 
 Segments are clustered by average linkage. Neighbours with the same letter are joined; a
-joined run that is a whole multiple (2x, 3x) of the median run of its letter is cut back
-into that many sections (choruses back to back), at the strongest novelty near each cut.
+joined run that is a whole multiple (2x, 3x) of its letter's shortest inner run is cut back
+into that many sections (choruses back to back), at the strongest novelty near each cut,
+unless it is the letter's first run (a long first verse); the song's first and last runs
+shed a 1- or 2-bar intro or ending the minimum section length kept from being cut
+(:func:`split_repeats` says when).
 """
 
 from __future__ import annotations
@@ -93,12 +96,25 @@ def cluster(similar: np.ndarray, threshold: float) -> list[int]:
 
 
 def split_repeats(segments: list[tuple[int, int]], labels: list[int], novelty: np.ndarray,
-                  shortest: int, reach: int, evidence: float = 0.0) -> tuple[list[tuple[int, int]], list[int]]:
-    """Join neighbours with the same letter, then cut a run that is k times (k >= 2) the median
-    run of its letter into k, each cut at the novelty maximum within ``reach`` units of the even
-    cut where that maximum reaches ``evidence``. The default takes the maximum whatever its
-    height: on the dev split, asking for the boundary threshold there lost more choruses back to
-    back than it kept verses played twice in one go. Letters renumbered in order of first appearance."""
+                  shortest: int, reach: int, evidence: float = 0.0, end_units: int = 0,
+                  end_evidence: float = 0.0, sounding: np.ndarray | None = None
+                  ) -> tuple[list[tuple[int, int]], list[int]]:
+    """Join neighbours with the same letter, then cut a run that is k times (k >= 2) its letter's
+    length into k, each cut at the novelty maximum within ``reach`` units of the even cut where
+    that maximum reaches ``evidence``. A letter's length is the *shortest* of its runs that is
+    a section at all (``shortest`` units or more), not their median: with two runs, a chorus
+    and three choruses back to back, the median is neither. The default evidence takes the
+    maximum whatever its height: on the dev split, asking for the boundary threshold there lost
+    more choruses back to back than it kept verses played twice in one go.
+
+    The song's first and last runs may also be a whole multiple plus a few units (at most
+    ``end_units``) at the song's start or end: a 1- or 2-bar intro or ending that the minimum
+    section length kept from being cut, so it was joined to the verse or the last chorus. Those
+    units become a section of their own, with a letter of their own, when the novelty at their
+    edge reaches ``end_evidence`` (the music there is clearly different: a stop and its release,
+    a groove without bass) and every unit of them holds sound (``sounding``, a bool per unit: the
+    silence after a song's last bar, where the beat tracker may still place a downbeat, is no
+    ending). Letters renumbered in order of first appearance."""
     joined, kept = [segments[0]], [labels[0]]
     for segment, label in zip(segments[1:], labels[1:]):
         if label == kept[-1]:
@@ -107,14 +123,36 @@ def split_repeats(segments: list[tuple[int, int]], labels: list[int], novelty: n
             joined.append(segment)
             kept.append(label)
     runs: dict[int, list[int]] = {}
-    for (a, b), label in zip(joined, kept):
+    inner: dict[int, list[int]] = {}  # runs not at the song's ends, where intros and endings join
+    for n, ((a, b), label) in enumerate(zip(joined, kept)):
         runs.setdefault(label, []).append(b - a)
-    length = {label: float(np.median(found)) for label, found in runs.items()}
-    out, out_labels = [], []
-    for (a, b), label in zip(joined, kept):
+        if 0 < n < len(joined) - 1 and b - a >= shortest:
+            inner.setdefault(label, []).append(b - a)
+    length = {label: min(inner.get(label) or [r for r in found if r >= shortest] or found)
+              for label, found in runs.items()}
+    # a letter heard only at one end (a drumless first verse, the last choruses) is measured
+    # against the song's section length for its intro or ending: the median inner run
+    phrase = int(round(np.median([r for found in inner.values() for r in found]))) if inner else 0
+    fresh = max(labels) + 1
+    out, out_labels, seen = [], [], set()
+    for n, ((a, b), label) in enumerate(zip(joined, kept)):
         unit = length[label]
-        k = int(round((b - a) / unit)) if unit >= shortest else 1
-        unit = int(round(unit))
+        first, _ = label not in seen, seen.add(label)
+        head = tail = 0
+        whole = unit if label in inner else phrase
+        if whole >= shortest and end_units and (n == 0 or n == len(joined) - 1):
+            spare = (b - a) % whole
+            if 1 <= spare <= end_units and (b - a) >= whole + spare:
+                edge = a + spare if n == 0 else b - spare
+                span = slice(a, edge) if n == 0 else slice(edge, b)
+                if novelty[edge] >= end_evidence and (sounding is None or bool(np.all(sounding[span]))):
+                    head, tail = (spare, 0) if n == 0 else (0, spare)
+        if head:
+            out.append((a, a + head))
+            out_labels.append(fresh)
+            fresh += 1
+        a, b = a + head, b - tail
+        k = int(round((b - a) / unit)) if unit >= shortest and not first else 1
         if k >= 2 and abs((b - a) - k * unit) <= max(1, 0.1 * (b - a)):
             cuts = [a]
             for m in range(1, k):
@@ -129,5 +167,9 @@ def split_repeats(segments: list[tuple[int, int]], labels: list[int], novelty: n
         else:
             out.append((a, b))
             out_labels.append(label)
+        if tail:
+            out.append((b, b + tail))
+            out_labels.append(fresh)
+            fresh += 1
     order: dict[int, int] = {}
     return out, [order.setdefault(label, len(order)) for label in out_labels]
