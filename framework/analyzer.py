@@ -298,6 +298,8 @@ def check_analyzer_class(cls: type) -> None:
     for output, kind in cls.outputs.items():
         if kind not in OUTPUT_KINDS:
             raise TypeError(f"{where}.outputs[{output!r}] has unknown kind {kind!r}")
+    if cls.folds and cls.fold is Analyzer.fold:
+        raise TypeError(f"{where}.folds is True but it does not define fold(carry, index, parts, track)")
     try:
         cls.validate_params({})
     except ParamError as err:

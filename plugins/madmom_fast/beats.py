@@ -16,11 +16,10 @@ from typing import NamedTuple
 import numpy as np
 
 import mirflow
+from mirflow.aggregate import merge_curve
 from mirflow.plugins._onnx import quiet_onnxruntime
 
 from .metre import CHROMA_FPS, bar_phase
-from mirflow.aggregate import merge_curve
-
 from .networks import FPS, BlockedRNN, lay, pitch_classes, stitch
 
 SILENT_ACTIVATION = 0.05  # below this everywhere there is no beat to report
