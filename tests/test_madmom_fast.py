@@ -513,3 +513,33 @@ def test_a_run_folds_the_decodes_as_chunks_come_in_and_writes_what_the_unfolded_
     # time's last float digits (the subdivisions, computed before rounding), folded or not.
     assert processes[:2] == unfolded[0][:2] and inline[:2] == unfolded[1][:2]
     assert len(inline[0]["beats"]["beats"]) > 120 and len(inline[1]["downbeats"]) > 30
+
+
+def test_the_double_tempo_re_decode_after_folds_is_the_unfolded_one():
+    """What stays serial: when the first pass (from the folds) follows every other beat, the
+    re-decode at double tempo is a whole-track Viterbi with other tempi (the folds' carry is
+    for the first pass only), and the merge gives what it gives without folds. The GM song at
+    184 BPM with a half-time feel (the networks' activations), cut into 10 s chunks."""
+    from mirflow.aggregate import Part, Track
+    from mirflow.audio import plan_chunks
+    from mirflow.plugins.madmom_fast import Downbeats, double_tempo_floor
+    from mirflow.plugins.madmom_fast.networks import stitch
+
+    saved = np.load(Path(__file__).parent / "data" / "halftime_184bpm_activations.npz")
+    for tracker, name in ((Beats(), "beats"), (Downbeats(), "downbeats")):
+        activation = saved[name].astype(np.float32)
+        duration = len(activation) / 100
+        spans = plan_chunks(duration, min_duration=5, length=10, overlap=3)
+        parts = [Part(span, {"activation": {"times": np.arange(round(span.start * 100), round(span.end * 100)) / 100,
+                                            "values": activation[round(span.start * 100):round(span.end * 100)]}},
+                      span.index == len(spans) - 1) for span in spans]
+        track = Track("song.wav", duration, spans)
+        folded = fold_all(tracker, parts, track)
+        assert len(folded.blocks) == len(spans) > 3
+        stitched = tracker.decodable(stitch(parts, "activation", duration))
+        first = tracker.track(stitched, tracker.config["min_bpm"], folded)
+        assert double_tempo_floor(first.beats, stitched, tracker.config["max_bpm"]) is not None  # re-decoded
+        merged = tracker.merge(parts, track)
+        track.folded = folded
+        assert tracker.merge(parts, track) == merged
+        assert 60 / np.median(np.diff([b["time"] for b in merged["beats"]])) == pytest.approx(184, rel=0.03)
