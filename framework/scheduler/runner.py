@@ -161,9 +161,9 @@ class UnitRunner:
         cls = self.registry.get(step.analyzer)
         analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
         work = unit.work
-        track = Track(path=unit.file, duration=work.duration, spans=list(work.spans), inputs=work.inputs or {})
+        track = Track(path=unit.file, duration=work.duration, spans=list(work.spans), inputs=work.inputs or {},
+                      folded=work.folded)
         notes: list[str] = []
-        track.folded = work.folded
         outputs = aggregate_step(self.pm, analyzer, list(work.offsets), list(work.raw), track, notes)
         return Merged(outputs, notes)
 
