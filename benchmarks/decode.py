@@ -47,10 +47,11 @@ def activations(minutes: float) -> np.ndarray:
 
 def fold_stretches(tracker, observations: np.ndarray, seconds: float = 110.0):
     """What the chunks' folds leave the merge (``mirflow.Folded``): the forward passes over
-    ``observations`` in stretches of ``seconds``, as ``RNNTracker.fold`` runs them."""
+    ``observations`` in stretches of ``seconds``, their back-pointers packed, as
+    ``RNNTracker.fold`` runs them."""
     from mirflow import Folded
     from mirflow.plugins.madmom_fast.beats import FoldCarry
-    from mirflow.plugins.madmom_fast.viterbi import chain_model, forward, log_densities
+    from mirflow.plugins.madmom_fast.viterbi import chain_model, forward, log_densities, pack
 
     min_bpm = tracker.config["min_bpm"]
     hmms = tracker.hmms(tracker.dbn(min_bpm))
@@ -62,7 +63,7 @@ def fold_stretches(tracker, observations: np.ndarray, seconds: float = 110.0):
         passes = [forward(model, before, log_densities(hmm, stretch))
                   for hmm, model, before in zip(hmms, models, scores)]
         scores = [after for after, _ in passes]
-        blocks.append(tuple(back for _, back in passes))
+        blocks.append(tuple(pack(back) for _, back in passes))
     return Folded(FoldCarry(len(observations), min_bpm, tuple(scores)), tuple(blocks))
 
 
@@ -116,7 +117,8 @@ def main() -> None:
         folds = fold_stretches(tracker, observations)
         after, streamed = best_of(args.repeat, lambda: tracker.decode(observations, folds))
         same = all(np.array_equal(a, b) for a, b in zip(decoded[:2], streamed[:2])) and decoded[2:] == streamed[2:]
-        lines.append(f"| {minutes:g} min | merge after the folds (backtraces) | - | {after:.2f} s | "
+        kept = sum(len(packed.data) for block in folds.blocks for packed in block) / 2**20
+        lines.append(f"| {minutes:g} min | merge after the folds (backtraces; {kept:.0f} MB kept) | - | {after:.2f} s | "
                      f"{'yes' if same else '**no**'} |")
         print(lines[-1], flush=True)
     publish("\n".join(lines), "decode", args.write)

@@ -127,8 +127,11 @@ class RNNTracker(mirflow.Analyzer):
         carry = getattr(folded, "carry", None)
         if isinstance(carry, FoldCarry) and carry.frame == len(activation) and carry.min_bpm == min_bpm \
                 and len(carry.scores) == len(hmms):
-            return [backtrace(chain_model(hmm), [block[n] for block in folded.blocks], carry.scores[n])
-                    for n, hmm in enumerate(hmms)]
+            def trace(n: int):
+                return backtrace(chain_model(hmms[n]), [block[n] for block in folded.blocks], carry.scores[n])
+
+            with ThreadPoolExecutor(max_workers=min(len(hmms), os.cpu_count() or 1)) as pool:
+                return list(pool.map(trace, range(len(hmms))))
         needed = len(activation) * sum(int((np.diff(hmm.transition_model.pointers) > 1).sum()) for hmm in hmms)
         threads = min(len(hmms), os.cpu_count() or 1) if needed <= PARALLEL_DECODE_BYTES else 1
         with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -146,11 +149,13 @@ class RNNTracker(mirflow.Analyzer):
         (else the fold declines), and each grid frame is interpolated from the two curve
         frames around it. The forward pass does the whole-track pass's arithmetic frame for
         frame (:func:`.viterbi.forward`), so the merge's backtrace (:meth:`paths`) finds the
-        same path and log probability. Declines (None) where the kernel does not apply.
+        same path and log probability. Its block: each HMM's back-pointers of these frames,
+        compressed (:func:`.viterbi.pack`: the coordinator holds every chunk's until the merge).
+        Declines (None) where the kernel does not apply.
         """
         from mirflow import Fold
 
-        from .viterbi import chain_model, forward, log_densities
+        from .viterbi import chain_model, forward, log_densities, pack
 
         spans, min_bpm = track.spans, self.config["min_bpm"]
         frames = int(round(track.duration * FPS))
@@ -173,7 +178,7 @@ class RNNTracker(mirflow.Analyzer):
         with ThreadPoolExecutor(max_workers=min(len(hmms), os.cpu_count() or 1)) as pool:
             passes = list(pool.map(forward, models, before, densities))
         return Fold(FoldCarry(stop, min_bpm, tuple(scores for scores, _ in passes)),
-                    tuple(back for _, back in passes))
+                    tuple(pack(back) for _, back in passes))
 
     def decodable(self, activation: np.ndarray) -> np.ndarray:
         """The activation as this tracker's DBN passes read it (after the silence check)."""
