@@ -118,8 +118,8 @@ def main() -> None:
         after, streamed = best_of(args.repeat, lambda: tracker.decode(observations, folds))
         same = all(np.array_equal(a, b) for a, b in zip(decoded[:2], streamed[:2])) and decoded[2:] == streamed[2:]
         kept = sum(len(packed.data) for block in folds.blocks for packed in block) / 2**20
-        lines.append(f"| {minutes:g} min | merge after the folds (backtraces; {kept:.0f} MB kept) | - | {after:.2f} s | "
-                     f"{'yes' if same else '**no**'} |")
+        lines.append(f"| {minutes:g} min | merge after the folds (backtraces; {kept:.0f} MB kept) | - "
+                     f"| {after:.2f} s | {'yes' if same else '**no**'} |")
         print(lines[-1], flush=True)
     publish("\n".join(lines), "decode", args.write)
 
