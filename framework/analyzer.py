@@ -241,7 +241,8 @@ class Analyzer:
 
         A merge that is a recursion over the track in time order (a Viterbi forward pass) need
         not wait for the last chunk: mirflow calls ``fold`` once per chunk, in chunk order, as
-        soon as chunk ``index`` and its neighbours are analyzed. ``parts`` are the chunks
+        soon as chunk ``index`` and its neighbours are analyzed and the fold of chunk
+        ``index - 1`` is back. ``parts`` are the chunks
         ``index - 1``, ``index`` and ``index + 1`` (those that exist; :class:`Part`, as
         ``merge`` gets them): whatever of chunk ``index`` an overlap's crossfade changes is
         known once its neighbours are. ``carry`` is what the fold before returned (None for
