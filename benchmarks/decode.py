@@ -50,7 +50,7 @@ def fold_stretches(tracker, observations: np.ndarray, seconds: float = 110.0):
     ``observations`` in stretches of ``seconds``, their back-pointers packed, as
     ``RNNTracker.fold`` runs them."""
     from mirflow import Folded
-    from mirflow.plugins.madmom_fast.beats import FoldCarry
+    from mirflow.plugins.madmom_fast.beats import FoldBlock, FoldCarry, frames_checksum
     from mirflow.plugins.madmom_fast.viterbi import chain_model, forward, log_densities, pack
 
     min_bpm = tracker.config["min_bpm"]
@@ -63,7 +63,8 @@ def fold_stretches(tracker, observations: np.ndarray, seconds: float = 110.0):
         passes = [forward(model, before, log_densities(hmm, stretch))
                   for hmm, model, before in zip(hmms, models, scores)]
         scores = [after for after, _ in passes]
-        blocks.append(tuple(pack(back) for _, back in passes))
+        blocks.append(FoldBlock(first, first + len(stretch), frames_checksum(stretch),
+                                tuple(pack(back) for _, back in passes)))
     return Folded(FoldCarry(len(observations), min_bpm, tuple(scores)), tuple(blocks))
 
 
@@ -117,7 +118,7 @@ def main() -> None:
         folds = fold_stretches(tracker, observations)
         after, streamed = best_of(args.repeat, lambda: tracker.decode(observations, folds))
         same = all(np.array_equal(a, b) for a, b in zip(decoded[:2], streamed[:2])) and decoded[2:] == streamed[2:]
-        kept = sum(len(packed.data) for block in folds.blocks for packed in block) / 2**20
+        kept = sum(len(packed.data) for block in folds.blocks for packed in block.backs) / 2**20
         lines.append(f"| {minutes:g} min | merge after the folds (backtraces; {kept:.0f} MB kept) | - "
                      f"| {after:.2f} s | {'yes' if same else '**no**'} |")
         print(lines[-1], flush=True)

@@ -442,7 +442,8 @@ def test_a_folded_decode_is_the_whole_track_decode_to_the_bit(chords, bpm, bar, 
 
 
 def test_fold_state_that_does_not_fit_the_decode_is_not_used():
-    """A carry for other frames (or another tempo range) leaves the merge the whole decode;
+    """A carry for other frames (or another tempo range), or folds of an activation that differs
+    from the merge's in one frame, leave the merge the whole decode;
     chunks overlapping so far that a chunk and its neighbours do not settle its frames are not
     folded (the fold declines, and the scheduler folds no further)."""
     from mirflow import Folded
@@ -459,6 +460,11 @@ def test_fold_state_that_does_not_fit_the_decode_is_not_used():
     for carry in (folded.carry._replace(frame=folded.carry.frame - 1), folded.carry._replace(min_bpm=60.0)):
         stale = tracker.paths(activation, 55.0, Folded(carry, folded.blocks[:-1]))  # would not even fit
         assert [p.tolist() for p, _ in stale] == [p.tolist() for p, _ in whole]
+    changed = activation.copy()
+    changed[2345] += 0.01  # the merge's activation differs from the folds' in one frame
+    folded_paths, changed_paths = tracker.paths(activation, 55.0, folded), tracker.paths(changed, 55.0, folded)
+    assert [p.tolist() for p, _ in changed_paths] == [p.tolist() for p, _ in tracker.paths(changed, 55.0)]
+    assert [s for _, s in changed_paths] != [s for _, s in folded_paths]  # decoded again, not backtraced
     assert tracker.fold(None, 0, parts[:2], track) is not None
     tight, close = chunked_parts(tracker, song, 50.0, 20.0, 14.0)
     assert tracker.fold(None, 0, tight[:2], close) is None  # chunk 2's crossfade begins within chunk 0's frames

@@ -47,6 +47,25 @@ class FoldCarry(NamedTuple):
     scores: tuple
 
 
+class FoldBlock(NamedTuple):
+    """What a fold keeps for the merge: the grid frames it decoded (``first`` up to ``stop``),
+    the checksum of their activation (:func:`frames_checksum`: the merge uses the folds only if
+    its own activation there has the same), and each model's back-pointers of those frames,
+    packed (:func:`.viterbi.pack`)."""
+
+    first: int
+    stop: int
+    checksum: int
+    backs: tuple
+
+
+def frames_checksum(activation: np.ndarray) -> int:
+    """A checksum of activation frames, to the bit (CRC-32 of their bytes)."""
+    import zlib
+
+    return zlib.crc32(np.ascontiguousarray(activation).tobytes())
+
+
 class Decoded(NamedTuple):
     """A decode of the whole track: beat frames (from :meth:`RNNTracker.track`) or times in
     seconds (from :meth:`RNNTracker.decode_track`); for a bar tracker each beat's position in
@@ -124,11 +143,10 @@ class RNNTracker(mirflow.Analyzer):
         from .viterbi import backtrace, chain_model, viterbi
 
         hmms = self.hmms(self.dbn(min_bpm))
-        carry = getattr(folded, "carry", None)
-        if isinstance(carry, FoldCarry) and carry.frame == len(activation) and carry.min_bpm == min_bpm \
-                and len(carry.scores) == len(hmms):
+        if fits(folded, activation, min_bpm, len(hmms)):
             def trace(n: int):
-                return backtrace(chain_model(hmms[n]), [block[n] for block in folded.blocks], carry.scores[n])
+                return backtrace(chain_model(hmms[n]), [block.backs[n] for block in folded.blocks],
+                                 folded.carry.scores[n])
 
             with ThreadPoolExecutor(max_workers=min(len(hmms), os.cpu_count() or 1)) as pool:
                 return list(pool.map(trace, range(len(hmms))))
@@ -178,7 +196,7 @@ class RNNTracker(mirflow.Analyzer):
         with ThreadPoolExecutor(max_workers=min(len(hmms), os.cpu_count() or 1)) as pool:
             passes = list(pool.map(forward, models, before, densities))
         return Fold(FoldCarry(stop, min_bpm, tuple(scores for scores, _ in passes)),
-                    tuple(pack(back) for _, back in passes))
+                    FoldBlock(start, stop, frames_checksum(activation), tuple(pack(back) for _, back in passes)))
 
     def decodable(self, activation: np.ndarray) -> np.ndarray:
         """The activation as this tracker's DBN passes read it (after the silence check)."""
@@ -367,6 +385,24 @@ class Downbeats(RNNTracker):
         margin = float(np.sort(scores)[-1] - np.sort(scores)[-2]) if len(scores) > 1 else np.inf
         confidence = float(1 - np.exp(-margin / max(1.0, len(activation) / FPS)))
         return Decoded(frames, positions[frames], f"{dbn.beats_per_bar[best]}/4", confidence)
+
+
+def fits(folded, activation: np.ndarray, min_bpm: float, models: int) -> bool:
+    """Whether the folds (``mirflow.Folded``) did this very decode's forward pass: the same
+    tempi and models, every frame of ``activation`` in order, and the same activation there to
+    the bit (each block's checksum). Anything else (no folds, fold state of another version or
+    decode) leaves the merge the whole-track decode."""
+    carry = getattr(folded, "carry", None)
+    if not (isinstance(carry, FoldCarry) and carry.frame == len(activation) and carry.min_bpm == min_bpm
+            and len(carry.scores) == models):
+        return False
+    frame = 0
+    for block in folded.blocks:
+        if not (isinstance(block, FoldBlock) and block.first == frame and len(block.backs) == models
+                and block.checksum == frames_checksum(activation[block.first:block.stop])):
+            return False
+        frame = block.stop
+    return frame == len(activation)
 
 
 def beat_activation(activation: np.ndarray) -> np.ndarray:
