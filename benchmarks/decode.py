@@ -11,7 +11,10 @@ and the state space, not on the music). Per length: each bar length's Viterbi al
 threads while their back-pointers fit in ``PARALLEL_DECODE_BYTES``, peaks and trimming).
 madmom's own ``HiddenMarkovModel.viterbi`` runs at the shortest length only (it keeps four bytes
 per state and frame: 1.8 GB for five minutes of 4/4) and must find the same path and
-probability. One thread, best of ``--repeat`` runs.
+probability. Last, the merge as it runs after the chunks' folds (issue 32): the forward passes
+done beforehand in 110 s stretches (a 120 s chunk's core), ``Downbeats.decode`` given what they
+left (the backtraces, peaks and trimming), which must decode what the whole-track merge does.
+One thread, best of ``--repeat`` runs.
 """
 
 from __future__ import annotations
@@ -40,6 +43,29 @@ def activations(minutes: float) -> np.ndarray:
     tracker = Downbeats()
     tracker.setup("cpu")
     return np.resize(tracker.rnn(samples, rate), (int(minutes * 60 * FPS), 2)).astype(np.float32)
+
+
+def fold_stretches(tracker, observations: np.ndarray, seconds: float = 110.0):
+    """What the chunks' folds leave the merge (``mirflow.Folded``): the forward passes over
+    ``observations`` in stretches of ``seconds``, their back-pointers packed, as
+    ``RNNTracker.fold`` runs them."""
+    from mirflow import Folded
+    from mirflow.plugins.madmom_fast.beats import FoldBlock, FoldCarry, frames_checksum
+    from mirflow.plugins.madmom_fast.viterbi import chain_model, forward, log_densities, pack
+
+    min_bpm = tracker.config["min_bpm"]
+    hmms = tracker.hmms(tracker.dbn(min_bpm))
+    models = [chain_model(hmm) for hmm in hmms]
+    scores, blocks = [model.log_initial for model in models], []
+    step = int(seconds * 100)
+    for first in range(0, len(observations), step):
+        stretch = observations[first:first + step]
+        passes = [forward(model, before, log_densities(hmm, stretch))
+                  for hmm, model, before in zip(hmms, models, scores)]
+        scores = [after for after, _ in passes]
+        blocks.append(FoldBlock(first, first + len(stretch), frames_checksum(stretch),
+                                tuple(pack(back) for _, back in passes)))
+    return Folded(FoldCarry(len(observations), min_bpm, tuple(scores)), tuple(blocks))
 
 
 def best_of(repeat: int, call) -> tuple[float, object]:
@@ -86,8 +112,15 @@ def main() -> None:
                 same = "yes" if np.array_equal(path, expected) and probability == expected_probability else "**no**"
             lines.append(f"| {minutes:g} min | {bars}/4 | {theirs} | {ours:.2f} s | {same} |")
             print(lines[-1], flush=True)
-        merge, _ = best_of(args.repeat, lambda: tracker.decode(observations))
+        merge, decoded = best_of(args.repeat, lambda: tracker.decode(observations))
         lines.append(f"| {minutes:g} min | merge (`Downbeats.decode`) | - | {merge:.2f} s | - |")
+        print(lines[-1], flush=True)
+        folds = fold_stretches(tracker, observations)
+        after, streamed = best_of(args.repeat, lambda: tracker.decode(observations, folds))
+        same = all(np.array_equal(a, b) for a, b in zip(decoded[:2], streamed[:2])) and decoded[2:] == streamed[2:]
+        kept = sum(len(packed.data) for block in folds.blocks for packed in block.backs) / 2**20
+        lines.append(f"| {minutes:g} min | merge after the folds (backtraces; {kept:.0f} MB kept) | - "
+                     f"| {after:.2f} s | {'yes' if same else '**no**'} |")
         print(lines[-1], flush=True)
     publish("\n".join(lines), "decode", args.write)
 

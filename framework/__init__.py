@@ -5,13 +5,13 @@ pipeline and returns :class:`mirflow.Result` objects. Plugins write ``@mirflow.h
 subclass :class:`mirflow.Analyzer`.
 """
 
-from .analyzer import (CURVE, EVENTS, LABEL, SCALAR, SEGMENTS, Analyzer, Param, ParamError, Requirement,
-                       threads_per_worker)
+from .analyzer import (CURVE, EVENTS, LABEL, SCALAR, SEGMENTS, Analyzer, Fold, Folded, Param, ParamError,
+                       Requirement, threads_per_worker)
 from .api import AnalysisError, Result, analyze
 from .hookspecs import hookimpl
 
 __all__ = [
     "CURVE", "EVENTS", "LABEL", "SCALAR", "SEGMENTS",
-    "AnalysisError", "Analyzer", "Param", "ParamError", "Requirement", "Result", "analyze", "hookimpl",
-    "threads_per_worker",
+    "AnalysisError", "Analyzer", "Fold", "Folded", "Param", "ParamError", "Requirement", "Result", "analyze",
+    "hookimpl", "threads_per_worker",
 ]

@@ -44,6 +44,7 @@ class Track:
     duration: float
     spans: list[ChunkSpan]
     inputs: dict[str, Any] = field(default_factory=dict)  # the step's at-merge inputs (None if absent)
+    folded: Any = None  # mirflow.Folded: what the analyzer's folds left, at the merge (None: not folded)
 
 
 def chunk_preview(kinds: dict[str, str], outputs: dict[str, Any], offset: float, span: ChunkSpan) -> dict[str, Any]:

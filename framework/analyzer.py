@@ -98,6 +98,26 @@ class Requirement:
     at_merge: bool = False
 
 
+@dataclass(frozen=True)
+class Fold:
+    """What one :meth:`Analyzer.fold` returns: ``carry``, what the next fold starts from (keep
+    it small: it travels to the coordinator and out again with every fold), and ``block``, what
+    the merge needs of the stretch this fold covered (kept by the coordinator, in chunk order,
+    and handed to the merge once)."""
+
+    carry: Any
+    block: Any = None
+
+
+@dataclass(frozen=True)
+class Folded:
+    """What the merge finds in ``track.folded`` when every chunk was folded: the last fold's
+    ``carry`` and every fold's ``block``, in chunk order."""
+
+    carry: Any
+    blocks: tuple
+
+
 class Analyzer:
     """Base class for every analyzer. Subclasses set the class attributes below.
 
@@ -124,6 +144,9 @@ class Analyzer:
     # per track). For models whose input is not gain-invariant (madmom's log(1 + x) spectrograms):
     # a song 12 dB quieter must give the same beats and chords.
     level_normalized: ClassVar[bool] = False
+    # True: the merge can be folded chunk by chunk as the chunks come in (see ``fold``), so that
+    # little of it is left once the last chunk is analyzed.
+    folds: ClassVar[bool] = False
 
     def __init__(self, **config: Any) -> None:
         self.config = self.validate_params(config)
@@ -208,6 +231,28 @@ class Analyzer:
         and snapped to beats...). Default: None, mirflow's rule per output kind
         (mirflow.aggregate). Another plugin can still take a merge over through the
         ``aggregate`` hook, which is asked first.
+
+        ``track.folded`` holds what the analyzer's folds left (see ``fold``), or None.
+        """
+        return None
+
+    def fold(self, carry: Any, index: int, parts: list, track) -> Fold | None:
+        """Fold chunk ``index`` into the merge ahead of it (analyzers with ``folds = True``).
+
+        A merge that is a recursion over the track in time order (a Viterbi forward pass) need
+        not wait for the last chunk: mirflow calls ``fold`` once per chunk, in chunk order, as
+        soon as chunk ``index`` and its neighbours are analyzed and the fold of chunk
+        ``index - 1`` is back. ``parts`` are the chunks
+        ``index - 1``, ``index`` and ``index + 1`` (those that exist; :class:`Part`, as
+        ``merge`` gets them): whatever of chunk ``index`` an overlap's crossfade changes is
+        known once its neighbours are. ``carry`` is what the fold before returned (None for
+        chunk 0); ``track`` has no at-merge inputs yet. Return a :class:`Fold`, or None when
+        this track cannot be folded (the merge then gets no fold state).
+
+        A fold is a unit like any other (it runs in a worker, on any executor), so it must be
+        a pure function of its arguments. When every chunk was folded, ``merge`` finds
+        :class:`Folded` in ``track.folded`` (else None: a fold failed or declined, or the track
+        is one chunk) and must give exactly what it gives without it.
         """
         return None
 
@@ -254,6 +299,8 @@ def check_analyzer_class(cls: type) -> None:
     for output, kind in cls.outputs.items():
         if kind not in OUTPUT_KINDS:
             raise TypeError(f"{where}.outputs[{output!r}] has unknown kind {kind!r}")
+    if cls.folds and cls.fold is Analyzer.fold:
+        raise TypeError(f"{where}.folds is True but it does not define fold(carry, index, parts, track)")
     try:
         cls.validate_params({})
     except ParamError as err:

@@ -190,8 +190,37 @@ class CountAtMerge(mirflow.Analyzer):
         return {"counted": 0}
 
 
+class Folding(mirflow.Analyzer):
+    """Folds its merge chunk by chunk: each fold carries the chunks folded so far and keeps, as
+    its block, which chunks it was given; the merge says what its folds left ('none': nothing).
+    ``fail_at`` / ``decline_at``: the fold of that chunk raises / returns None."""
+
+    name = "fake.folding"
+    sample_rate = 22050
+    folds = True
+    params = {"fail_at": mirflow.Param(-1, int), "decline_at": mirflow.Param(-1, int)}
+    outputs = {"folds": mirflow.LABEL, "chunks": mirflow.SCALAR}
+    chunk_outputs = {"chunk": mirflow.SCALAR}
+
+    def analyze(self, chunk, inputs):
+        return {"chunk": float(chunk.index)}
+
+    def fold(self, carry, index, parts, track):
+        if index == self.config["fail_at"]:
+            raise RuntimeError("this fold fails")
+        if index == self.config["decline_at"]:
+            return None
+        given = "+".join(str(int(part.outputs["chunk"]["value"])) for part in parts)
+        return mirflow.Fold(carry=(carry or ()) + (index,), block=f"{index}:{given}")
+
+    def merge(self, parts, track):
+        folded = track.folded
+        label = "none" if folded is None else " ".join(folded.blocks) + " | " + ",".join(map(str, folded.carry))
+        return {"folds": {"label": label, "confidence": 1.0}, "chunks": float(len(parts))}
+
+
 ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, ImportsMissingLibrary, GpuCounter, Slow, CrashOnce,
-       CountAtMerge)
+       CountAtMerge, Folding)
 
 
 class FakePlugin:

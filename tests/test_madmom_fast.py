@@ -110,17 +110,18 @@ def test_the_viterbi_kernel_compiles_once_per_machine_not_once_per_worker_slot(t
     import sys
 
     script = ("from mirflow.plugins.madmom_fast.viterbi import _kernel\n"
-              "hits, misses = _kernel().stats.cache_hits, _kernel().stats.cache_misses\n"
-              "print(sum(hits.values()), sum(misses.values()))\n")
+              "stats = [kernel.stats for kernel in _kernel()]\n"
+              "hits = sum(sum(s.cache_hits.values()) for s in stats)\n"
+              "print(hits, sum(sum(s.cache_misses.values()) for s in stats))\n")
     loads = []
     for slot in ("cpu-0", "cpu-1"):
         environment = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / slot))
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
         assert done.returncode == 0, done.stderr
         loads.append(done.stdout.split())
-    assert loads == [["0", "1"], ["1", "0"]]  # compiled (a cache miss), then loaded (a hit)
+    assert loads == [["0", "2"], ["2", "0"]]  # both halves compiled (cache misses), then loaded (hits)
     assert list((tmp_path / "mirflow" / "numba" / "shared").rglob("*.nbi"))
-    assert not (tmp_path / "cpu-0").exists() or not list((tmp_path / "cpu-0").rglob("*decode*"))
+    assert not (tmp_path / "cpu-0").exists() or not list((tmp_path / "cpu-0").rglob("*viterbi_*"))
 
 
 def test_blocked_features_equal_madmoms_rnn_input_and_activation():
@@ -376,3 +377,176 @@ def test_bars_are_moved_to_start_where_the_harmony_changes():
     steps = np.array([t for t, _ in walking.beats])
     positions = np.arange(len(steps)) % 4 + 1
     np.testing.assert_array_equal(bar_phase(steps, positions, pitch_classes(walking.samples, 44100)), positions)
+
+
+def chunked_parts(tracker, song, duration: float, length: float, overlap: float):
+    """``tracker``'s chunk outputs for ``song`` cut as the scheduler cuts it, in track time (as
+    the merge and the folds get them), and the track."""
+    from mirflow.aggregate import Track
+    from mirflow.audio import Chunk, plan_chunks
+    from mirflow.scheduler.runner import track_parts
+
+    spans = plan_chunks(duration, min_duration=length, length=length, overlap=overlap)
+    raw, offsets = [], []
+    for span in spans:
+        first, last = int(round(span.start * song.sample_rate)), int(round(span.end * song.sample_rate))
+        chunk = Chunk(span.index, first / song.sample_rate, span.end, span.core_start, span.core_end,
+                      song.samples[first:last], song.sample_rate, "song.wav")
+        raw.append(tracker.analyze(chunk, {}))
+        offsets.append((span.index, chunk.start))
+    track = Track("song.wav", duration, spans)
+    return track_parts(tracker, offsets, raw, track), track
+
+
+def fold_all(tracker, parts, track):
+    """Every chunk folded in order, each given itself and its neighbours, as the scheduler does."""
+    from mirflow import Folded
+
+    carry, blocks = None, []
+    for index in range(len(parts)):
+        fold = tracker.fold(carry, index, parts[max(0, index - 1):index + 2], track)
+        assert fold is not None, f"chunk {index} declined"
+        carry, blocks = fold.carry, blocks + [fold.block]
+    return Folded(carry, tuple(blocks))
+
+
+@pytest.mark.parametrize("chords, bpm, bar, duration, length, overlap", [
+    (["A:min", "F:maj", "C:maj", "G:maj"], 112, 4, 75.0, 25.0, 10.0),  # 5 chunks
+    (["C:maj", "G:maj"], 168, 3, 62.0, 20.0, 5.0),  # a waltz, 4 chunks, the last one short
+])
+@pytest.mark.parametrize("tracker_class", ["Beats", "Downbeats"])
+def test_a_folded_decode_is_the_whole_track_decode_to_the_bit(chords, bpm, bar, duration, length, overlap,
+                                                              tracker_class):
+    """Issue 32: the Viterbi's forward pass folded chunk by chunk as the chunks come in, then
+    one backtrace, gives the whole-track decode's paths and log probabilities exactly (every
+    bar length's), and so the same merge."""
+    import mirflow.plugins.madmom_fast as madmom_fast
+    from mirflow.plugins.madmom_fast.networks import stitch
+
+    tracker = getattr(madmom_fast, tracker_class)()
+    tracker.setup("cpu")
+    song = make_song(chords, bpm=bpm, beats_per_bar=bar, duration=duration, seed=3)
+    parts, track = chunked_parts(tracker, song, duration, length, overlap)
+    folded = fold_all(tracker, parts, track)
+    activation = tracker.decodable(stitch(parts, "activation", duration))
+    assert folded.carry.frame == len(activation)  # the folds covered every frame: the merge only backtraces
+    min_bpm = tracker.config["min_bpm"]
+    whole, streamed = tracker.paths(activation, min_bpm), tracker.paths(activation, min_bpm, folded)
+    assert len(whole) == (2 if tracker_class == "Downbeats" else 1)
+    for (path, probability), (folded_path, folded_probability) in zip(whole, streamed):
+        np.testing.assert_array_equal(folded_path, path)
+        assert folded_probability == probability and np.isfinite(probability)
+    merged = tracker.merge(parts, track)
+    track.folded = folded
+    assert tracker.merge(parts, track) == merged and len(merged["beats"]) > duration * bpm / 60 * 0.8
+
+
+def test_fold_state_that_does_not_fit_the_decode_is_not_used():
+    """A carry for other frames (or another tempo range), or folds of an activation that differs
+    from the merge's in one frame, leave the merge the whole decode;
+    chunks overlapping so far that a chunk and its neighbours do not settle its frames are not
+    folded (the fold declines, and the scheduler folds no further)."""
+    from mirflow import Folded
+    from mirflow.plugins.madmom_fast import Downbeats
+    from mirflow.plugins.madmom_fast.networks import stitch
+
+    tracker = Downbeats()
+    tracker.setup("cpu")
+    song = make_song(["D:min", "A#:maj"], bpm=128, duration=50.0, seed=4)
+    parts, track = chunked_parts(tracker, song, 50.0, 20.0, 5.0)
+    folded = fold_all(tracker, parts, track)
+    activation = tracker.decodable(stitch(parts, "activation", 50.0))
+    whole = tracker.paths(activation, 55.0)
+    for carry in (folded.carry._replace(frame=folded.carry.frame - 1), folded.carry._replace(min_bpm=60.0)):
+        stale = tracker.paths(activation, 55.0, Folded(carry, folded.blocks[:-1]))  # would not even fit
+        assert [p.tolist() for p, _ in stale] == [p.tolist() for p, _ in whole]
+    changed = activation.copy()
+    changed[2345] += 0.01  # the merge's activation differs from the folds' in one frame
+    folded_paths, changed_paths = tracker.paths(activation, 55.0, folded), tracker.paths(changed, 55.0, folded)
+    assert [p.tolist() for p, _ in changed_paths] == [p.tolist() for p, _ in tracker.paths(changed, 55.0)]
+    assert [s for _, s in changed_paths] != [s for _, s in folded_paths]  # decoded again, not backtraced
+    assert tracker.fold(None, 0, parts[:2], track) is not None
+    tight, close = chunked_parts(tracker, song, 50.0, 20.0, 14.0)
+    assert tracker.fold(None, 0, tight[:2], close) is None  # chunk 2's crossfade begins within chunk 0's frames
+
+
+def test_a_run_folds_the_decodes_as_chunks_come_in_and_writes_what_the_unfolded_merge_writes(tmp_path, monkeypatch):
+    """The scheduler with the real trackers on 75 s in 25 s chunks: one fold unit per chunk
+    per tracker, in worker processes and inline, and each the same result (every output, the
+    timeline) as without folds."""
+    import json
+
+    import soundfile
+
+    import mirflow
+    from mirflow.pipeline import load_pipeline
+    from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
+    from mirflow.plugins.madmom_fast import RNNTracker
+    from mirflow.scheduler import run_pipeline
+
+    song = make_song(["A:min", "F:maj", "C:maj", "G:maj"], bpm=112, duration=75.0, seed=3)
+    path = tmp_path / "song.wav"
+    soundfile.write(path, song.samples, song.sample_rate)
+    (tmp_path / "p.yaml").write_text("chunking: {min_duration: 20, length: 25, overlap: 10}\n"
+                                     "steps: [{analyzer: madmom_fast.downbeats, id: bars}, madmom_fast.beats]\n"
+                                     "timeline: {beats: bars}\n")
+
+    class Folds:
+        def __init__(self):
+            self.chunks = {}
+
+        @mirflow.hookimpl
+        def progress(self, event):
+            if event.kind == "unit_finished" and event.data.get("kind") == "fold":
+                self.chunks.setdefault(event.step, []).append(event.chunk)
+
+    def run(name, **options):
+        pm, folds = make_plugin_manager(), Folds()
+        pm.register(folds)
+        registry = collect_analyzers(pm)
+        outcomes, _ = run_pipeline(load_pipeline(tmp_path / "p.yaml", registry), registry, pm, [str(path)],
+                                   output_dir=tmp_path / name, formats=["json"], **options)
+        assert outcomes[0].ok, outcomes[0].error
+        result = json.loads((tmp_path / name / "song.json").read_text())
+        outputs = {step: record["outputs"] for step, record in result["steps"].items()}
+        return outputs, result["timeline"], folds.chunks
+
+    processes, inline = run("processes", jobs=2), run("inline", inline=True)
+    assert processes[2] == inline[2] == {"bars": [0, 1, 2, 3, 4], "beats": [0, 1, 2, 3, 4]}
+    monkeypatch.setattr(RNNTracker, "folds", False)  # the coordinator's registry: no fold units are queued
+    unfolded = run("processes-unfolded", jobs=2), run("inline-unfolded", inline=True)
+    assert unfolded[0][2] == unfolded[1][2] == {}
+    # Each compared with its own kind: a worker-process and an inline run may differ in a beat
+    # time's last float digits (the subdivisions, computed before rounding), folded or not.
+    assert processes[:2] == unfolded[0][:2] and inline[:2] == unfolded[1][:2]
+    assert len(inline[0]["beats"]["beats"]) > 120 and len(inline[1]["downbeats"]) > 30
+
+
+def test_the_double_tempo_re_decode_after_folds_is_the_unfolded_one():
+    """What stays serial: when the first pass (from the folds) follows every other beat, the
+    re-decode at double tempo is a whole-track Viterbi with other tempi (the folds' carry is
+    for the first pass only), and the merge gives what it gives without folds. The GM song at
+    184 BPM with a half-time feel (the networks' activations), cut into 10 s chunks."""
+    from mirflow.aggregate import Part, Track
+    from mirflow.audio import plan_chunks
+    from mirflow.plugins.madmom_fast import Downbeats, double_tempo_floor
+    from mirflow.plugins.madmom_fast.networks import stitch
+
+    saved = np.load(Path(__file__).parent / "data" / "halftime_184bpm_activations.npz")
+    for tracker, name in ((Beats(), "beats"), (Downbeats(), "downbeats")):
+        activation = saved[name].astype(np.float32)
+        duration = len(activation) / 100
+        spans = plan_chunks(duration, min_duration=5, length=10, overlap=3)
+        parts = [Part(span, {"activation": {"times": np.arange(round(span.start * 100), round(span.end * 100)) / 100,
+                                            "values": activation[round(span.start * 100):round(span.end * 100)]}},
+                      span.index == len(spans) - 1) for span in spans]
+        track = Track("song.wav", duration, spans)
+        folded = fold_all(tracker, parts, track)
+        assert len(folded.blocks) == len(spans) > 3
+        stitched = tracker.decodable(stitch(parts, "activation", duration))
+        first = tracker.track(stitched, tracker.config["min_bpm"], folded)
+        assert double_tempo_floor(first.beats, stitched, tracker.config["max_bpm"]) is not None  # re-decoded
+        merged = tracker.merge(parts, track)
+        track.folded = folded
+        assert tracker.merge(parts, track) == merged
+        assert 60 / np.median(np.diff([b["time"] for b in merged["beats"]])) == pytest.approx(184, rel=0.03)

@@ -48,6 +48,7 @@ def test_two_plugins_registering_one_name_are_rejected(add_analyzers):
     ({"resource": "tpu"}, "resource must be one of"),
     ({"outputs": {"x": "histogram"}}, "unknown kind 'histogram'"),
     ({"params": {"n": mirflow.Param(0, int, min=1)}}, "defaults do not validate"),
+    ({"folds": True}, r"folds is True but it does not define fold\(carry, index, parts, track\)"),
 ])
 def test_malformed_analyzers_are_rejected_at_registration(add_analyzers, attributes, message):
     cls = type("Bad", (mirflow.Analyzer,), {"name": "bad.one", "outputs": {"x": mirflow.SCALAR}, **attributes})

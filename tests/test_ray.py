@@ -208,6 +208,22 @@ def test_a_second_run_on_ray_skips_what_is_up_to_date(cluster, pm, registry, wri
     assert [o.skipped for o in again] == ["result is up to date"] * 3
 
 
+def test_folds_run_in_chunk_order_on_ray_actors(cluster, pm, registry, write_pipeline, write_clicks, tmp_path):
+    """A folding analyzer's fold units on the cluster: one per chunk, in order, each carrying
+    what the fold before returned (they are pure units: any actor may run any of them)."""
+    recorder = Recorder()
+    pm.register(recorder)
+    path, _ = write_clicks(50.0)
+    pipeline = load_pipeline(write_pipeline("chunking: {min_duration: 20, length: 20, overlap: 5}\n"
+                                            "steps: [fake.folding]\n"), registry)
+    (outcome,), _ = run_pipeline(pipeline, registry, pm, [str(path)], output_dir=tmp_path / "out", executor="ray")
+    assert outcome.ok
+    result = json.loads(Path(outcome.written[0]).read_text())
+    assert result["summary"]["folds"]["label"] == "0:0+1 1:0+1+2 2:1+2 | 0,1,2"
+    folds = [e for e in recorder.of("unit_started") if e.data["kind"] == "fold"]
+    assert [e.chunk for e in folds] == [0, 1, 2] and all(e.data.get("node") for e in folds)
+
+
 def test_ctrl_c_on_ray_leaves_only_complete_result_files(songs, tmp_path):
     folder = tmp_path / "songs"
     folder.mkdir()

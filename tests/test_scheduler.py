@@ -456,3 +456,46 @@ def test_an_idle_scheduler_stops_its_workers_and_starts_them_again_for_the_next_
     assert len(recorder.of("workers_started")) == 2
     result = json.loads((tmp_path / "out" / "second.json").read_text())
     assert len(result["steps"]["clicks"]["outputs"]["clicks"]) == len(clicks)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_folds_run_once_per_chunk_in_chunk_order_after_its_neighbours_and_before_the_merge(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path, jobs):
+    """A folding analyzer (fake.folding) on 50 s in 20 s chunks (5 s overlap: 3 chunks) and
+    on a one-chunk file: inline (jobs 1) and in worker processes (jobs 2)."""
+    long, _ = write_clicks(50.0, name="long.wav")
+    short, _ = write_clicks(10.0, name="short.wav")
+    pipeline = write_pipeline("chunking: {min_duration: 20, length: 20, overlap: 5}\nsteps: [fake.folding]\n")
+    outcomes, (result, single), _ = run(pm, registry, pipeline, [long, short], tmp_path / "out", jobs=jobs,
+                                        inline=jobs == 1)
+    assert [o.ok for o in outcomes] == [True, True]
+    # Each fold got its chunk and its neighbours, carried what the fold before it returned,
+    # and the merge got every fold's block in chunk order.
+    assert result["summary"]["folds"]["label"] == "0:0+1 1:0+1+2 2:1+2 | 0,1,2"
+    assert single["summary"]["folds"]["label"] == "none"  # one chunk: nothing to fold ahead of the merge
+    events = [e for e in recorder.events if e.file == str(long) and e.kind in ("unit_started", "unit_finished")]
+    started = [(e.data["kind"], e.chunk) for e in events if e.kind == "unit_started"]
+    folds = [chunk for kind, chunk in started if kind == "fold"]
+    assert folds == [0, 1, 2]
+    assert max(started.index(("fold", n)) for n in folds) < started.index(("aggregate", None))
+    finished = [(e.data["kind"], e.chunk) for e in events if e.kind == "unit_finished"]
+    order = [(e.kind, e.data["kind"], e.chunk) for e in events]
+    for n in folds:  # after its chunk, the next chunk and the fold before it came back
+        needed = [("unit_finished", "analyze", c) for c in (n, n + 1) if ("analyze", c) in finished]
+        needed += [("unit_finished", "fold", n - 1)] if n else []
+        assert all(order.index(need) < order.index(("unit_started", "fold", n)) for need in needed)
+    assert not [e for e in recorder.events if e.file == str(short) and e.data.get("kind") == "fold"]
+
+
+@pytest.mark.parametrize("params, note", [({"fail_at": 1}, "the fold of chunk 1 failed"), ({"decline_at": 1}, None)])
+def test_a_fold_that_fails_or_declines_leaves_the_merge_its_whole_work(
+        pm, registry, recorder, write_pipeline, write_clicks, tmp_path, params, note):
+    path, _ = write_clicks(50.0)
+    pipeline = write_pipeline("chunking: {min_duration: 20, length: 20, overlap: 5}\n"
+                              f"steps: [{{analyzer: fake.folding, params: {json.dumps(params)}}}]\n")
+    outcomes, (result,), _ = run(pm, registry, pipeline, [path], tmp_path / "out", inline=True)
+    assert outcomes[0].ok and result["steps"]["folding"]["status"] == "ok"
+    assert result["summary"]["folds"]["label"] == "none" and result["summary"]["chunks"]["value"] == 3
+    assert [e.chunk for e in recorder.of("unit_started") if e.data["kind"] == "fold"] == [0, 1]  # none after it
+    notes = result["steps"]["folding"]["notes"]
+    assert any(note in n for n in notes) if note else notes == []

@@ -9,13 +9,16 @@ import time
 
 import pytest
 
+import mirflow
+from mirflow.audio import plan_chunks
 from mirflow.pipeline import load_pipeline
 from mirflow.scheduler import build_scheduler
 from mirflow.scheduler.batcher import GpuBatcher, GpuItem
+from mirflow.scheduler.folds import FoldStream
 from mirflow.scheduler.plan import FilePlan, FileState, StepPhase, StepState
 from mirflow.scheduler.records import Status, StepRecord
 from mirflow.scheduler.slots import Died, Done, Ready, Slot, SlotPool, StartFailed, WorkersCannotStart
-from mirflow.scheduler.units import (AGGREGATE, ANALYZE, AnalyzeWork, Completion, DecodeWork, MergeWork, Unit,
+from mirflow.scheduler.units import (AGGREGATE, ANALYZE, FOLD, AnalyzeWork, Completion, DecodeWork, MergeWork, Unit,
                                      UnitKind, enqueue)
 
 
@@ -53,6 +56,43 @@ def test_units_are_frozen_and_their_kind_follows_their_work():
     queue = __import__("collections").deque([Unit(2, "cpu", AnalyzeWork(None, None, {}))])
     enqueue(queue, Unit(3, "cpu", merge))
     assert [u.kind for u in queue] == [AGGREGATE, ANALYZE]  # a merge goes ahead of chunk work
+    fold = FoldStream(plan_chunks(50.0, min_duration=20, length=20, overlap=5), 50.0)
+    fold.add(0, 0.0, {})
+    fold.add(1, 15.0, {})
+    enqueue(queue, Unit(4, "cpu", fold.next_work()))
+    assert [u.kind for u in queue] == [AGGREGATE, FOLD, ANALYZE]  # a fold too, behind the merges queued before it
+
+
+def test_a_fold_stream_folds_one_chunk_at_a_time_once_its_neighbours_are_in():
+    stream = FoldStream(plan_chunks(50.0, min_duration=20, length=20, overlap=5), 50.0)
+    stream.add(0, 0.0, {"n": 0})
+    assert stream.next_work() is None  # chunk 1 (its crossfade neighbour) is not in
+    stream.add(2, 30.0, {"n": 2})
+    stream.add(1, 15.0, {"n": 1})
+    first = stream.next_work()
+    assert (first.index, first.offsets, first.carry) == (0, ((0, 0.0), (1, 15.0)), None)
+    assert first.raw == ({"n": 0}, {"n": 1})
+    assert stream.next_work() is None and stream.busy()  # one fold out at a time
+    stream.done(Completion(Unit(1, "cpu", first, chunk=0), True, mirflow.Fold("after 0", "block 0")))
+    second = stream.next_work()
+    assert (second.index, [i for i, _ in second.offsets], second.carry) == (1, [0, 1, 2], "after 0")
+    assert stream.folded() is None  # chunks 1 and 2 not folded yet
+    stream.done(Completion(Unit(2, "cpu", second, chunk=1), True, mirflow.Fold("after 1", "block 1")))
+    assert sorted(stream.parts) == [1, 2]  # chunk 0 is no later fold's neighbour
+    third = stream.next_work()
+    stream.done(Completion(Unit(3, "cpu", third, chunk=2), True, mirflow.Fold("after 2", "block 2")))
+    assert not stream.busy() and stream.folded() == mirflow.Folded("after 2", ("block 0", "block 1", "block 2"))
+
+
+def test_a_fold_stream_stops_for_good_when_a_fold_fails_or_declines():
+    for value, ok in ((None, True), (None, False)):
+        stream = FoldStream(plan_chunks(50.0, min_duration=20, length=20, overlap=5), 50.0)
+        for chunk in range(3):
+            stream.add(chunk, 15.0 * chunk, {})
+        work = stream.next_work()
+        stream.done(Completion(Unit(1, "cpu", work, chunk=0), ok, value, error=None if ok else "boom"))
+        assert stream.next_work() is None and not stream.busy() and stream.folded() is None
+        assert stream.parts == {}  # nothing kept for folds that will not come
 
 
 class ScriptedPool(SlotPool):

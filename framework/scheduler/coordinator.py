@@ -26,8 +26,8 @@ from .claims import scratch_dir
 from .plan import FilePlan, FileState, Next
 from .records import FileOutcome, Status, StepRecord
 from .sink import ResultSink
-from .units import (AGGREGATE, ANALYZE, BATCH, DECODE, EXPORT, PREPARE, AnalyzeWork, BatchWork, Completion, DecodeWork,
-                    Unit)
+from .units import (AGGREGATE, ANALYZE, BATCH, DECODE, EXPORT, FOLD, PREPARE, AnalyzeWork, BatchWork, Completion,
+                    DecodeWork, Unit)
 
 __all__ = ["FileJob", "FileOutcome", "Scheduler", "Status", "StepRecord", "Terminated"]
 
@@ -300,6 +300,8 @@ class Scheduler:
                 self.batcher.add(unit.step, GpuItem(plan.path, unit.chunk, prepared.offset, prepared.features,
                                                     unit.work.inputs))
             self._queue(plan, work)
+        elif unit.kind == FOLD:
+            self._queue(plan, plan.fold_done(unit, completion))
         elif unit.kind == AGGREGATE:
             self._queue(plan, plan.merged(unit, completion))
 

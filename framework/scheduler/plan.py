@@ -3,7 +3,8 @@
 The step graph is the pipeline's (steps ordered by their inputs). A step moves through
 :class:`StepPhase` by explicit transitions: ``WAITING`` for the steps it needs per chunk,
 ``ANALYZING`` while its chunk units are out, ``MERGE_WAITING`` once every chunk is in but an
-input it needs only at the merge (``at_merge``) is not, ``MERGING`` while its aggregate unit
+input it needs only at the merge (``at_merge``) is not, or (an analyzer that folds its merge
+chunk by chunk, ``folds.py``) its last folds are still out, ``MERGING`` while its aggregate unit
 is out, and ``SETTLED`` once its record says ok, failed or skipped. The file as a whole is
 in one :class:`FileState`. A plan never queues anything itself: its methods return the work
 to queue next (:class:`Next`), which the coordinator turns into units.
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 from .. import events
 from ..aggregate import chunk_preview
 from ..audio import ChunkSpan, plan_chunks
+from .folds import FoldStream
 from .records import Status, StepRecord
 from .units import (PREPARE, AnalyzeWork, Binding, Completion, Decoded, MergeWork, PrepareWork, Unit)
 
@@ -26,7 +28,7 @@ from .units import (PREPARE, AnalyzeWork, Binding, Completion, Decoded, MergeWor
 class StepPhase(Enum):
     WAITING = "waiting"  # for the steps whose outputs its chunks need
     ANALYZING = "analyzing"  # its chunk (or prepare and batch) units are out
-    MERGE_WAITING = "merge waiting"  # every chunk is in; an at-merge input is not yet
+    MERGE_WAITING = "merge waiting"  # every chunk is in; an at-merge input or its last folds are not yet
     MERGING = "merging"  # its aggregate unit is out
     SETTLED = "settled"  # its record says ok, failed or skipped
 
@@ -75,7 +77,8 @@ class StepState:
     chunks_left: int = 0  # chunks not analyzed yet
     prepares_left: int = 0  # a gpu step's prepare units still out
     parts: dict[int, tuple[float, Any]] = field(default_factory=dict)  # chunk -> (offset, raw outputs)
-    merge: MergeWork | None = None  # in MERGE_WAITING: its merge, waiting for at-merge inputs
+    merge: MergeWork | None = None  # in MERGE_WAITING: its merge, waiting for at-merge inputs (or folds)
+    folds: FoldStream | None = None  # its folds, when its analyzer folds and the file has several chunks
 
     def move(self, phase: StepPhase) -> None:
         if phase not in STEP_MOVES[self.phase]:
@@ -198,6 +201,27 @@ class FilePlan:
         state.record.device = completion.value.device
         return self.part_done(step_id, chunk, offset, completion.value.outputs[position])
 
+    def fold_done(self, unit: Unit, completion: Completion) -> list[Next]:
+        """A fold unit came back: the next fold, and the merge if it waited for this one. A
+        failed fold fails nothing: the folding stops and the merge does its whole work."""
+        state = self.steps[unit.step]
+        state.record.seconds += completion.seconds
+        state.record.cpu_seconds += completion.cpu_seconds
+        if state.phase is StepPhase.SETTLED:
+            return []
+        if not completion.ok:
+            state.record.notes.append(f"the fold of chunk {unit.chunk} failed ({completion.error}); "
+                                      "merged without folding")
+        state.folds.done(completion)
+        queued = self.next_fold(unit.step)
+        return queued + (self.ready_steps() if state.phase is StepPhase.MERGE_WAITING else [])
+
+    def next_fold(self, step_id: str) -> list[Next]:
+        """The step's next fold unit, when it can be queued now."""
+        folds = self.steps[step_id].folds
+        work = folds.next_work() if folds else None
+        return [] if work is None else [Next(step_id, work.index, work)]
+
     def merged(self, unit: Unit, completion: Completion) -> list[Next]:
         state = self.steps[unit.step]
         record = state.record
@@ -205,7 +229,7 @@ class FilePlan:
         record.cpu_seconds += completion.cpu_seconds
         if completion.ok:
             state.settle(Status.OK)
-            record.outputs, record.notes = completion.value.outputs, completion.value.notes
+            record.outputs, record.notes = completion.value.outputs, record.notes + completion.value.notes
             record.device = record.device or "cpu"
             self.emit(events.STEP_FINISHED, file=self.path, step=unit.step, data={"outputs": record.outputs})
         else:
@@ -217,6 +241,7 @@ class FilePlan:
         if self.keep_tracebacks and completion.traceback:
             error["traceback"] = completion.traceback
         self.steps[step_id].settle(Status.FAILED, error)
+        self.steps[step_id].folds = None  # a fold still out comes back to a settled step and is ignored
 
     # -- the step graph ---------------------------------------------------------------
     def spans_for(self, step) -> list[ChunkSpan]:
@@ -266,14 +291,17 @@ class FilePlan:
                 if readiness == "waiting":
                     continue
                 if readiness != "ready":
-                    state.merge = None
+                    state.merge = state.folds = None
                     state.settle(Status.SKIPPED, {"message": f"skipped: its input step {readiness!r} did not succeed"})
                     changed = True
                 elif merging:
+                    if state.folds and state.folds.busy():
+                        continue  # fold_done asks again when its last fold is back
                     merge, state.merge = state.merge, None
+                    folded, state.folds = state.folds.folded() if state.folds else None, None
                     state.move(StepPhase.MERGING)
                     inputs = self.input_values(self.step_inputs(step, at_merge=True))
-                    queued.append(Next(step.id, None, replace(merge, inputs=inputs)))
+                    queued.append(Next(step.id, None, replace(merge, inputs=inputs, folded=folded)))
                 else:
                     queued += self.start_step(step)
         return queued
@@ -284,6 +312,8 @@ class FilePlan:
         state = self.steps[step.id]
         state.move(StepPhase.ANALYZING)
         state.chunks_left, state.parts = len(spans), {}
+        if self.registry.get(step.analyzer).folds and len(spans) > 1:  # one chunk: nothing to fold ahead of the merge
+            state.folds = FoldStream(spans, self.audio.duration)
         gpu = self.registry.get(step.analyzer).resource == "gpu"
         if gpu:
             state.prepares_left = len(spans)
@@ -295,14 +325,17 @@ class FilePlan:
         state = self.steps[step_id]
         state.parts[chunk] = (offset, value)
         state.chunks_left -= 1
+        if state.folds:
+            state.folds.add(chunk, offset, value)
+        folds = self.next_fold(step_id)
         if state.chunks_left:
-            return []
+            return folds
         parts, state.parts = sorted(state.parts.items()), {}
         state.merge = MergeWork(offsets=tuple((index, offset) for index, (offset, _) in parts),
                                 raw=tuple(value for _, (_, value) in parts), duration=self.audio.duration,
                                 spans=tuple(self.spans_for(self.pipeline.step(step_id))))
         state.move(StepPhase.MERGE_WAITING)
-        return self.ready_steps()
+        return folds + self.ready_steps()
 
     def preview(self, step_id: str, chunk: int, offset: float, value: Any) -> None:
         """Tell listeners what this chunk found, in track time, before the step is merged."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..aggregate import Part, Track, default_aggregate
-from ..analyzer import Analyzer
+from ..analyzer import Analyzer, Fold
 from ..audio import ChunkSpan, DecodeError, check_decodable, store_audio
 from ..contract import ContractError, check_outputs
 from ..io import file_sha256
@@ -44,23 +44,33 @@ def prepare_analyzer(cls: type[Analyzer], params: dict[str, Any], device: str, r
     return analyzer
 
 
+def track_parts(analyzer: Analyzer, offsets: list[tuple[int, float]], raw: list[Any], track: Track,
+                notes: list[str] | None = None) -> list[Part]:
+    """Chunk outputs checked against the contract (mirflow.contract) and moved to track time,
+    as the merge and the folds get them. ``offsets`` holds (chunk index, time of the chunk's
+    first sample) per raw output; ``notes`` collects what the contract's rules cleaned."""
+    kinds = analyzer.chunk_outputs or analyzer.outputs
+    spans = {span.index: span for span in track.spans}
+    final = track.spans[-1].index if track.spans else (offsets[-1][0] if offsets else None)  # the track's last chunk
+    parts = []
+    for (index, start), outputs in zip(offsets, raw):
+        span = spans.get(index, ChunkSpan(0, 0.0, track.duration, 0.0, track.duration))
+        where = f"{analyzer.name}: chunk {index}" if len(track.spans or raw) > 1 else analyzer.name
+        normalized = check_outputs(kinds, outputs, offset=start, bound=span.end - start, where=where, notes=notes)
+        parts.append(Part(span=span, outputs=normalized, last=index == final))
+    return parts
+
+
 def aggregate_step(pm, analyzer: Analyzer, offsets: list[tuple[int, float]], raw: list[Any],
                    track: Track, notes: list[str] | None = None) -> dict[str, Any]:
     """Move chunk outputs to track time and merge them: a plugin's ``aggregate`` hook first
     (to override someone else's merge), then the analyzer's own ``merge``, then the defaults.
 
-    ``offsets`` holds (chunk index, time of the chunk's first sample) per raw output. What
-    the analyzer returned per chunk and what the hook returns are both checked against the
-    contract (mirflow.contract); ``notes`` collects what its rules cleaned.
+    What the analyzer returned per chunk (:func:`track_parts`) and what the hook returns are
+    both checked against the contract (mirflow.contract); ``notes`` collects what its rules
+    cleaned.
     """
-    kinds = analyzer.chunk_outputs or analyzer.outputs
-    spans = {span.index: span for span in track.spans}
-    parts = []
-    for position, ((index, start), outputs) in enumerate(zip(offsets, raw)):
-        span = spans.get(index, ChunkSpan(0, 0.0, track.duration, 0.0, track.duration))
-        where = f"{analyzer.name}: chunk {index}" if len(raw) > 1 else analyzer.name
-        normalized = check_outputs(kinds, outputs, offset=start, bound=span.end - start, where=where, notes=notes)
-        parts.append(Part(span=span, outputs=normalized, last=position == len(raw) - 1))
+    parts = track_parts(analyzer, offsets, raw, track, notes)
     merged = pm.hook.aggregate(analyzer=analyzer, parts=parts, track=track)
     if merged is None:
         merged = analyzer.merge(parts, track)
@@ -152,10 +162,21 @@ class UnitRunner:
         cls = self.registry.get(step.analyzer)
         analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
         work = unit.work
-        track = Track(path=unit.file, duration=work.duration, spans=list(work.spans), inputs=work.inputs or {})
+        track = Track(path=unit.file, duration=work.duration, spans=list(work.spans), inputs=work.inputs or {},
+                      folded=work.folded)
         notes: list[str] = []
         outputs = aggregate_step(self.pm, analyzer, list(work.offsets), list(work.raw), track, notes)
         return Merged(outputs, notes)
+
+    def run_fold(self, unit: Unit) -> Fold | None:
+        """Chunk ``index`` folded into what the fold before it carried (``Analyzer.fold``)."""
+        step = self.pipeline.step(unit.step)
+        cls = self.registry.get(step.analyzer)
+        analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
+        work = unit.work
+        track = Track(path=unit.file, duration=work.duration, spans=list(work.spans))
+        parts = track_parts(analyzer, list(work.offsets), list(work.raw), track)
+        return analyzer.fold(work.carry, work.index, parts, track)
 
     def run_export(self, unit: Unit) -> Exported:
         """The result written in each format: the paths, and the errors of exporters that

@@ -8,6 +8,9 @@ A unit is one of (its ``kind``, a :class:`UnitKind`, follows from the type of it
 - ``prepare`` (:class:`PrepareWork`): the CPU-lane half of a ``gpu`` step for one chunk (features);
 - ``batch`` (:class:`BatchWork`): prepared chunks of one ``gpu`` step, from any files, through
   the model at once;
+- ``fold`` (:class:`FoldWork`): one (file, step, chunk) of a step whose analyzer folds its merge
+  chunk by chunk (``Analyzer.fold``): chunk k and its neighbours folded into what the fold of
+  chunk k - 1 carried, so that the merge has little left after the last chunk;
 - ``aggregate`` (:class:`MergeWork`): one (file, step): merge its chunks (a DBN decode can be
   real work);
 - ``export`` (:class:`ExportWork`): one file's result rendered in each format and written (a
@@ -35,12 +38,15 @@ class UnitKind(StrEnum):
     ANALYZE = "analyze"
     PREPARE = "prepare"
     BATCH = "batch"
+    FOLD = "fold"
     AGGREGATE = "aggregate"
     EXPORT = "export"
 
 
-DECODE, ANALYZE, PREPARE, BATCH, AGGREGATE, EXPORT = (UnitKind.DECODE, UnitKind.ANALYZE, UnitKind.PREPARE,
-                                                      UnitKind.BATCH, UnitKind.AGGREGATE, UnitKind.EXPORT)
+DECODE, ANALYZE, PREPARE, BATCH, FOLD, AGGREGATE, EXPORT = (
+    UnitKind.DECODE, UnitKind.ANALYZE, UnitKind.PREPARE, UnitKind.BATCH, UnitKind.FOLD, UnitKind.AGGREGATE,
+    UnitKind.EXPORT)
+SERIAL = (FOLD, AGGREGATE)  # the units a file's result waits for one after another
 
 
 class Binding(NamedTuple):
@@ -96,6 +102,17 @@ class BatchWork:
 
 
 @dataclass(frozen=True)
+class FoldWork:
+    kind: ClassVar[UnitKind] = FOLD
+    index: int  # the chunk folded
+    offsets: tuple[tuple[int, float], ...]  # (chunk index, time of its first sample): index - 1 .. index + 1
+    raw: tuple  # those chunks' outputs, in chunk order
+    carry: Any  # what the fold of chunk index - 1 returned as its carry (None for chunk 0)
+    duration: float
+    spans: tuple[ChunkSpan, ...]  # every chunk of the file
+
+
+@dataclass(frozen=True)
 class MergeWork:
     kind: ClassVar[UnitKind] = AGGREGATE
     offsets: tuple[tuple[int, float], ...]  # (chunk index, time of its first sample) per raw output
@@ -103,6 +120,7 @@ class MergeWork:
     duration: float
     spans: tuple[ChunkSpan, ...]
     inputs: dict[str, Any] = field(default_factory=dict)  # the at-merge inputs, added when they are ready
+    folded: Any = None  # mirflow.Folded when every chunk was folded, added when the merge is queued
 
 
 @dataclass(frozen=True)
@@ -186,17 +204,19 @@ class Completion:
 
 
 def enqueue(queue: deque, unit: Unit) -> None:
-    """Append ``unit`` to an executor's queue, a file's merges ahead of chunk work.
+    """Append ``unit`` to an executor's queue, a file's merges and folds ahead of chunk work.
 
     A merge (aggregate) is one serial unit that the file's later steps and its export wait
     for; queued behind the other steps' chunks it ran only after all of them, on one core
     while the others idled (a 60-minute song: the beats merge waited 30 s in the queue, then
     ran alone for 28 s). Ahead of them it overlaps with the remaining chunk work. Merges keep
-    their order among themselves; everything else is first come, first served."""
-    if unit.kind != AGGREGATE:
+    their order among themselves; everything else is first come, first served. A fold is on
+    the same serial path (each waits for the one before, the merge for the last), so it goes
+    there too."""
+    if unit.kind not in SERIAL:
         queue.append(unit)
         return
     ahead = 0
-    while ahead < len(queue) and queue[ahead].kind == AGGREGATE:
+    while ahead < len(queue) and queue[ahead].kind in SERIAL:
         ahead += 1
     queue.insert(ahead, unit)

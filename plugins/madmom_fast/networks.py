@@ -96,8 +96,13 @@ def pitch_classes(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def stitch(parts, name: str, duration: float, fps: int = FPS) -> np.ndarray:
     """The per-chunk curves joined (crossfaded) and laid on one uniform grid of ``fps``."""
-    curve = merge_curve(parts, name)
-    grid = np.arange(int(round(duration * fps))) / fps
+    return lay(merge_curve(parts, name), np.arange(int(round(duration * fps))) / fps)
+
+
+def lay(curve: dict, grid: np.ndarray) -> np.ndarray:
+    """A joined curve laid on ``grid`` (seconds) by linear interpolation, as float32. Each grid
+    point's value depends only on the two curve frames around it: a stretch of the grid gets
+    the values the whole grid has there (what the folds of the downbeat decode rely on)."""
     values = np.asarray(curve["values"])
     if len(curve["times"]) == 0:
         return np.zeros((len(grid),) + values.shape[1:], dtype=np.float32)

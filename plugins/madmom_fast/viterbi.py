@@ -24,6 +24,8 @@ so the path and its probability are madmom's exactly; the tests compare them.
 from __future__ import annotations
 
 import threading
+import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,22 +33,113 @@ MAX_PREDECESSORS = 255  # a head's choice is kept in one byte
 DENSITY_COLUMNS = 3  # columns in order: beat models (none, beat), bar models (none, beat, downbeat)
 
 
-def viterbi(hmm, observations: np.ndarray) -> tuple[np.ndarray, float]:
-    """(best state path, its log probability), as ``hmm.viterbi(observations)`` returns."""
+class ChainModel(NamedTuple):
+    """An HMM laid out for the kernel: the transition model's arrays, its chains (first state,
+    length, first predecessor chain), per head the column of its back-pointers (-1: a head
+    with one predecessor keeps none), per state its chain and its density column, and the
+    initial distribution's logarithm."""
+
+    prev_states: np.ndarray
+    pointers: np.ndarray
+    log_probs: np.ndarray
+    first: np.ndarray
+    length: np.ndarray
+    band: np.ndarray
+    chosen: np.ndarray
+    chain_of: np.ndarray
+    column: np.ndarray
+    log_initial: np.ndarray
+    columns: int  # how many back-pointer columns a frame has (at least one)
+
+
+def chain_model(hmm) -> ChainModel | None:
+    """``hmm`` laid out for the kernel, or None where it is not a beat or bar state space (then
+    madmom's own Viterbi is the right one)."""
     tm, om = hmm.transition_model, hmm.observation_model
     chains = chain_layout(tm.states, tm.pointers, tm.log_probabilities)
-    densities = np.ascontiguousarray(om.log_densities(observations), dtype=np.float64)
-    if chains is None or densities.ndim != 2 or densities.shape[1] > DENSITY_COLUMNS:
-        return hmm.viterbi(observations)  # not a beat state space: fall back to madmom's
+    if chains is None:
+        return None
     first, length, band = chains
-    densities = np.pad(densities, ((0, 0), (0, DENSITY_COLUMNS - densities.shape[1])))
+    pointers = tm.pointers.astype(np.int64)
+    multi = np.diff(pointers)[first] > 1
+    chosen = np.where(multi, np.cumsum(multi) - 1, -1).astype(np.int64)
+    chain_of = np.repeat(np.arange(len(first), dtype=np.int64), length)
     with np.errstate(divide="ignore"):
         log_initial = np.log(hmm.initial_distribution).astype(np.float64)
-    path, log_probability = _kernel()(
-        tm.states.astype(np.int64), tm.pointers.astype(np.int64), tm.log_probabilities.astype(np.float64),
-        first, length, band, om.pointers.astype(np.int32), log_initial, densities)
+    return ChainModel(tm.states.astype(np.int64), pointers, tm.log_probabilities.astype(np.float64), first, length,
+                      band, chosen, chain_of, om.pointers.astype(np.int32), log_initial, max(int(multi.sum()), 1))
+
+
+def log_densities(hmm, observations: np.ndarray) -> np.ndarray | None:
+    """The observation model's log densities per frame, padded to DENSITY_COLUMNS columns; None
+    where the model has more columns than the kernel picks from. Frame by frame the same
+    numbers whether the observations are the whole track or a stretch of it (madmom computes
+    them element by element)."""
+    densities = np.ascontiguousarray(hmm.observation_model.log_densities(observations), dtype=np.float64)
+    if densities.ndim != 2 or densities.shape[1] > DENSITY_COLUMNS:
+        return None
+    return np.pad(densities, ((0, 0), (0, DENSITY_COLUMNS - densities.shape[1])))
+
+
+def viterbi(hmm, observations: np.ndarray) -> tuple[np.ndarray, float]:
+    """(best state path, its log probability), as ``hmm.viterbi(observations)`` returns: the
+    forward pass over every frame, then the backtrace."""
+    model = chain_model(hmm)
+    densities = log_densities(hmm, observations) if model is not None else None
+    if densities is None:
+        return hmm.viterbi(observations)  # not a beat state space: fall back to madmom's
+    scores, back = forward(model, model.log_initial, densities)
+    return backtrace(model, [back], scores)
+
+
+def forward(model: ChainModel, scores: np.ndarray, densities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The forward recursion over ``densities``' frames from ``scores`` (the scores after the
+    frame before them; ``model.log_initial`` before the first frame): the scores after its last
+    frame, and the frames' back-pointers (frames x ``model.columns``, one byte each).
+
+    Called on consecutive stretches of frames, each with the scores the one before returned,
+    it does the whole-track pass's arithmetic frame for frame: the same scores, the same
+    back-pointers (how ``madmom_fast`` folds a track's decode chunk by chunk)."""
+    return _kernel().forward(model.prev_states, model.pointers, model.log_probs, model.first, model.length,
+                             model.band, model.chosen, model.column, np.ascontiguousarray(scores, dtype=np.float64),
+                             np.ascontiguousarray(densities, dtype=np.float64), model.columns)
+
+
+class Packed(NamedTuple):
+    """A stretch's back-pointers compressed (zlib's fastest level, ~4x smaller on the bar
+    models): what a fold keeps for the merge, held and sent until then (``pack``, ``unpack``)."""
+
+    shape: tuple
+    data: bytes
+
+
+def pack(back: np.ndarray) -> Packed:
+    return Packed(tuple(back.shape), zlib.compress(np.ascontiguousarray(back, dtype=np.uint8).tobytes(), 1))
+
+
+def unpack(packed: Packed) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(packed.data), dtype=np.uint8).reshape(packed.shape).copy()  # writable
+
+
+def backtrace(model: ChainModel, blocks: list, scores: np.ndarray) -> tuple[np.ndarray, float]:
+    """(best state path, its log probability) from the final ``scores`` and the back-pointer
+    ``blocks`` of every frame, in order (what :func:`forward` returned per stretch, or that
+    :func:`pack`-ed: unpacked one at a time); an impossible track (no finite score) has an
+    empty path."""
+    state = int(np.argmax(scores))
+    log_probability = float(scores[state])
     if not np.isfinite(log_probability):
         return np.empty(0, dtype=np.uint32), log_probability
+    frames = sum(block.shape[0] for block in blocks)
+    path = np.empty(frames, np.uint32)
+    trace = _kernel().trace
+    stop = frames
+    for block in reversed(blocks):
+        if block.shape[0]:
+            back = unpack(block) if isinstance(block, Packed) else np.ascontiguousarray(block, dtype=np.uint8)
+            state = trace(model.prev_states, model.pointers, model.first, model.chosen, model.chain_of, back, state,
+                          path[stop - len(back):stop])
+            stop -= len(back)
     return path, log_probability
 
 
@@ -80,15 +173,23 @@ _compiled = None
 _compiling = threading.Lock()  # the 3/4 and 4/4 decodes start in two threads
 
 
-def _kernel():
-    """The numba-compiled recursion: compiled once per machine, not once per worker slot.
+class Kernels(NamedTuple):
+    """The compiled halves of the recursion (:func:`_define`)."""
+
+    forward: object
+    trace: object
+
+
+def _kernel() -> Kernels:
+    """The numba-compiled recursion (forward pass and backtrace): compiled once per machine,
+    not once per worker slot.
 
     Each worker slot has a numba cache of its own (librosa's ~50 functions compiling into
     one cache from two processes corrupted it), so this kernel, cached there, compiled ~4 s
     in every slot: the first run paid it, and so did the next run whose merge landed on
     the other worker. It is cached in a folder the slots share instead, compiled (or loaded)
     for its one signature while holding a file lock, so one worker compiles and the others
-    load what it wrote. Later calls use that signature only (``disable_compile``)."""
+    load what it wrote. Later calls use those signatures only (``disable_compile``)."""
     global _compiled
     with _compiling:
         if _compiled is None:
@@ -111,19 +212,22 @@ def prepare_in_background() -> None:
     threading.Thread(target=prepare, name="viterbi-compile").start()
 
 
-def _compile_shared():
-    """The kernel's dispatcher (:func:`_define`) compiled for the one signature the decode
-    calls it with, in the shared cache folder while holding its lock (the slot's own cache
-    on Windows)."""
+def _compile_shared() -> Kernels:
+    """The kernels (:func:`_define`) compiled for the one signature each is called with, in the
+    shared cache folder while holding its lock (the slot's own cache on Windows)."""
     from numba import config, types
 
-    vector, values = types.int64[::1], types.float64[::1]
-    signature = (vector, vector, values, vector, vector, vector, types.int32[::1], values, types.float64[:, ::1])
+    vector, values, back = types.int64[::1], types.float64[::1], types.uint8[:, ::1]
+    signatures = Kernels(
+        forward=(vector, vector, values, vector, vector, vector, vector, types.int32[::1], values,
+                 types.float64[:, ::1], types.int64),
+        trace=(vector, vector, vector, vector, vector, back, types.int64, types.uint32[::1]))
     try:
         import fcntl
     except ImportError:
-        dispatcher = _define()
-        dispatcher.compile(signature)
+        kernels = _define()
+        for kernel, signature in zip(kernels, signatures):
+            kernel.compile(signature)
     else:
         from mirflow.caches import numba_shared_cache
 
@@ -131,33 +235,31 @@ def _compile_shared():
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "compile.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            saved, config.CACHE_DIR = config.CACHE_DIR, str(folder)  # read when the dispatcher is made
+            saved, config.CACHE_DIR = config.CACHE_DIR, str(folder)  # read when the dispatchers are made
             try:
-                dispatcher = _define()
+                kernels = _define()
             finally:
                 config.CACHE_DIR = saved
-            dispatcher.compile(signature)  # loads what another worker compiled, if it did
-    dispatcher.disable_compile()  # a call with other types fails instead of compiling unlocked
-    return dispatcher
+            for kernel, signature in zip(kernels, signatures):
+                kernel.compile(signature)  # loads what another worker compiled, if it did
+    for kernel in kernels:
+        kernel.disable_compile()  # a call with other types fails instead of compiling unlocked
+    return kernels
 
 
-def _define():
-    """The recursion as a numba dispatcher (made with the cache folder in force at the time)."""
+def _define() -> Kernels:
+    """The recursion as numba dispatchers (made with the cache folder in force at the time):
+    ``forward`` over a stretch of frames, ``trace`` back through one stretch's back-pointers."""
     from numba import njit
 
     @njit(cache=True, nogil=True)
-    def decode(prev_states, pointers, log_probs, first, length, band, column, log_initial, densities):
+    def viterbi_forward(prev_states, pointers, log_probs, first, length, band, chosen, column, initial, densities,
+                        columns):
         states = len(pointers) - 1
         chains = len(first)
         frames = densities.shape[0]
-        chosen = np.full(chains, -1, np.int64)  # a head's column of back-pointers, if it has a choice
-        count = 0
-        for chain in range(chains):
-            if pointers[first[chain] + 1] - pointers[first[chain]] > 1:
-                chosen[chain] = count
-                count += 1
-        back = np.zeros((frames, max(count, 1)), np.uint8)
-        scores = log_initial.copy()  # frame -1 holds the initial distribution
+        back = np.zeros((frames, columns), np.uint8)
+        scores = initial.copy()  # the scores after the frame before the first
         shifted = np.empty(states)
         tails = np.empty(chains)
         for frame in range(frames):
@@ -210,18 +312,20 @@ def _define():
                 if chosen[chain] >= 0:
                     back[frame, chosen[chain]] = c0
             scores, shifted = shifted, scores
-        state = int(np.argmax(scores))
-        log_probability = scores[state]
-        chain_of = np.empty(states, np.int64)
-        for chain in range(chains):
-            chain_of[first[chain]: first[chain] + length[chain]] = chain
-        path = np.empty(frames, np.uint32)
+        return scores, back
+
+    @njit(cache=True, nogil=True)
+    def viterbi_trace(prev_states, pointers, first, chosen, chain_of, back, state, path):
+        # ``state`` is the path's state at the stretch's last frame; returns the state at the
+        # frame before its first (the previous stretch's last).
+        frames = back.shape[0]
         path[frames - 1] = state
-        for frame in range(frames - 1, 0, -1):
+        for frame in range(frames - 1, -1, -1):
             chain = chain_of[state]
             offset_in = back[frame, chosen[chain]] if state == first[chain] and chosen[chain] >= 0 else 0
             state = prev_states[pointers[state] + offset_in]
-            path[frame - 1] = state
-        return path, log_probability
+            if frame > 0:
+                path[frame - 1] = state
+        return state
 
-    return decode
+    return Kernels(viterbi_forward, viterbi_trace)

@@ -109,6 +109,7 @@ function markUnit(d, status) {
   const row = [...$("chunks").children].find((r) => r.dataset.step === d.step);
   if (!row) return;
   let cells;
+  if (d.kind === "fold") return;  // a chunk's share of the merge, run ahead of it: the chunk itself is done
   if (d.kind === "aggregate") cells = [row.querySelector(".merge")];
   else if (d.chunk === null || d.chunk === undefined) cells = [...row.querySelectorAll(".chunk")];  // a whole-track step or a GPU batch
   else cells = [...row.querySelectorAll(".chunk")].filter((c) => Number(c.dataset.chunk) === d.chunk);
