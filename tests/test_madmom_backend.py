@@ -147,3 +147,55 @@ def test_a_network_with_layers_the_translation_lacks_keeps_running_in_numpy():
     network is handed back as it was, not broken."""
     network = load_network("downbeats/2016/downbeats_bgru_rhythmic_0")
     assert onnx_network(network) is network
+
+
+CACHE_PROBE = """
+import sys
+from mirflow.plugins._onnx import configure_sessions
+from madmom.features.chords import CNNChordFeatureProcessor
+processor = CNNChordFeatureProcessor()
+configure_sessions(processor, 1)
+names = [type(item).__name__ for item in processor.processors]
+print(names.count("OnnxNetwork"), "onnx" in sys.modules)
+"""
+
+
+@needs_prebuilt
+def test_a_translation_is_cached_and_a_later_process_loads_it_without_importing_onnx(tmp_path):
+    """Importing onnx costs ~0.6 s of each worker's start; the cache saves it after the first."""
+    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", CACHE_PROBE], capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == ["1", "True"]
+    cached = list((tmp_path / "mirflow" / "onnx").glob("*.onnx"))
+    assert len(cached) == 1 and not list((tmp_path / "mirflow" / "onnx").glob("*.part"))
+    second = subprocess.run([sys.executable, "-c", CACHE_PROBE], capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.split() == ["1", "False"]
+
+
+@needs_prebuilt
+def test_a_damaged_cached_translation_is_built_again(tmp_path, monkeypatch):
+    from mirflow.madmom_backend import weights_key
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    network = load_network("chroma/2016/chroma_dnn")
+    folder = tmp_path / "mirflow" / "onnx"
+    folder.mkdir(parents=True)
+    (folder / f"{weights_key(network)}.onnx").write_bytes(b"not a model")
+    data = np.abs(np.random.default_rng(5).standard_normal((20, 1575))).astype(np.float32)
+    translated = onnx_network(network)
+    assert isinstance(translated, OnnxNetwork)
+    np.testing.assert_allclose(translated(data), network(data), atol=2e-5)
+    assert (folder / f"{weights_key(network)}.onnx").read_bytes() == network_to_onnx(network)
+
+
+@needs_prebuilt
+def test_the_cache_key_follows_the_weights():
+    network = load_network("chroma/2016/chroma_dnn")
+    other = load_network("chroma/2016/chroma_dnn")
+    from mirflow.madmom_backend import weights_key
+
+    assert weights_key(network) == weights_key(other)
+    other.layers[0].bias = other.layers[0].bias + np.float32(1e-3)
+    assert weights_key(network) != weights_key(other)
