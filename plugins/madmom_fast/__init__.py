@@ -6,7 +6,8 @@ once over the whole track, so every beat has one metrical level and no seam erro
 Tempo and its curve are derived from the decoded beats, not estimated separately.
 
 Modules: :mod:`.networks` (the RNNs per chunk, pitch classes, stitching), :mod:`.beats`
-(the trackers and their shared decode), :mod:`.metre` (bar phase and the level a musician
+(the trackers and their shared decode), :mod:`.peaks` (beats from
+the activation around the decoded frames), :mod:`.metre` (bar phase and the level a musician
 writes), :mod:`.tempo`, :mod:`.viterbi` (the decoder), :mod:`.stft`.
 """
 
@@ -15,10 +16,10 @@ from __future__ import annotations
 import mirflow
 from mirflow.plugins._onnx import register_onnxruntime
 
-from .beats import (FPS, Beats, Decoded, Downbeats, RNNTracker, beat_peaks, double_tempo_floor,  # noqa: F401
-                    heard, peak_times)
+from .beats import FPS, Beats, Decoded, Downbeats, RNNTracker  # noqa: F401
 from .metre import CHROMA_FPS, bar_phase  # noqa: F401
 from .networks import BlockedRNN, pitch_classes, stitch  # noqa: F401
+from .peaks import beat_peaks, double_tempo_floor, heard, peak_times  # noqa: F401
 from .tempo import Tempo, tempo_changes, tempo_curve  # noqa: F401
 
 
