@@ -180,7 +180,7 @@ def cost_table() -> str:
     """Seconds of ``find_sections`` alone on 5 and 60 minutes of features (100 BPM 4/4 bars)."""
     from mirflow.plugins.structure import Sections, find_sections
 
-    rows = ["| song | bars | seconds (the section step's merge alone; loaded 2-core machine) |", "|---|---|---|"]
+    rows = ["| song | bars | seconds (the section step's merge alone; 2-core machine, nothing else running) |", "|---|---|---|"]
     config = {name: param.default for name, param in Sections.params.items()}
     for minutes in (5, 60):
         rng = np.random.default_rng(0)
