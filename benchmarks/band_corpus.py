@@ -130,6 +130,13 @@ def write_midi(song: dict, path: Path) -> tuple[list, float]:
         events.append((at, 1, mido.Message("note_on", channel=channel, note=int(pitch), velocity=velocity)))
         events.append((at + length, 0, mido.Message("note_off", channel=channel, note=int(pitch))))
 
+    def stop_hit(tones, bass, at, length, velocity):
+        """The band's last chord held ``length`` ticks, with a crash and a kick on it."""
+        for pitch in tones + [bass]:
+            note(0 if pitch >= 60 else 1, pitch, at, length, velocity)
+        note(9, 49, at, 8 * step, 110)
+        note(9, 36, at, 4 * step, 110)
+
     bar_seconds, tick, truth = 4 * 60 / song["bpm"], 0, []
     for n, (name, groove, chart, bars) in enumerate(song["form"]):
         truth.append((len([b for f in song["form"][:n] for b in range(f[3])]) * bar_seconds, name))
@@ -145,18 +152,12 @@ def write_midi(song: dict, path: Path) -> tuple[list, float]:
                     for s in range(0, 16, 2):
                         note(9, 51, tick + s * step, step, 60 + 3 * s)
                 if bar == bars - 1:
-                    for pitch in tones + [36 + root]:
-                        note(0 if pitch >= 60 else 1, pitch, tick, 4 * step, 100)
-                    note(9, 49, tick, 8 * step, 110)
-                    note(9, 36, tick, 4 * step, 110)
+                    stop_hit(tones, 36 + root, tick, 4 * step, 100)
                 tick += 16 * step
                 continue
             if groove == "ending":
                 if bar == 0:
-                    for pitch in tones + [36 + root]:
-                        note(0 if pitch >= 60 else 1, pitch, tick, 8 * step, 90)
-                    note(9, 49, tick, 8 * step, 110)
-                    note(9, 36, tick, 4 * step, 110)
+                    stop_hit(tones, 36 + root, tick, 8 * step, 90)
                 tick += 16 * step
                 continue
             drums = dict(patterns[variant]) if groove != "intro" else {42: patterns["A"].get(42, "x.x.x.x.x.x.x.x.")}
