@@ -178,17 +178,13 @@ def accuracy_table(split: str, verbose: bool) -> str:
 
 def cost_table() -> str:
     """Seconds of ``find_sections`` alone on 5 and 60 minutes of features (100 BPM 4/4 bars)."""
-    from mirflow.plugins.structure import Sections, find_sections
+    from structure import merge_inputs
+
+    from mirflow.plugins.structure import find_sections
 
     rows = ["| song | bars | seconds (the section step's merge alone; 2-core machine, nothing else running) |", "|---|---|---|"]
-    config = {name: param.default for name, param in Sections.params.items()}
     for minutes in (5, 60):
-        rng = np.random.default_rng(0)
-        frames = int(minutes * 60 * 22050 / 2048)
-        times = np.arange(frames) * 2048 / 22050
-        values = rng.random((frames, 25))
-        values[:, -1] = -20.0
-        beats = [{"time": 0.5 + n * 0.6, "position": n % 4 + 1} for n in range(int((minutes * 60 - 1) / 0.6))]
+        times, values, beats, config = merge_inputs(minutes)
         began = time.perf_counter()
         find_sections(times, values, minutes * 60.0, config, beats=beats)
         rows.append(f"| {minutes} min | {len(beats) // 4} | {time.perf_counter() - began:.2f} |")

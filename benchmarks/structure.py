@@ -153,9 +153,10 @@ def cost_table(work: Path) -> str:
     ])
 
 
-def merge_memory_mb(minutes: int) -> float:
-    """tracemalloc peak of find_sections on ``minutes`` of frame features and 100 BPM 4/4 bars."""
-    from mirflow.plugins.structure import Sections, find_sections
+def merge_inputs(minutes: float) -> tuple:
+    """(times, frame features, beats, default config) of ``minutes`` of random section
+    features and 100 BPM 4/4 bars: what the section step's merge gets on a song that long."""
+    from mirflow.plugins.structure import Sections
 
     rng = np.random.default_rng(0)
     frames = int(minutes * 60 * 22050 / 2048)
@@ -163,7 +164,14 @@ def merge_memory_mb(minutes: int) -> float:
     values = rng.random((frames, 25))
     values[:, -1] = -20.0
     beats = [{"time": 0.5 + n * 0.6, "position": n % 4 + 1} for n in range(int((minutes * 60 - 1) / 0.6))]
-    config = {name: param.default for name, param in Sections.params.items()}
+    return times, values, beats, {name: param.default for name, param in Sections.params.items()}
+
+
+def merge_memory_mb(minutes: int) -> float:
+    """tracemalloc peak of find_sections on ``minutes`` of frame features and 100 BPM 4/4 bars."""
+    from mirflow.plugins.structure import find_sections
+
+    times, values, beats, config = merge_inputs(minutes)
     tracemalloc.start()
     began = time.perf_counter()
     find_sections(times, values, minutes * 60.0, config, beats=beats)
