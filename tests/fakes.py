@@ -193,12 +193,13 @@ class CountAtMerge(mirflow.Analyzer):
 class Folding(mirflow.Analyzer):
     """Folds its merge chunk by chunk: each fold carries the chunks folded so far and keeps, as
     its block, which chunks it was given; the merge says what its folds left ('none': nothing).
-    ``fail_at`` / ``decline_at``: the fold of that chunk raises / returns None."""
+    ``fail_at`` / ``decline_at`` / ``junk_at``: the fold of that chunk raises / returns None /
+    returns what the contract does not allow (a dict)."""
 
     name = "fake.folding"
     sample_rate = 22050
     folds = True
-    params = {"fail_at": mirflow.Param(-1, int), "decline_at": mirflow.Param(-1, int)}
+    params = {"fail_at": mirflow.Param(-1, int), "decline_at": mirflow.Param(-1, int), "junk_at": mirflow.Param(-1, int)}
     outputs = {"folds": mirflow.LABEL, "chunks": mirflow.SCALAR}
     chunk_outputs = {"chunk": mirflow.SCALAR}
 
@@ -210,6 +211,8 @@ class Folding(mirflow.Analyzer):
             raise RuntimeError("this fold fails")
         if index == self.config["decline_at"]:
             return None
+        if index == self.config["junk_at"]:
+            return {"carry": carry}
         given = "+".join(str(int(part.outputs["chunk"]["value"])) for part in parts)
         return mirflow.Fold(carry=(carry or ()) + (index,), block=f"{index}:{given}")
 

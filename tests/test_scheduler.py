@@ -487,7 +487,8 @@ def test_folds_run_once_per_chunk_in_chunk_order_after_its_neighbours_and_before
     assert not [e for e in recorder.events if e.file == str(short) and e.data.get("kind") == "fold"]
 
 
-@pytest.mark.parametrize("params, note", [({"fail_at": 1}, "the fold of chunk 1 failed"), ({"decline_at": 1}, None)])
+@pytest.mark.parametrize("params, note", [({"fail_at": 1}, "the fold of chunk 1 failed"), ({"decline_at": 1}, None),
+                                          ({"junk_at": 1}, "expected mirflow.Fold or None")])
 def test_a_fold_that_fails_or_declines_leaves_the_merge_its_whole_work(
         pm, registry, recorder, write_pipeline, write_clicks, tmp_path, params, note):
     path, _ = write_clicks(50.0)

@@ -176,7 +176,10 @@ class UnitRunner:
         work = unit.work
         track = Track(path=unit.file, duration=work.duration, spans=list(work.spans))
         parts = track_parts(analyzer, list(work.offsets), list(work.raw), track)
-        return analyzer.fold(work.carry, work.index, parts, track)
+        fold = analyzer.fold(work.carry, work.index, parts, track)
+        if fold is not None and not isinstance(fold, Fold):  # checked here: the coordinator reads it
+            raise ContractError(f"fold() returned {type(fold).__name__}, expected mirflow.Fold or None")
+        return fold
 
     def run_export(self, unit: Unit) -> Exported:
         """The result written in each format: the paths, and the errors of exporters that
