@@ -26,7 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gm_corpus import CACHE as GM_CACHE  # noqa: E402
-from gm_corpus import HARTE_ROOTS, INTERVALS, NAMES, PPQ, progression, synthesize  # noqa: E402
+from gm_corpus import INTERVALS, NAMES, PPQ, progression, synthesize  # noqa: E402
+from gm_corpus import save_midi  # noqa: E402
 
 CACHE = GM_CACHE.parent / "band-corpus"
 SOUNDFONT = "/usr/share/sounds/sf2/sf_GMbank.sf2"
@@ -183,14 +184,8 @@ def write_midi(song: dict, path: Path) -> tuple[list, float]:
                         note(1, 36 + root + (7 if s in (8, 12) and variant == "B" else 0), tick + s * step, 2 * step - 10, 90)
             tick += 16 * step
     duration = tick / PPQ * 60 / song["bpm"] + 2.0
-    midi = mido.MidiFile(ticks_per_beat=PPQ)
-    conductor = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(song["bpm"]))])
-    track, last_at = mido.MidiTrack(), 0
-    for at, _, message in sorted(events, key=lambda e: (e[0], e[1])):
-        track.append(message.copy(time=at - last_at))
-        last_at = at
-    midi.tracks += [conductor, track]
-    midi.save(path)
+    save_midi(mido.MidiFile(ticks_per_beat=PPQ), [(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(song["bpm"])))],
+              events, path)
     return [(start, truth[k + 1][0] if k + 1 < len(truth) else duration, name)
             for k, (start, name) in enumerate(truth)], duration
 

@@ -206,17 +206,21 @@ def write_midi(song: GMSong, seed: int, path: Path) -> None:
         for n, (at, message) in enumerate(tempo_track):
             # set_tempo is per quarter note: a dotted-quarter beat at `bpm` is 1.5 x that in quarters
             tempo_track[n] = (at, mido.MetaMessage("set_tempo", tempo=int(message.tempo / 1.5)))
-    conductor = mido.MidiTrack()
-    last = 0
-    for at, message in tempo_track:
-        conductor.append(message.copy(time=at - last))
-        last = at
-    music = mido.MidiTrack()
-    last = 0
-    for at, _, message in sorted(events, key=lambda e: (e[0], e[1])):
-        music.append(message.copy(time=at - last))
-        last = at
-    midi.tracks += [conductor, music]
+    save_midi(midi, tempo_track, events, path)
+
+
+def save_midi(midi, tempo: list, events: list, path) -> None:
+    """Write ``midi`` (a mido.MidiFile) with two tracks: the conductor, from ``tempo`` ((tick,
+    meta message), in order), and the music, from ``events`` ((tick, order, message): note-offs
+    sort before note-ons at one tick), each as delta times. Every corpus writes its MIDI here."""
+    import mido
+
+    for timed in (tempo, [(at, message) for at, _, message in sorted(events, key=lambda e: (e[0], e[1]))]):
+        track, last = mido.MidiTrack(), 0
+        for at, message in timed:
+            track.append(message.copy(time=at - last))
+            last = at
+        midi.tracks.append(track)
     midi.save(path)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gm_corpus import CACHE as GM_CACHE  # noqa: E402
-from gm_corpus import HARTE_ROOTS, INTERVALS, NAMES, PPQ, progression, synthesize  # noqa: E402
+from gm_corpus import HARTE_ROOTS, INTERVALS, NAMES, PPQ, progression, save_midi, synthesize  # noqa: E402
 
 CACHE = GM_CACHE.parent / "gm-forms"
 SOUNDFONTS = {"dev": ["/usr/share/sounds/sf2/FluidR3_GM.sf2"],
@@ -219,15 +219,7 @@ def write_midi(song: FormSong, path: Path) -> None:
     song.chords.append((seconds, song.duration, "N"))
     for n, k in enumerate(song.keys):
         k[1] = song.keys[n + 1][0] if n + 1 < len(song.keys) else song.duration
-    midi = mido.MidiFile(ticks_per_beat=PPQ)
-    for timed in (conductor, sorted(events, key=lambda e: (e[0], e[1]))):
-        track, last = mido.MidiTrack(), 0
-        for item in timed:
-            at, message = item[0], item[-1]
-            track.append(message.copy(time=at - last))
-            last = at
-        midi.tracks.append(track)
-    midi.save(path)
+    save_midi(mido.MidiFile(ticks_per_beat=PPQ), conductor, events, path)
 
 
 def _comp(part: Part, tones, tick, beat, n, note) -> None:

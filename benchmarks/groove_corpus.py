@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gm_corpus import save_midi  # noqa: E402
+
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "groove-corpus"
 FONTS = {"dev": [Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")],
          "test": [Path("/usr/share/sounds/sf2/TimGM6mb.sf2"), Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"),
@@ -143,14 +146,8 @@ def write_midi(song: Song, seed: int, path: Path, seconds: float = 30.0) -> None
     song.beats.append((bars * per_bar * beat_s, 1))
     song.chords.append((bars * per_bar * beat_s, bars * per_bar * beat_s + beat_s, f"{ROOTS[root]}:{quality}"))
     song.duration = (bars * per_bar + 1) * beat_s + 2.5
-    midi = mido.MidiFile(ticks_per_beat=PPQ)
-    conductor = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(song.bpm), time=0)])
-    music, last = mido.MidiTrack(), 0
-    for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):
-        music.append(message.copy(time=tick - last))
-        last = tick
-    midi.tracks += [conductor, music]
-    midi.save(path)
+    save_midi(mido.MidiFile(ticks_per_beat=PPQ), [(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(song.bpm)))],
+              events, path)
 
 
 def comping(style, note, start, per_bar, sub, tones, rng) -> None:

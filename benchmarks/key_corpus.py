@@ -19,10 +19,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gm_corpus import save_midi  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "key-corpus"
 SOUNDFONTS = {"fluidr3": Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
@@ -183,15 +187,8 @@ def write_midi(song: KeySong, seed: int, path: Path) -> None:
         start = 0.0 if r == 0 else first * seconds_per_tick
         end = song.duration if r + 1 == len(key_runs) else key_runs[r + 1][0] * seconds_per_tick
         song.keys.append((start, end, key_name(key)))
-    midi = mido.MidiFile(ticks_per_beat=PPQ)
-    conductor = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(song.bpm), time=0)])
-    music = mido.MidiTrack()
-    last = 0
-    for at, _, message in sorted(events, key=lambda e: (e[0], e[1])):
-        music.append(message.copy(time=at - last))
-        last = at
-    midi.tracks += [conductor, music]
-    midi.save(path)
+    save_midi(mido.MidiFile(ticks_per_beat=PPQ), [(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(song.bpm)))],
+              events, path)
 
 
 def scale_of(tonic: int, minor: bool, dominant: bool) -> list[int]:
@@ -315,9 +312,6 @@ def render(song: KeySong, seed: int, soundfont: str, folder: Path) -> Path:
 def key_corpus(split: str = "test"):
     """The split's pieces (rendered into the cache on first use), each named with its kind,
     style, tempo, key and soundfont."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from corpus import Piece
 
     seeds, fonts = SPLITS[split]
