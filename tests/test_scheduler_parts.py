@@ -135,6 +135,21 @@ def drain(pool, seconds=5.0):
     return completions
 
 
+def test_a_slot_freed_by_a_completion_takes_what_that_completion_made_ready_before_queued_chunk_work():
+    """A chunk finishes and makes its file's merge ready: the slot it freed runs the merge, not
+    the next chunk of another step that was queued already (dispatched at once, the merge that
+    the file's result waits for queued behind it)."""
+    pool = ScriptedPool(["ok", "ok", "ok"])
+    pool.submit(Unit(1, "cpu", AnalyzeWork(None, None, {}), file="a.wav"))
+    pool.wait(0)  # the slot comes up and takes unit 1
+    pool.submit(Unit(2, "cpu", AnalyzeWork(None, None, {}), file="a.wav"))  # queued: the slot is busy
+    (done,) = pool.wait(0)
+    assert done.unit.id == 1 and pool.slots[0].unit is None  # freed, and waiting for what follows
+    pool.submit(Unit(3, "cpu", MergeWork(offsets=((0, 0.0),), raw=({},), duration=1.0, spans=()), file="a.wav"))
+    drain(pool)
+    assert pool.sent == [1, 3, 2]
+
+
 def test_the_slot_pool_retries_a_unit_whose_worker_died_once_then_fails_it():
     pool = ScriptedPool(["die", "ok", "die", "die"])
     first, second = (Unit(n, "cpu", AnalyzeWork(None, None, {}), file="a.wav") for n in (1, 2))

@@ -116,6 +116,9 @@ class SlotPool:
         self.busy = {"cpu": 0.0, "gpu": 0.0}
         self.replaced = 0  # slots started again (a worker died, hung, or held a cancelled decode)
         self.failed_starts = 0  # workers in a row that died before they were ready
+        # Completions were just handed out: what they make ready (a fold, a merge) is about to
+        # be submitted, so the slots they freed wait for the next ``wait`` to take a unit.
+        self.deferred = False
 
     # -- what a backend supplies ------------------------------------------------------
     def _start(self, slot: Slot) -> None:
@@ -165,7 +168,7 @@ class SlotPool:
             enqueue(queue, unit)
         else:
             queue.append(unit)
-        if self.eager:
+        if self.eager and not self.deferred:
             self._dispatch()
 
     def pending(self) -> int:
@@ -197,10 +200,10 @@ class SlotPool:
     def wait(self, timeout: float | None = None) -> list[Completion]:
         """Block until something finishes (or ``timeout``); restart dead workers and kill those
         whose unit ran past its timeout."""
+        self.deferred = False
         if not self.pending():
             return []
-        if not self.eager:
-            self._dispatch()
+        self._dispatch()
         completions = self._kill_overdue()
         now = time.perf_counter()
         deadlines = [s.started_at + s.unit.timeout - now for s in self.slots
@@ -211,7 +214,12 @@ class SlotPool:
             timeout = max(0.0, min([timeout if timeout is not None else float("inf"), *deadlines]))
         for event in self._poll(timeout):
             completions += self._handle(event)
-        if self.eager:
+        # A freed slot takes its next unit only after the caller has submitted what these
+        # completions make ready: dispatched now, it took the next chunk of another step while
+        # the fold or merge that the file's result waits for queued behind it.
+        if completions and self.eager:
+            self.deferred = True
+        elif self.eager:
             self._dispatch()
         return completions
 
