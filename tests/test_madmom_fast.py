@@ -425,7 +425,7 @@ def test_a_folded_decode_is_the_whole_track_decode_to_the_bit(chords, bpm, bar, 
     import mirflow.plugins.madmom_fast as madmom_fast
     from mirflow.plugins.madmom_fast.networks import stitch
 
-    tracker = getattr(madmom_fast, tracker_class)()
+    tracker = getattr(madmom_fast, tracker_class)(fold_min_duration=0)  # short songs fold too
     tracker.setup("cpu")
     song = make_song(chords, bpm=bpm, beats_per_bar=bar, duration=duration, seed=3)
     parts, track = chunked_parts(tracker, song, duration, length, overlap)
@@ -452,7 +452,7 @@ def test_fold_state_that_does_not_fit_the_decode_is_not_used():
     from mirflow.plugins.madmom_fast import Downbeats
     from mirflow.plugins.madmom_fast.networks import stitch
 
-    tracker = Downbeats()
+    tracker = Downbeats(fold_min_duration=0)
     tracker.setup("cpu")
     song = make_song(["D:min", "A#:maj"], bpm=128, duration=50.0, seed=4)
     parts, track = chunked_parts(tracker, song, 50.0, 20.0, 5.0)
@@ -470,6 +470,7 @@ def test_fold_state_that_does_not_fit_the_decode_is_not_used():
     assert tracker.fold(None, 0, parts[:2], track) is not None
     tight, close = chunked_parts(tracker, song, 50.0, 20.0, 14.0)
     assert tracker.fold(None, 0, tight[:2], close) is None  # chunk 2's crossfade begins within chunk 0's frames
+    assert Downbeats().fold(None, 0, parts[:2], track) is None  # by default a 50 s track is decoded whole
 
 
 def test_a_run_folds_the_decodes_as_chunks_come_in_and_writes_what_the_unfolded_merge_writes(tmp_path, monkeypatch):
@@ -490,7 +491,8 @@ def test_a_run_folds_the_decodes_as_chunks_come_in_and_writes_what_the_unfolded_
     path = tmp_path / "song.wav"
     soundfile.write(path, song.samples, song.sample_rate)
     (tmp_path / "p.yaml").write_text("chunking: {min_duration: 20, length: 25, overlap: 10}\n"
-                                     "steps: [{analyzer: madmom_fast.downbeats, id: bars}, madmom_fast.beats]\n"
+                                     "steps: [{analyzer: madmom_fast.downbeats, id: bars, params: {fold_min_duration: 0}},\n"
+                                     "        {analyzer: madmom_fast.beats, params: {fold_min_duration: 0}}]\n"
                                      "timeline: {beats: bars}\n")
 
     class Folds:
@@ -535,7 +537,7 @@ def test_the_double_tempo_re_decode_after_folds_is_the_unfolded_one():
     from mirflow.plugins.madmom_fast.networks import stitch
 
     saved = np.load(Path(__file__).parent / "data" / "halftime_184bpm_activations.npz")
-    for tracker, name in ((Beats(), "beats"), (Downbeats(), "downbeats")):
+    for tracker, name in ((Beats(fold_min_duration=0), "beats"), (Downbeats(fold_min_duration=0), "downbeats")):
         activation = saved[name].astype(np.float32)
         duration = len(activation) / 100
         spans = plan_chunks(duration, min_duration=5, length=10, overlap=3)

@@ -80,6 +80,13 @@ class RNNTracker(mirflow.Analyzer):
         "min_bpm": mirflow.Param(55.0, float, min=20, max=300, help="slowest tempo the DBN considers"),
         "max_bpm": mirflow.Param(215.0, float, min=20, max=400, help="fastest tempo the DBN considers"),
         "transition_lambda": mirflow.Param(100.0, float, min=1, max=1000, help="DBN tempo-change penalty"),
+        # Same result either way. A short track's whole-track decode is short (~0.3 s at 5
+        # minutes), while folds cost more CPU in all (each stitches three chunks and packs its
+        # back-pointers, and every worker that folds loads the kernel): on two busy cores they
+        # made a 5-minute song slower.
+        "fold_min_duration": mirflow.Param(600.0, float, min=0, help="tracks at least this long (seconds) run "
+                                           "the decode chunk by chunk as chunks come in; shorter ones decode "
+                                           "whole at the merge"),
     }
     chunk_outputs = {"activation": mirflow.CURVE}
     libraries = ("madmom",)
@@ -162,12 +169,15 @@ class RNNTracker(mirflow.Analyzer):
         frame (:func:`.viterbi.forward`), so the merge's backtrace (:meth:`paths`) finds the
         same path and log probability. Its block: each HMM's back-pointers of these frames,
         compressed (:func:`.viterbi.pack`: the coordinator holds every chunk's until the merge).
-        Declines (None) where the kernel does not apply.
+        Declines (None) where the kernel does not apply, and on tracks shorter than the
+        ``fold_min_duration`` parameter.
         """
         from mirflow import Fold
 
         from .viterbi import chain_model, forward, log_densities, pack
 
+        if track.duration < self.config["fold_min_duration"]:
+            return None
         spans, min_bpm = track.spans, self.config["min_bpm"]
         frames = int(round(track.duration * FPS))
         start = carry.frame if carry is not None else 0

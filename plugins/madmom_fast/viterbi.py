@@ -198,10 +198,15 @@ def _kernel() -> Kernels:
 
 
 def prepare_in_background() -> None:
-    """Compile (or load) the kernel in a thread while the worker analyzes its first chunks,
-    so that a machine's first run does not wait ~4 s for it at the merge. Not a daemon: a
-    process that ends sooner waits for the compile rather than leaving LLVM mid-way. A
+    """Compile the kernel in a thread while the worker analyzes its first chunks, when this
+    machine has not compiled it yet (~4 s that the first run would otherwise wait for at the
+    merge). Once it is compiled, loading it (~0.6 s of CPU with numba's import) is left to
+    the first decode that needs it: on two cores a background load in every worker took
+    CPU from the chunks, and a short track's decode runs in one worker only. Not a daemon:
+    a process that ends sooner waits for the compile rather than leaving LLVM mid-way. A
     failure here is left for the decode's own call to raise."""
+    if compiled_here():
+        return
 
     def prepare():
         try:
@@ -210,6 +215,22 @@ def prepare_in_background() -> None:
             pass
 
     threading.Thread(target=prepare, name="viterbi-compile").start()
+
+
+def compiled_here() -> bool:
+    """Whether the shared cache holds this module's kernels, written after its source last
+    changed (numba's index files; a stale one only costs a compile at the first decode)."""
+    from pathlib import Path
+
+    from mirflow.caches import numba_shared_cache
+
+    source = Path(__file__).stat().st_mtime
+    indexes = {name: False for name in ("viterbi_forward", "viterbi_trace")}
+    for index in numba_shared_cache().glob("*/viterbi.*.nbi"):
+        for name in indexes:
+            if f".{name}-" in index.name and index.stat().st_mtime >= source:
+                indexes[name] = True
+    return all(indexes.values())
 
 
 def _compile_shared() -> Kernels:
