@@ -164,7 +164,7 @@ class StoredAudio:
         last = int(round(span.end * rate))
         samples, prefix = data[..., first:last], self.cache_prefix(rate, layout)
         if normalized:  # features computed from it are not those of the raw level: their own cache names
-            samples, prefix = (samples * np.float32(self.level_gain())).astype(np.float32), f"{prefix}-level"
+            samples, prefix = np.multiply(samples, np.float32(self.level_gain()), dtype=np.float32), f"{prefix}-level"
         return Chunk(index=span.index, start=first / rate, end=span.end, core_start=span.core_start,
                      core_end=span.core_end, samples=samples, sample_rate=rate, path=self.path, cache_prefix=prefix)
 
