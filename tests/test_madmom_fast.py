@@ -124,20 +124,40 @@ def test_the_viterbi_kernel_compiles_once_per_machine_not_once_per_worker_slot(t
     assert not (tmp_path / "cpu-0").exists() or not list((tmp_path / "cpu-0").rglob("*viterbi_*"))
 
 
-def test_blocked_features_equal_madmoms_rnn_input_and_activation():
+@pytest.mark.parametrize("tracker_class", ["Beats", "Downbeats"])
+def test_single_precision_features_are_madmoms_rnn_input_and_activation_within_rounding(tracker_class):
+    """The networks' input computed in float32 a block at a time (madmom_fast.spectra) is
+    madmom's double-precision chain's within 1e-5 (values up to ~2.5), and so is the network's
+    activation within 5e-3; madmom's own chain, kept for processors that are not its defaults,
+    still gives its features (blocked) and is what such a processor gets."""
     from madmom.audio.signal import Signal
+    from madmom.audio.spectrogram import _diff_frames
     from madmom.features.beats import RNNBeatProcessor
+    from madmom.features.downbeats import RNNDownBeatProcessor
+
+    import mirflow.plugins.madmom_fast as madmom_fast
+    from mirflow.plugins.madmom_fast.spectra import diff_frames, fused_chains
 
     song = make_song(["A:min", "F:maj"], bpm=100, duration=45.0, seed=2)  # > 2 feature blocks
-    beats = Beats()
-    beats.setup("cpu")
-    reference = RNNBeatProcessor()
-    expected = reference.processors[0](Signal(song.samples, sample_rate=song.sample_rate))
-    features = beats.rnn.features(song.samples, song.sample_rate)
-    assert features.shape == expected.shape
+    tracker = getattr(madmom_fast, tracker_class)()
+    tracker.setup("cpu")
+    assert tracker.rnn.fused is not None
+    reference = RNNBeatProcessor() if tracker_class == "Beats" else RNNDownBeatProcessor()
+    signal = Signal(song.samples, sample_rate=song.sample_rate)
+    expected = reference.processors[0](signal)
+    features = tracker.rnn.features(song.samples, song.sample_rate)
+    assert features.shape == expected.shape and features.dtype == np.float32
+    assert sum(tracker.rnn.widths) == features.shape[1]
     np.testing.assert_allclose(features, expected, atol=1e-5)
-    np.testing.assert_allclose(beats.rnn.network(features), reference(Signal(song.samples, sample_rate=song.sample_rate)),
+    activation = reference(signal)
+    np.testing.assert_allclose(tracker.rnn.network(features), activation.reshape(-1, tracker.columns).squeeze(),
                                atol=5e-3)
+    np.testing.assert_allclose(tracker.rnn.madmom_features(song.samples, song.sample_rate), expected, atol=1e-6)
+    for size in (1024, 2048, 4096, 8192):
+        assert diff_frames(0.5, 441.0, size) == _diff_frames(0.5, 441.0, size)
+    framer, rest = tracker.rnn.chains[-1]
+    rest.processors[-1].diff_max_bins = 3  # a maximum filter over the bins (SuperFlux's): not computed here
+    assert fused_chains(tracker.rnn.signal, tracker.rnn.chains) is None
 
 
 def test_batched_stft_is_madmoms_stft_to_the_bit():
