@@ -88,7 +88,7 @@ class MadmomRecognizer(ChordRecognizer):
 
 class CnnCrf(MadmomRecognizer):
     """Major/minor chords: madmom's CNN chord features + CRF; the CNN in 8-bit integers by
-    default (:mod:`.quantized`: ~3.5x faster, same scores on the GM test split to 0.005)."""
+    default (:mod:`.quantized`: ~3.5x faster, scores within 0.001 on the GM test split)."""
 
     name = "chords.cnn_crf"
     version = "4"

@@ -8,8 +8,9 @@ whole chunk: on a 120 s chunk that chain took ~0.57 s on one core, about as long
 networks it feeds. :class:`LogSpectralFeatures` does the same arithmetic in float32 (SciPy's
 single-precision real FFT), windows and transforms a block of frames that stays in cache, keeps
 only the bins the filterbank reads, and filters each block as it comes: ~0.34-0.41 s. The
-features differ from madmom's by ~1e-6 (of values up to ~2.5), the networks' activations by
-~1e-6 (``benchmarks/features.py`` measures both, and whether any beat or downbeat moves).
+features differ from madmom's by ~2e-6 (of values up to ~2.5), the networks' activations mostly
+by ~1e-5 but by up to ~0.05 in a few frames of sparse arrangements, which moved a few beats'
+interpolated times by milliseconds and no F-measure (``benchmarks/features.py`` measures it all).
 
 Only madmom's own chain with its defaults is computed here (:func:`fused_chains` checks each
 processor); anything else runs madmom's objects as before.
