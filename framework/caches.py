@@ -1,5 +1,5 @@
 """Where mirflow keeps what it compiles on the user's machine: numba's code, one folder per
-worker slot and one shared folder.
+worker slot and one shared folder; chords.cnn_crf's 8-bit network.
 
 Its own module because the scheduler (which gives each worker slot its folder), the CLI (which
 tells a first run that numba will compile) and plugins (madmom_fast's Viterbi kernel, compiled
@@ -13,9 +13,14 @@ import os
 from pathlib import Path
 
 
+def cache_root() -> Path:
+    """mirflow's folder in the user's cache folder (XDG_CACHE_HOME, else ~/.cache)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow"
+
+
 def numba_cache_root() -> Path:
     """Where worker slots keep numba's compiled code: the user's cache folder."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "numba"
+    return cache_root() / "numba"
 
 
 def numba_cache_dir(slot: str) -> Path:

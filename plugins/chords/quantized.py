@@ -34,7 +34,9 @@ CALIBRATION_SONGS = (  # (key, bpm, seconds, drums, melody): keys and textures t
 
 
 def cache_folder() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow" / "quantized"
+    from mirflow.caches import cache_root
+
+    return cache_root() / "quantized"
 
 
 def calibration_inputs(prepare) -> list[np.ndarray]:
