@@ -101,6 +101,7 @@ class RNNTracker(mirflow.Analyzer):
     def __init__(self, **config):
         super().__init__(**config)
         self.processors: dict[float, object] = {}  # slowest tempo -> madmom's DBN processor (built once)
+        self.layouts: dict[float, list] = {}  # slowest tempo -> its HMMs laid out for the kernel (built once)
 
     @classmethod
     def check_params(cls, values):
@@ -132,6 +133,15 @@ class RNNTracker(mirflow.Analyzer):
         """The HMMs a DBN processor decodes (one per bar length for the downbeats)."""
         return [dbn.hmm]
 
+    def chain_models(self, min_bpm: float) -> list:
+        """:func:`.viterbi.chain_model` of each of :meth:`hmms`, built once per worker (every fold
+        of a 60-minute track laid the same HMMs out again: ~0.25 s of CPU per track)."""
+        from .viterbi import chain_model
+
+        if min_bpm not in self.layouts:
+            self.layouts[min_bpm] = [chain_model(hmm) for hmm in self.hmms(self.dbn(min_bpm))]
+        return self.layouts[min_bpm]
+
     def paths(self, activation: np.ndarray, min_bpm: float, folded=None) -> list[tuple[np.ndarray, float]]:
         """(state path, log probability) per HMM of the DBN with tempi from ``min_bpm`` up.
 
@@ -140,13 +150,14 @@ class RNNTracker(mirflow.Analyzer):
         threads (the Viterbi releases the GIL) while their back-pointers fit in
         PARALLEL_DECODE_BYTES together: this runs at the end of a file, when other workers are
         often idle, but must not raise the run's peak memory."""
-        from .viterbi import backtrace, chain_model, viterbi
+        from .viterbi import backtrace, viterbi
 
         hmms = self.hmms(self.dbn(min_bpm))
         if fits(folded, activation, min_bpm, len(hmms)):
+            models = self.chain_models(min_bpm)
+
             def trace(n: int):
-                return backtrace(chain_model(hmms[n]), [block.backs[n] for block in folded.blocks],
-                                 folded.carry.scores[n])
+                return backtrace(models[n], [block.backs[n] for block in folded.blocks], folded.carry.scores[n])
 
             with ThreadPoolExecutor(max_workers=min(len(hmms), os.cpu_count() or 1)) as pool:
                 return list(pool.map(trace, range(len(hmms))))
@@ -174,7 +185,7 @@ class RNNTracker(mirflow.Analyzer):
         """
         from mirflow import Fold
 
-        from .viterbi import chain_model, forward, log_densities, pack
+        from .viterbi import forward, log_densities, pack
 
         if track.duration < self.config["fold_min_duration"]:
             return None
@@ -191,7 +202,7 @@ class RNNTracker(mirflow.Analyzer):
             return None  # a chunk the join would skip
         activation = self.decodable(lay(merge_curve(parts, "activation"), np.arange(start, stop) / FPS))
         hmms = self.hmms(self.dbn(min_bpm))
-        models = [chain_model(hmm) for hmm in hmms]
+        models = self.chain_models(min_bpm)
         densities = [log_densities(hmm, activation) if model is not None else None for hmm, model in zip(hmms, models)]
         if any(d is None for d in densities):
             return None
