@@ -128,3 +128,23 @@ def test_compressed_formats_decode(tmp_path):
         path = tmp_path / name
         soundfile.write(path, click_track(1.0, [0.5]), 22050, format=fmt)
         assert abs(decode(path).duration - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("layout", ["mono", "all"])
+def test_a_chunk_is_silent_below_the_floor_as_its_double_precision_level_says(layout):
+    """is_silent sums the energy in single precision (fast); it must agree with rms_db's
+    double-precision level on each side of the floor, for one channel and for several."""
+    from mirflow.audio import Chunk, rms_db
+
+    rate = 44100
+    tone = np.sin(2 * np.pi * 440 * np.arange(120 * rate) / rate).astype(np.float32)
+    for level_db in (-69.9, -70.1, -20.0, -100.0):
+        samples = tone * np.float32(10 ** (level_db / 20) * np.sqrt(2))  # RMS at level_db
+        if layout == "all":
+            samples = np.stack([samples, samples])
+        chunk = Chunk(index=0, start=0.0, end=120.0, core_start=0.0, core_end=120.0, samples=samples,
+                      sample_rate=rate, path="tone.wav")
+        assert chunk.is_silent() == (rms_db(samples) < -70.0) == (level_db < -70.0)
+    for samples in (np.zeros(1000, np.float32), np.zeros(0, np.float32)):
+        assert Chunk(index=0, start=0.0, end=1.0, core_start=0.0, core_end=1.0, samples=samples,
+                     sample_rate=rate, path="zeros.wav").is_silent()
