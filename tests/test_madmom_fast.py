@@ -167,7 +167,7 @@ def test_batched_stft_is_madmoms_stft_to_the_bit():
     from madmom.audio.signal import FramedSignal, Signal
     from madmom.audio.stft import stft
 
-    from mirflow.plugins.madmom_fast.stft import batched_stft
+    from mirflow.plugins._stft import batched_stft
 
     samples = make_song(["A:min", "F:maj"], bpm=100, duration=12.0, seed=2).samples.astype(np.float32)
     signals = [Signal(samples, sample_rate=44100), Signal(samples[:700], sample_rate=44100),

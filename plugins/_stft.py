@@ -1,4 +1,5 @@
-"""madmom's STFT a block of frames at a time, for the beat and downbeat networks' features.
+"""madmom's STFT a block of frames at a time, for the features of madmom's networks (the beat
+and downbeat networks' when madmom's own spectrogram chain runs, the chord recognizers').
 
 madmom's ``stft`` transforms one frame per Python iteration (a frame view, a window product,
 a full complex ``scipy.fftpack.fft`` of the real frame): for the downbeat network's three
@@ -8,8 +9,9 @@ frames (zero-padded at the ends) and the same window product a block at a time, 
 transforms them with a real-input FFT (half the work of the complex one): ~0.8 s. Both FFTs run in
 double precision and madmom keeps complex64, so their rounding differences (~1e-16) vanish in
 the cast: the spectrogram equals madmom's to the bit on everything tested (the tests compare
-them on the three frame sizes, at the signal's ends and on integer samples). (The chord
-CNN's features take 1,200 frames per chunk, not 36,000: batching them gained nothing.)
+them on the three frame sizes and the chords' 8192, at the signal's ends and on integer
+samples). The chord CNN's features take 1,200 frames of 8192 per 120 s chunk: ~0.10 s with
+madmom's loop, ~0.065 s batched (~1.2 CPU-s per hour of audio), the same features.
 """
 
 from __future__ import annotations
