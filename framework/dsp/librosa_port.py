@@ -153,8 +153,8 @@ def _parabolic_shifts(magnitude: np.ndarray, index: tuple) -> np.ndarray:
     """At each (bin, frame) of ``index``, the offset of the parabola through the bin and its
     neighbours (0 where that is more than a bin away, and at both ends): librosa's numba
     stencil, whose ``2 * x`` and ``/ 2`` are float64 (an int64 literal with a float32), its
-    result float32. Only where piptrack reads it (its peaks): the whole spectrogram took ~30 %
-    of the key step."""
+    result float32. Only where piptrack reads it (its peaks): over the whole spectrogram it was
+    ~60 % of the tuning estimate (0.34 -> 0.14 s per 120 s of audio)."""
     bins, frames = index[-2], index[-1]
     edge = (bins == 0) | (bins == magnitude.shape[-2] - 1)
     below = magnitude[np.maximum(bins - 1, 0), frames]
