@@ -13,9 +13,9 @@ import numpy as np
 import mirflow
 from mirflow.aggregate import merge_curve
 from mirflow.plugins._onnx import configure_sessions
+from mirflow.plugins._stft import batched_stfts
 
 from .metre import CHROMA_FPS
-from mirflow.plugins._stft import batched_stfts
 
 FPS = 100  # madmom's beat networks are trained at 100 frames per second
 FEATURE_BLOCK = 2000  # frames (20 s) of spectrogram computed at a time
