@@ -13,7 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-RESOURCES = ("cpu", "gpu")
+# Which lane runs an analyzer: the CPU workers, the GPU lane, or "auto": the GPU lane where the
+# run may use a GPU and the analyzer says one is usable here (``gpu_problem``), else the CPU lane.
+RESOURCES = ("cpu", "gpu", "auto")
 CHANNEL_LAYOUTS = ("mono", "all")
 
 # Output kinds, each with a default merge rule in mirflow.aggregate.
@@ -127,7 +129,7 @@ class Analyzer:
 
     name: ClassVar[str] = ""  # dotted "plugin.analyzer"
     version: ClassVar[str] = "1"  # part of every result (and of any cache key)
-    resource: ClassVar[str] = "cpu"  # "cpu" or "gpu": which lane runs it
+    resource: ClassVar[str] = "cpu"  # "cpu", "gpu" or "auto" (either; see gpu_problem): which lane runs it
     sample_rate: ClassVar[int | None] = 44100  # None: the file's own rate
     channels: ClassVar[str] = "mono"  # "mono" (mixed down) or "all" (channels, samples)
     chunked: ClassVar[bool] = True  # False: always sees the whole track as one chunk
@@ -179,6 +181,19 @@ class Analyzer:
         result records."""
         return None
 
+    @classmethod
+    def gpu_problem(cls) -> str | None:
+        """For ``resource = "auto"`` analyzers: why this one cannot use a GPU on this machine
+        (no GPU build of its library, no driver), or None when it can.
+
+        Asked once per run, in the coordinator, when the run's device is ``auto``: None puts the
+        step in the GPU lane (``prepare`` on CPU workers, ``analyze_batch`` in the GPU process),
+        anything else leaves it in the CPU lane (``analyze``), exactly as a ``cpu`` analyzer, so
+        that a machine without a GPU pays nothing for the analyzer's GPU path. Keep it cheap
+        (look for files; import nothing heavy). ``setup("gpu")`` still checks for real and
+        raises when the GPU does not work after all."""
+        return None
+
     def compiles_on_first_run(self) -> bool:
         """Whether set-up compiles code once per machine (numba, when importing librosa: ~40 s
         on 2 cores, cached afterwards). ``mirflow run`` tells the user before such a first run
@@ -189,7 +204,8 @@ class Analyzer:
         """Load models once per worker process; set ``self.device`` to what really runs.
 
         ``device`` is the pipeline's request (``auto``, ``cpu`` or ``gpu``). A ``gpu``
-        analyzer asked for ``gpu`` with no usable GPU must raise, saying why.
+        analyzer asked for ``gpu`` with no usable GPU must raise, saying why. An ``auto``
+        analyzer gets ``cpu`` in the CPU lane and the request in the GPU lane.
         """
         self.device = "cpu"
 
@@ -294,6 +310,8 @@ def check_analyzer_class(cls: type) -> None:
         raise TypeError(f"{where}.name must be 'plugin.analyzer', got {cls.name!r}")
     if cls.resource not in RESOURCES:
         raise TypeError(f"{where}.resource must be one of {RESOURCES}, got {cls.resource!r}")
+    if cls.resource == "auto" and cls.gpu_problem.__func__ is Analyzer.gpu_problem.__func__:
+        raise TypeError(f"{where}.resource is 'auto' but it does not define gpu_problem() (when may it use a GPU?)")
     if cls.channels not in CHANNEL_LAYOUTS:
         raise TypeError(f"{where}.channels must be one of {CHANNEL_LAYOUTS}, got {cls.channels!r}")
     for output, kind in cls.outputs.items():

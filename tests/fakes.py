@@ -140,6 +140,32 @@ class GpuCounter(mirflow.Analyzer):
                 for chunk in chunks]
 
 
+class EitherLane(mirflow.Analyzer):
+    """An ``auto`` analyzer: the GPU lane where ``gpu_problem`` (the class's ``problem``, set by
+    a test) is None, else the CPU lane. Its output says which half ran and what device its
+    setup was asked for."""
+
+    name = "fake.either"
+    resource = "auto"
+    sample_rate = 22050
+    outputs = {"half": mirflow.LABEL, "asked": mirflow.LABEL}
+    problem: str | None = "no GPU for this fake"
+
+    @classmethod
+    def gpu_problem(cls):
+        return cls.problem
+
+    def setup(self, device):
+        self.asked = device
+        self.device = "cpu"
+
+    def analyze(self, chunk, inputs):
+        return {"half": "analyze", "asked": self.asked}
+
+    def analyze_batch(self, items, inputs):
+        return [{"half": "analyze_batch", "asked": self.asked} for _ in items]
+
+
 class Slow(mirflow.Analyzer):
     """Sleeps per chunk (to see lanes overlap), then keeps a core busy for ``spin`` seconds of
     CPU; kills its own process on files named *crash*, never returns on files named *hang*."""
@@ -222,8 +248,8 @@ class Folding(mirflow.Analyzer):
         return {"folds": {"label": label, "confidence": 1.0}, "chunks": float(len(parts))}
 
 
-ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, ImportsMissingLibrary, GpuCounter, Slow, CrashOnce,
-       CountAtMerge, Folding)
+ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, ImportsMissingLibrary, GpuCounter, EitherLane, Slow,
+       CrashOnce, CountAtMerge, Folding)
 
 
 class FakePlugin:

@@ -85,6 +85,25 @@ def test_the_8_bit_chord_network_is_made_once_and_hears_what_the_float_one_hears
     assert chord_scores(heard, reference)["chords_majmin"] >= 0.95
 
 
+@pytest.mark.parametrize("cls", [CnnCrf, DeepChroma])
+def test_the_gpu_lanes_two_halves_give_the_cpu_lanes_chords(cls, song, set_up):
+    """In the GPU lane a CPU worker prepares the network's input (``setup_features``: no
+    network loaded) and the GPU process runs the network and the decoder on a batch; onnxruntime
+    here has no CUDA, so that set-up reports the CPU, and every chunk's chords are the CPU
+    lane's (a silent chunk's too)."""
+    cpu = set_up(cls)
+    features, model = cls(), cls()
+    features.setup_features()
+    model.setup("auto")
+    assert (cpu.device, model.device) == ("cpu", "cpu")
+    assert cls.gpu_problem() == "this onnxruntime build has no CUDA provider (pip install onnxruntime-gpu)"
+    sound = whole(song.samples, song.sample_rate)
+    silence = whole(np.zeros(5 * song.sample_rate, dtype=np.float32), song.sample_rate)
+    prepared = [features.prepare(chunk, {}) for chunk in (sound, silence)]
+    assert prepared[1]["input"] is None
+    assert model.analyze_batch(prepared, [{}, {}]) == [cpu.analyze(sound, {}), cpu.analyze(silence, {})]
+
+
 def test_the_8_bit_network_without_onnx_or_a_cached_one_fails_its_setup_saying_what_to_install(monkeypatch, tmp_path):
     import sys
 

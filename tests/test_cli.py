@@ -137,7 +137,7 @@ def test_plugins_checks_that_libraries_import():
     done = mirflow("plugins")
     assert done.returncode == 0
     line = next(line for line in done.stdout.splitlines() if line.startswith("madmom_fast.beats"))
-    assert line.split()[1:4] == ["madmom_fast", "cpu", "4"] and line.endswith("madmom ok")
+    assert line.split()[1:4] == ["madmom_fast", "auto", "4"] and line.endswith("madmom ok")
 
 
 def test_plugins_licences_name_the_code_and_model_licence_of_every_analyzer():
@@ -169,10 +169,10 @@ def test_device_gpu_on_a_pipeline_without_gpu_steps_is_an_error(tmp_path):
     import soundfile
 
     soundfile.write(audio, np.zeros(22050, dtype=np.float32), 22050)
-    done = mirflow("run", "fast", str(audio), "--device", "gpu", "-o", str(tmp_path / "out"))
+    done = mirflow("run", "commercial", str(audio), "--device", "gpu", "-o", str(tmp_path / "out"))
     assert done.returncode == 2
-    assert done.stderr.strip().endswith("device gpu, but no step of pipeline 'fast' can run on a GPU (they are all "
-                                        "cpu steps); use --device cpu or auto")
+    assert done.stderr.strip().endswith("device gpu, but no step of pipeline 'commercial' can run on a GPU (they are "
+                                        "all cpu steps); use --device cpu or auto")
     assert not (tmp_path / "out").exists()
 
 

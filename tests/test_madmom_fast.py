@@ -212,6 +212,22 @@ def test_sessions_get_the_workers_threads_and_no_arena_and_give_the_same_activat
     np.testing.assert_allclose(processor(signal), expected, atol=1e-5)
 
 
+def test_the_trackers_asked_for_a_gpu_they_cannot_use_say_why_and_never_fall_back():
+    """``device: gpu`` puts the trackers in the GPU lane; onnxruntime here has no CUDA provider,
+    so the set-up fails with the reason instead of running the networks on the CPU."""
+    from mirflow.plugins.madmom_fast import Downbeats
+    from mirflow.plugins._onnx import cuda_problem
+    from mirflow.scheduler.runner import SetupFailure, prepare_analyzer
+
+    assert Downbeats.gpu_problem() == cuda_problem() == ("this onnxruntime build has no CUDA provider "
+                                                         "(pip install onnxruntime-gpu)")
+    with pytest.raises(SetupFailure) as failure:
+        prepare_analyzer(Downbeats, {}, "gpu")
+    assert str(failure.value) == ("madmom_fast.downbeats: setup failed: device gpu, but this onnxruntime build has "
+                                  "no CUDA provider (pip install onnxruntime-gpu)")
+    assert prepare_analyzer(Downbeats, {}, "cpu").device == "cpu"
+
+
 def test_a_waltz_gets_three_beats_per_bar_at_full_tempo():
     from mir_eval.beat import f_measure
 
@@ -496,7 +512,12 @@ def test_fold_state_that_does_not_fit_the_decode_is_not_used():
 def test_a_run_folds_the_decodes_as_chunks_come_in_and_writes_what_the_unfolded_merge_writes(tmp_path, monkeypatch):
     """The scheduler with the real trackers on 75 s in 25 s chunks: one fold unit per chunk
     per tracker, in worker processes and inline, and each the same result (every output, the
-    timeline) as without folds."""
+    timeline) as without folds.
+
+    And the trackers' GPU lane: where onnxruntime looks able to use CUDA (``cuda_problem``
+    patched in the coordinator: this machine has no GPU), the networks run in the GPU process,
+    a batch of chunks at a time, the features, folds and merges on the CPU workers; onnxruntime
+    here cannot start CUDA, so each step says it ran on the CPU, with the CPU lane's result."""
     import json
 
     import soundfile
@@ -505,24 +526,28 @@ def test_a_run_folds_the_decodes_as_chunks_come_in_and_writes_what_the_unfolded_
     from mirflow.pipeline import load_pipeline
     from mirflow.plugin_manager import collect_analyzers, make_plugin_manager
     from mirflow.plugins.madmom_fast import RNNTracker
+    from mirflow.plugins.madmom_fast import beats as beats_module
     from mirflow.scheduler import run_pipeline
 
     song = make_song(["A:min", "F:maj", "C:maj", "G:maj"], bpm=112, duration=75.0, seed=3)
     path = tmp_path / "song.wav"
     soundfile.write(path, song.samples, song.sample_rate)
     (tmp_path / "p.yaml").write_text("chunking: {min_duration: 20, length: 25, overlap: 10}\n"
+                                     "resources: {gpu: {batch_size: 3}}\n"
                                      "steps: [{analyzer: madmom_fast.downbeats, id: bars, params: {fold_min_duration: 0}},\n"
                                      "        {analyzer: madmom_fast.beats, params: {fold_min_duration: 0}}]\n"
                                      "timeline: {beats: bars}\n")
 
     class Folds:
         def __init__(self):
-            self.chunks = {}
+            self.chunks, self.batches = {}, []
 
         @mirflow.hookimpl
         def progress(self, event):
             if event.kind == "unit_finished" and event.data.get("kind") == "fold":
                 self.chunks.setdefault(event.step, []).append(event.chunk)
+            if event.kind == "unit_finished" and event.data.get("kind") == "batch":
+                self.batches.append((event.step, event.data["batch_size"]))
 
     def run(name, **options):
         pm, folds = make_plugin_manager(), Folds()
@@ -533,10 +558,17 @@ def test_a_run_folds_the_decodes_as_chunks_come_in_and_writes_what_the_unfolded_
         assert outcomes[0].ok, outcomes[0].error
         result = json.loads((tmp_path / name / "song.json").read_text())
         outputs = {step: record["outputs"] for step, record in result["steps"].items()}
-        return outputs, result["timeline"], folds.chunks
+        assert {record["device"] for record in result["steps"].values()} == {"cpu"}
+        return outputs, result["timeline"], folds.chunks, folds.batches
 
     processes, inline = run("processes", jobs=2), run("inline", inline=True)
     assert processes[2] == inline[2] == {"bars": [0, 1, 2, 3, 4], "beats": [0, 1, 2, 3, 4]}
+    assert processes[3] == inline[3] == []  # no GPU here: the CPU lane, as before
+    monkeypatch.setattr(beats_module, "cuda_problem", lambda: None)
+    gpu_lane = run("gpu-lane", jobs=2)
+    assert gpu_lane[:3] == processes[:3]
+    assert sorted(gpu_lane[3]) == [("bars", 2), ("bars", 3), ("beats", 2), ("beats", 3)]  # resources.gpu.batch_size 3
+    monkeypatch.undo()
     monkeypatch.setattr(RNNTracker, "folds", False)  # the coordinator's registry: no fold units are queued
     unfolded = run("processes-unfolded", jobs=2), run("inline-unfolded", inline=True)
     assert unfolded[0][2] == unfolded[1][2] == {}

@@ -49,6 +49,7 @@ def test_two_plugins_registering_one_name_are_rejected(add_analyzers):
     ({"outputs": {"x": "histogram"}}, "unknown kind 'histogram'"),
     ({"params": {"n": mirflow.Param(0, int, min=1)}}, "defaults do not validate"),
     ({"folds": True}, r"folds is True but it does not define fold\(carry, index, parts, track\)"),
+    ({"resource": "auto"}, r"resource is 'auto' but it does not define gpu_problem\(\)"),
 ])
 def test_malformed_analyzers_are_rejected_at_registration(add_analyzers, attributes, message):
     cls = type("Bad", (mirflow.Analyzer,), {"name": "bad.one", "outputs": {"x": mirflow.SCALAR}, **attributes})

@@ -142,6 +142,27 @@ def test_device_gpu_without_a_gpu_fails_clearly_in_the_gpu_lane(pm, registry, wr
     assert result["steps"]["gpu"]["error"]["message"] == "fake.gpu: setup failed: no GPU is visible to this fake backend"
 
 
+@pytest.mark.parametrize("device, problem, half, asked", [
+    ("auto", None, "analyze_batch", "auto"),  # a usable GPU: the GPU lane
+    ("auto", "no driver", "analyze", "cpu"),  # none: the CPU lane, set up for the CPU
+    ("cpu", None, "analyze", "cpu"),  # the run says CPU: the CPU lane even where a GPU is usable
+    ("gpu", "no driver", "analyze_batch", "gpu"),  # the run says GPU: the GPU lane, whose setup must say why not
+])
+def test_an_auto_analyzer_runs_in_the_lane_the_device_and_machine_choose(
+        monkeypatch, pm, registry, recorder, write_pipeline, write_clicks, tmp_path, device, problem, half, asked):
+    from fakes import EitherLane
+
+    monkeypatch.setattr(EitherLane, "problem", problem)
+    files = clicks_files(write_clicks, 1, 3.0)
+    pipeline = write_pipeline("steps: [fake.either]\n")
+    outcomes, (result,), _ = run(pm, registry, pipeline, files, tmp_path / "o", inline=True, device=device)
+    assert outcomes[0].ok
+    outputs = result["steps"]["either"]["outputs"]
+    assert (outputs["half"]["label"], outputs["asked"]["label"]) == (half, asked)
+    lanes = {e.lane for e in recorder.of("unit_started") if e.step == "either"}
+    assert lanes == ({"gpu", "cpu"} if half == "analyze_batch" else {"cpu"})  # prepare and merge stay on the CPU
+
+
 def test_only_a_few_files_are_decoded_at_once(
         pm, registry, recorder, write_pipeline, write_clicks, tmp_path, private_tmp):
     files = clicks_files(write_clicks, 10, 3.0)

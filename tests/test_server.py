@@ -137,7 +137,7 @@ def test_pipelines_plugins_health_and_docs_describe_the_server(server):
     assert [s["id"] for s in pipelines["default"]["steps"]][:2] == ["beats", "tempo"]
     assert any(s["skipped_because"] for s in pipelines["full"]["steps"])  # no zoo models here: said so
     plugins = {p["name"]: p for p in httpx.get(server.base + "/api/plugins").json()}
-    assert plugins["madmom_fast.beats"]["resource"] == "cpu"
+    assert plugins["madmom_fast.beats"]["resource"] == "auto"
     assert plugins["essentia_gpu.model"]["resource"] == "gpu"
     assert plugins["madmom_fast.beats"]["params"]["min_bpm"] == 55.0
     deadline = time.monotonic() + 120

@@ -42,6 +42,7 @@ class Step:
     inputs: dict[str, tuple[str, str] | None]  # slot -> (step id, output) or None
     optional: bool = False
     unavailable: str | None = None  # an optional step that cannot run here: why, and the fix
+    lane: str | None = None  # "cpu" or "gpu", decided per run (mirflow.scheduler.lanes); None: not yet
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class Pipeline:
         content = {
             "quality": self.resample_quality,
             "chunking": asdict(self.chunking),
-            "steps": [asdict(step) for step in self.steps],
+            # The lane is where a step runs, not what it computes: results stay reusable.
+            "steps": [{k: v for k, v in asdict(step).items() if k != "lane"} for step in self.steps],
             "timeline": self.timeline,
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]

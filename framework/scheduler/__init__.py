@@ -2,9 +2,10 @@
 
 ``run_pipeline`` is the entry point for the CLI and for library users; ``build_scheduler``
 gives a scheduler that a server keeps and feeds (``Scheduler.submit``, ``Scheduler.serve``).
-The parts (docs/architecture.md): ``plan`` (one file's steps and phases), ``batcher`` (the
-GPU lane), ``coordinator`` (the event loop), ``sink`` (results and exports), ``units`` (typed
-work), ``runner`` (running a unit), ``slots`` (the executor base) and the executors.
+The parts (docs/architecture.md): ``plan`` (one file's steps and phases), ``lanes`` (which
+lane runs each step), ``batcher`` (the GPU lane), ``coordinator`` (the event loop), ``sink``
+(results and exports), ``units`` (typed work), ``runner`` (running a unit), ``slots`` (the
+executor base) and the executors.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from .coordinator import FileJob, Scheduler, Terminated
 from .executors import InlineExecutor, ProcessExecutor, plugin_handoff
+from .lanes import gpu_steps, with_lanes
 from .records import FileOutcome, StepRecord
 from .runner import UnitRunner
 from .slots import Executor
@@ -73,13 +75,14 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
     a file in flight after which a serving scheduler stops its workers (None: never).
     """
     device = device or pipeline.resources.device
+    pipeline = with_lanes(pipeline, registry, device)
     on_ray = (executor or pipeline.resources.executor) == "ray" and not inline
     if on_ray:
         from .ray_cluster import cluster_slots
 
         connect_ray(ray_address, jobs or pipeline.resources.cpu_workers or os.cpu_count() or 1)
     workers = jobs or pipeline.resources.cpu_workers or (cluster_slots()[0] if on_ray else os.cpu_count()) or 1
-    gpu_lane = any(registry.get(step.analyzer).resource == "gpu" and not step.unavailable for step in pipeline.steps)
+    gpu_lane = bool(gpu_steps(pipeline))
     if device == "gpu" and not gpu_lane:
         # An error, not a warning: asking for the GPU and running on the CPU is the silent
         # fallback the old app was blamed for.

@@ -314,7 +314,7 @@ class FilePlan:
         state.chunks_left, state.parts = len(spans), {}
         if self.registry.get(step.analyzer).folds and len(spans) > 1:  # one chunk: nothing to fold ahead of the merge
             state.folds = FoldStream(spans, self.audio.duration)
-        gpu = self.registry.get(step.analyzer).resource == "gpu"
+        gpu = step.lane == "gpu"
         if gpu:
             state.prepares_left = len(spans)
         work = PrepareWork if gpu else AnalyzeWork

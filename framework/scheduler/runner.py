@@ -116,7 +116,9 @@ class UnitRunner:
             cls = self.registry.get(step.analyzer)
             self.setups[key] += 1
             try:
-                self._analyzers[key] = prepare_analyzer(cls, step.params, self.device, role)
+                # An "auto" analyzer in the CPU lane runs on the CPU, whatever the run asked for.
+                device = "cpu" if role == "cpu" and cls.resource == "auto" else self.device
+                self._analyzers[key] = prepare_analyzer(cls, step.params, device, role)
             except SetupFailure as failure:
                 self._analyzers[key] = failure
         found = self._analyzers[key]
@@ -159,8 +161,7 @@ class UnitRunner:
 
     def run_aggregate(self, unit: Unit) -> Merged:
         step = self.pipeline.step(unit.step)
-        cls = self.registry.get(step.analyzer)
-        analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
+        analyzer = self.analyzer(unit.step, "features" if step.lane == "gpu" else "cpu")
         work = unit.work
         track = Track(path=unit.file, duration=work.duration, spans=list(work.spans), inputs=work.inputs or {},
                       folded=work.folded)
@@ -171,8 +172,7 @@ class UnitRunner:
     def run_fold(self, unit: Unit) -> Fold | None:
         """Chunk ``index`` folded into what the fold before it carried (``Analyzer.fold``)."""
         step = self.pipeline.step(unit.step)
-        cls = self.registry.get(step.analyzer)
-        analyzer = self.analyzer(unit.step, "features" if cls.resource == "gpu" else "cpu")
+        analyzer = self.analyzer(unit.step, "features" if step.lane == "gpu" else "cpu")
         work = unit.work
         track = Track(path=unit.file, duration=work.duration, spans=list(work.spans))
         parts = track_parts(analyzer, list(work.offsets), list(work.raw), track)

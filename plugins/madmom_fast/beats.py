@@ -18,7 +18,7 @@ import numpy as np
 import mirflow
 from mirflow.aggregate import merge_curve
 from mirflow.madmom_backend import INSTALL_HINT
-from mirflow.plugins._onnx import quiet_onnxruntime
+from mirflow.plugins._onnx import cuda_problem, network_device, providers_for, quiet_onnxruntime
 
 from .metre import CHROMA_FPS, bar_phase
 from .networks import FPS, BlockedRNN, lay, pitch_classes, stitch
@@ -72,9 +72,14 @@ class Decoded(NamedTuple):
 
 class RNNTracker(mirflow.Analyzer):
     """What the beat and downbeat trackers share: DBN parameters, per-chunk activations of
-    one of madmom's RNNs (zeros on silence), and the library they need."""
+    one of madmom's RNNs (zeros on silence), and the library they need.
 
-    resource = "cpu"
+    ``resource = "auto"``: where onnxruntime can use an NVIDIA GPU (onnxruntime-gpu and a
+    driver), the networks run in the GPU lane (features prepared by the CPU workers, the
+    networks on CUDA, chunks batched across files); elsewhere the whole chunk runs in the CPU
+    lane, as before. Both lanes run the same two halves (:meth:`prepare`, :meth:`finish`)."""
+
+    resource = "auto"
     sample_rate = 44100
     params = {
         "min_bpm": mirflow.Param(55.0, float, min=20, max=300, help="slowest tempo the DBN considers"),
@@ -240,22 +245,52 @@ class RNNTracker(mirflow.Analyzer):
         return decoded._replace(beats=peak_times(decoded.beats[keep], activation),
                                 positions=None if decoded.positions is None else decoded.positions[keep])
 
+    @classmethod
+    def gpu_problem(cls):
+        return cuda_problem()
+
     def setup(self, device):
+        """The CPU lane (``device`` cpu) loads the networks on the CPU and the merge's decode
+        kernel; the GPU lane (``auto`` or ``gpu``) loads the networks on CUDA, and reports the
+        CPU when onnxruntime could not start it (an error when ``gpu`` was asked for)."""
+        quiet_onnxruntime()  # before the sessions exist
+        self.rnn = BlockedRNN(self.make_network(), providers_for(device))
+        self.device = network_device(device, self.rnn.devices)
+        if device == "cpu":
+            from .viterbi import prepare_in_background
+
+            prepare_in_background()  # the merge's decode kernel, compiled beside the first chunks
+
+    def setup_features(self):
+        """A CPU worker of a run whose networks are in the GPU lane: features, folds and merges."""
         from .viterbi import prepare_in_background
 
-        quiet_onnxruntime()  # before the sessions exist
-        self.rnn = BlockedRNN(self.make_network())
-        prepare_in_background()  # the merge's decode kernel, compiled beside the first chunks
-        self.device = "cpu"
+        self.rnn = BlockedRNN(self.make_network(), providers=None)
+        prepare_in_background()
 
-    def analyze(self, chunk, inputs):
+    def prepare(self, chunk, inputs):
+        """The CPU half of a chunk: the network's input features (None when it is silent)."""
         frames = int(round(chunk.duration * FPS))
-        if chunk.is_silent():
-            shape = frames if self.columns == 1 else (frames, self.columns)
+        return {"frames": frames, "features": None if chunk.is_silent() else self.rnn.features(chunk.samples,
+                                                                                               chunk.sample_rate)}
+
+    def finish(self, prepared) -> dict:
+        """The network half: the activation of a prepared chunk (zeros where it was silent)."""
+        features = prepared["features"]
+        if features is None:
+            shape = prepared["frames"] if self.columns == 1 else (prepared["frames"], self.columns)
             activation = np.zeros(shape, dtype=np.float32)
         else:
-            activation = self.rnn(chunk.samples, chunk.sample_rate)
+            activation = self.rnn.network(features)
         return {"activation": {"times": np.arange(len(activation)) / FPS, "values": activation}}
+
+    def analyze(self, chunk, inputs):
+        return self.finish(self.prepare(chunk, inputs))
+
+    def analyze_batch(self, items, inputs):
+        """The networks of prepared chunks from any files, one chunk at a time: a bidirectional
+        LSTM reads its whole sequence, so chunks of other lengths cannot be padded into one."""
+        return [self.finish(item) for item in items]
 
 
 class Beats(RNNTracker):
@@ -323,24 +358,26 @@ class Downbeats(RNNTracker):
 
         return RNNDownBeatProcessor()
 
-    def analyze(self, chunk, inputs):
-        """The network's activations and, for the metre stage, the onset strength (from the
-        network's own input features) and the chunk's pitch classes."""
+    def prepare(self, chunk, inputs):
+        """The CPU half: the network's features and, for the metre stage, the onset strength
+        (from those features) and the chunk's pitch classes."""
         from .metre import onset_strength
 
-        frames = int(round(chunk.duration * FPS))
-        if chunk.is_silent():
-            activation, onsets = np.zeros((frames, self.columns), dtype=np.float32), np.zeros(frames, dtype=np.float32)
-            values = np.zeros((int(round(chunk.duration * CHROMA_FPS)), 12), dtype=np.float32)
+        prepared = super().prepare(chunk, inputs)
+        features = prepared["features"]
+        if features is None:
+            prepared["onsets"] = np.zeros(prepared["frames"], dtype=np.float32)
+            prepared["chroma"] = np.zeros((int(round(chunk.duration * CHROMA_FPS)), 12), dtype=np.float32)
         else:
-            features = self.rnn.features(chunk.samples, chunk.sample_rate)
-            activation = self.rnn.network(features)
-            onsets = onset_strength(features, self.rnn.widths)
-            values = pitch_classes(chunk.samples, chunk.sample_rate)
-        times = np.arange(len(activation)) / FPS
-        return {"activation": {"times": times, "values": activation},
+            prepared["onsets"] = onset_strength(features, self.rnn.widths)
+            prepared["chroma"] = pitch_classes(chunk.samples, chunk.sample_rate)
+        return prepared
+
+    def finish(self, prepared):
+        onsets, chroma = prepared["onsets"], prepared["chroma"]
+        return {**super().finish(prepared),
                 "onsets": {"times": np.arange(len(onsets)) / FPS, "values": onsets},
-                "chroma": {"times": np.arange(len(values)) / CHROMA_FPS, "values": values}}
+                "chroma": {"times": np.arange(len(chroma)) / CHROMA_FPS, "values": chroma}}
 
     def bars(self, activation: np.ndarray, chroma: np.ndarray | None = None, onsets: np.ndarray | None = None,
              folded=None):

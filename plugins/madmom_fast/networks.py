@@ -12,7 +12,7 @@ import numpy as np
 
 import mirflow
 from mirflow.aggregate import merge_curve
-from mirflow.plugins._onnx import configure_sessions
+from mirflow.plugins._onnx import CPU, configure_sessions
 from mirflow.plugins._stft import batched_stfts
 
 from .metre import CHROMA_FPS
@@ -34,15 +34,18 @@ class BlockedRNN:
     madmom's objects a block of FEATURE_BLOCK frames at a time (a 120 s chunk peaks at ~120 MB
     instead of ~660 MB; each block gets FEATURE_CONTEXT frames before it so that the spectral
     difference sees its predecessors). Models load once; sessions get the worker's thread
-    budget and no memory arena (see configure_sessions).
+    budget and no memory arena (see configure_sessions), and run with ``providers`` (None: no
+    sessions at all, for a worker that only computes the features: the GPU lane's CPU half).
+    ``devices``: where the sessions really run.
     """
 
-    def __init__(self, processor):
+    def __init__(self, processor, providers: tuple[str, ...] | None = CPU):
         from madmom.processors import SequentialProcessor
 
         from .spectra import fused_chains
 
-        configure_sessions(processor, mirflow.threads_per_worker())
+        self.devices = set() if providers is None else configure_sessions(processor, mirflow.threads_per_worker(),
+                                                                          providers)
         features, *self.after = processor.processors  # the network, then any post-processing
         self.signal, multi, _ = features.processors
         # Per frame size: how to frame the signal, and the rest of its spectrogram chain.
