@@ -7,8 +7,8 @@ A first run is ``mirflow run PIPELINE examples/example.ogg`` (the whole command,
 core) with ``XDG_CACHE_HOME`` pointing at an empty folder, so mirflow's numba caches are empty as
 after ``pip install``; the same command then runs ``--warm`` more times with those caches (each
 ``--force``d into a fresh output folder). What compiles on a first run: librosa's numba
-functions when a step imports librosa (``Analyzer.compiles_on_first_run``), and mirflow's beat
-Viterbi kernel once per worker slot.
+functions when a step imports librosa (``Analyzer.compiles_on_first_run``), mirflow's beat
+Viterbi kernels (built ahead of time, once per machine) and the 8-bit chord network.
 """
 
 from __future__ import annotations

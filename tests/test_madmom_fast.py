@@ -103,14 +103,15 @@ def test_beats_decode_equals_madmoms_dbn_beat_tracker(activation):
 
 
 def test_the_viterbi_kernel_compiles_once_per_machine_not_once_per_worker_slot(tmp_path):
-    """Worker slots keep separate numba caches; the kernel goes to a folder they share, so
-    the second slot loads what the first compiled (~4 s each before)."""
+    """Where the ahead-of-time build cannot be made, numba's JIT compiles the kernel. Worker
+    slots keep separate numba caches; the kernel goes to a folder they share, so the second
+    slot loads what the first compiled (~4 s each before)."""
     import os
     import subprocess
     import sys
 
-    script = ("from mirflow.plugins.madmom_fast.viterbi import _kernel\n"
-              "stats = [kernel.stats for kernel in _kernel()]\n"
+    script = ("from mirflow.plugins.madmom_fast.viterbi import _compile_shared\n"
+              "stats = [kernel.stats for kernel in _compile_shared()]\n"
               "hits = sum(sum(s.cache_hits.values()) for s in stats)\n"
               "print(hits, sum(sum(s.cache_misses.values()) for s in stats))\n")
     loads = []
@@ -122,6 +123,67 @@ def test_the_viterbi_kernel_compiles_once_per_machine_not_once_per_worker_slot(t
     assert loads == [["0", "2"], ["2", "0"]]  # both halves compiled (cache misses), then loaded (hits)
     assert list((tmp_path / "mirflow" / "numba" / "shared").rglob("*.nbi"))
     assert not (tmp_path / "cpu-0").exists() or not list((tmp_path / "cpu-0").rglob("*viterbi_*"))
+
+
+NATIVE_AGAINST_JIT = """
+import sys
+import numpy as np
+from mirflow.plugins.madmom_fast import Downbeats, viterbi
+built = viterbi._kernel()
+assert "numba" not in sys.modules, "loading the built kernels imported numba"
+jit = viterbi._compile_shared()
+tracker = Downbeats()
+activation = (np.random.default_rng(5).random((3000, 2)) ** 3 * 0.45).astype(np.float32)  # beat + downbeat < 1
+for model, hmm in zip(tracker.chain_models(55.0), tracker.hmms(tracker.dbn(55.0))):
+    densities = viterbi.log_densities(hmm, activation)
+    arguments = (model.prev_states, model.pointers, model.log_probs, model.first, model.length, model.band,
+                 model.chosen, model.column, model.log_initial, densities, model.columns)
+    (scores, back), (jit_scores, jit_back) = built.forward(*arguments), jit.forward(*arguments)
+    assert np.array_equal(scores, jit_scores) and np.array_equal(back, jit_back)
+    state = int(np.argmax(scores))
+    paths = [np.empty(len(back), np.uint32), np.empty(len(back), np.uint32)]
+    for kernels, path in zip((built, jit), paths):
+        kernels.trace(model.prev_states, model.pointers, model.first, model.chosen, model.chain_of, back, state, path)
+    assert np.array_equal(*paths) and len(set(paths[0][-1000:])) > 100
+print(type(built.forward).__name__, type(jit.forward).__name__)
+"""
+
+
+def test_the_kernels_built_ahead_of_time_load_without_numba_and_are_the_jits_to_the_bit():
+    """The kernels this machine built (:mod:`madmom_fast.native`, in the user's cache: built
+    here if no test built them yet) load without importing numba and give the JIT's scores,
+    back-pointers and path to the bit, on both bar models."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", NATIVE_AGAINST_JIT], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["builtin_function_or_method", "CPUDispatcher"]
+
+
+def test_a_build_that_fails_is_tried_once_and_numbas_jit_decodes_instead(tmp_path):
+    """No working C compiler (``CC`` is ``false``): the failure is kept beside the build with
+    the compiler's words, the kernels come from numba's JIT, and the next worker does not try
+    again."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from mirflow.plugins.madmom_fast import native, viterbi\n"
+              "print(native.failed(), type(viterbi._kernel().forward).__name__, native.failed())\n")
+    environment = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / "slot"), CC="false")
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(done.stdout.split())
+        (failed,) = (tmp_path / "mirflow" / "native").glob("*/failed.txt")
+        if len(runs) == 1:
+            first = (failed.stat().st_mtime_ns, failed.read_text())
+    assert runs == [["False", "CPUDispatcher", "True"], ["True", "CPUDispatcher", "True"]]
+    assert (failed.stat().st_mtime_ns, failed.read_text()) == first  # not tried again
+    assert "false" in first[1] or "error" in first[1].lower()
+    assert not list(failed.parent.glob("*.so")) and not list(failed.parent.glob("building-*"))
 
 
 @pytest.mark.parametrize("tracker_class", ["Beats", "Downbeats"])

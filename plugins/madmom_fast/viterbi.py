@@ -181,30 +181,27 @@ class Kernels(NamedTuple):
 
 
 def _kernel() -> Kernels:
-    """The numba-compiled recursion (forward pass and backtrace): compiled once per machine,
-    not once per worker slot.
-
-    Each worker slot has a numba cache of its own (librosa's ~50 functions compiling into
-    one cache from two processes corrupted it), so this kernel, cached there, compiled ~4 s
-    in every slot: the first run paid it, and so did the next run whose merge landed on
-    the other worker. It is cached in a folder the slots share instead, compiled (or loaded)
-    for its one signature while holding a file lock, so one worker compiles and the others
-    load what it wrote. Later calls use those signatures only (``disable_compile``)."""
+    """The compiled recursion (forward pass and backtrace), once per process: built ahead of
+    time for this machine (:mod:`.native`: loads without numba), else numba's JIT compiled
+    once per machine (:func:`_compile_shared`)."""
     global _compiled
     with _compiling:
         if _compiled is None:
-            _compiled = _compile_shared()
+            from . import native
+
+            built = native.kernels()
+            _compiled = Kernels(*built) if built is not None else _compile_shared()
     return _compiled
 
 
 def prepare_in_background() -> None:
-    """Compile the kernel in a thread while the worker analyzes its first chunks, when this
-    machine has not compiled it yet (~4 s that the first run would otherwise wait for at the
-    merge). Once it is compiled, loading it (~0.6 s of CPU with numba's import) is left to
-    the first decode that needs it: on two cores a background load in every worker took
-    CPU from the chunks, and a short track's decode runs in one worker only. Not a daemon:
-    a process that ends sooner waits for the compile rather than leaving LLVM mid-way. A
-    failure here is left for the decode's own call to raise."""
+    """Build the kernels in a thread while the worker analyzes its first chunks, when this
+    machine has not built them yet (~6 s that the first run would otherwise wait for at the
+    merge). Once they are built, loading them is left to the first decode that needs it (a
+    millisecond ahead of time; with numba's JIT ~0.6 s of CPU, which a background load in every
+    worker took from the chunks on two cores). Not a daemon: a process that ends sooner waits
+    for the build rather than leaving a compiler mid-way. A failure here is left for the
+    decode's own call to raise."""
     if compiled_here():
         return
 
@@ -218,12 +215,19 @@ def prepare_in_background() -> None:
 
 
 def compiled_here() -> bool:
-    """Whether the shared cache holds this module's kernels, written after its source last
-    changed (numba's index files; a stale one only costs a compile at the first decode)."""
+    """Whether the kernels need no compiling here: built ahead of time (:mod:`.native`), or, where
+    that build failed, in numba's shared cache, written after this module's source last changed (numba's index files;
+    a stale one only costs a compile at the first decode)."""
     from pathlib import Path
 
     from mirflow.caches import numba_shared_cache
 
+    from . import native
+
+    if native.ready():
+        return True
+    if not native.failed():
+        return False  # never tried here: build it
     source = Path(__file__).stat().st_mtime
     indexes = {name: False for name in ("viterbi_forward", "viterbi_trace")}
     for index in numba_shared_cache().glob("*/viterbi.*.nbi"):
@@ -234,8 +238,16 @@ def compiled_here() -> bool:
 
 
 def _compile_shared() -> Kernels:
-    """The kernels (:func:`_define`) compiled for the one signature each is called with, in the
-    shared cache folder while holding its lock (the slot's own cache on Windows)."""
+    """The kernels (:func:`_define`) compiled by numba's JIT for the one signature each is called
+    with, in the shared cache folder while holding its lock (the slot's own cache on Windows):
+    where the ahead-of-time build (:mod:`.native`) cannot be made.
+
+    Each worker slot has a numba cache of its own (librosa's ~50 functions compiling into
+    one cache from two processes corrupted it), so this kernel, cached there, compiled ~4 s
+    in every slot: the first run paid it, and so did the next run whose merge landed on
+    the other worker. It is cached in a folder the slots share instead, compiled (or loaded)
+    for its one signature while holding a file lock, so one worker compiles and the others
+    load what it wrote. Later calls use those signatures only (``disable_compile``)."""
     from numba import config, types
 
     vector, values, back = types.int64[::1], types.float64[::1], types.uint8[:, ::1]
@@ -273,80 +285,84 @@ def _define() -> Kernels:
     ``forward`` over a stretch of frames, ``trace`` back through one stretch's back-pointers."""
     from numba import njit
 
-    @njit(cache=True, nogil=True)
-    def viterbi_forward(prev_states, pointers, log_probs, first, length, band, chosen, column, initial, densities,
-                        columns):
-        states = len(pointers) - 1
-        chains = len(first)
-        frames = densities.shape[0]
-        back = np.zeros((frames, columns), np.uint8)
-        scores = initial.copy()  # the scores after the frame before the first
-        shifted = np.empty(states)
-        tails = np.empty(chains)
-        for frame in range(frames):
-            none, beat, down = densities[frame, 0], densities[frame, 1], densities[frame, 2]
-            for chain in range(chains):
-                tails[chain] = scores[first[chain] + length[chain] - 1]
-            # Every state moves one place along its chain (a head's value is replaced below).
-            for state in range(1, states):
-                c = column[state]
-                shifted[state] = scores[state - 1] + 0.0 + (none if c == 0 else (beat if c == 1 else down))
-            for chain in range(chains):
-                head = first[chain]
-                density = densities[frame, column[head]]
-                start = pointers[head]
-                size = pointers[head + 1] - start
-                base = band[chain]
-                # First best of the predecessors, in four lanes (k, k+1, k+2, k+3 apart).
-                b0 = b1 = b2 = b3 = -np.inf
-                c0 = c1 = c2 = c3 = 0
-                k = 0
-                while k + 4 <= size:
-                    v0 = tails[base + k] + log_probs[start + k] + density
-                    v1 = tails[base + k + 1] + log_probs[start + k + 1] + density
-                    v2 = tails[base + k + 2] + log_probs[start + k + 2] + density
-                    v3 = tails[base + k + 3] + log_probs[start + k + 3] + density
-                    u0, u1, u2, u3 = v0 > b0, v1 > b1, v2 > b2, v3 > b3
-                    c0 = k if u0 else c0
-                    c1 = k + 1 if u1 else c1
-                    c2 = k + 2 if u2 else c2
-                    c3 = k + 3 if u3 else c3
-                    b0 = v0 if u0 else b0
-                    b1 = v1 if u1 else b1
-                    b2 = v2 if u2 else b2
-                    b3 = v3 if u3 else b3
-                    k += 4
-                while k < size:
-                    v0 = tails[base + k] + log_probs[start + k] + density
-                    u0 = v0 > b0
-                    c0 = k if u0 else c0
-                    b0 = v0 if u0 else b0
-                    k += 1
-                # The lanes' bests: the larger, and of equal ones the earlier predecessor.
-                if b1 > b0 or (b1 == b0 and c1 < c0):
-                    b0, c0 = b1, c1
-                if b2 > b0 or (b2 == b0 and c2 < c0):
-                    b0, c0 = b2, c2
-                if b3 > b0 or (b3 == b0 and c3 < c0):
-                    b0, c0 = b3, c3
-                shifted[head] = b0
-                if chosen[chain] >= 0:
-                    back[frame, chosen[chain]] = c0
-            scores, shifted = shifted, scores
-        return scores, back
+    return Kernels(njit(cache=True, nogil=True)(viterbi_forward), njit(cache=True, nogil=True)(viterbi_trace))
 
-    @njit(cache=True, nogil=True)
-    def viterbi_trace(prev_states, pointers, first, chosen, chain_of, back, state, path):
-        # ``state`` is the path's state at the stretch's last frame; returns the state at the
-        # frame before its first (the previous stretch's last).
-        frames = back.shape[0]
-        path[frames - 1] = state
-        for frame in range(frames - 1, -1, -1):
-            chain = chain_of[state]
-            offset_in = back[frame, chosen[chain]] if state == first[chain] and chosen[chain] >= 0 else 0
-            state = prev_states[pointers[state] + offset_in]
-            if frame > 0:
-                path[frame - 1] = state
-        return state
 
-    return Kernels(viterbi_forward, viterbi_trace)
+# The kernels' source: plain Python over arrays, compiled by numba (``_define``, or ahead of
+# time by :mod:`.native`); called uncompiled it is the same recursion, only far slower.
+
+
+def viterbi_forward(prev_states, pointers, log_probs, first, length, band, chosen, column, initial, densities,
+                    columns):
+    states = len(pointers) - 1
+    chains = len(first)
+    frames = densities.shape[0]
+    back = np.zeros((frames, columns), np.uint8)
+    scores = initial.copy()  # the scores after the frame before the first
+    shifted = np.empty(states)
+    tails = np.empty(chains)
+    for frame in range(frames):
+        none, beat, down = densities[frame, 0], densities[frame, 1], densities[frame, 2]
+        for chain in range(chains):
+            tails[chain] = scores[first[chain] + length[chain] - 1]
+        # Every state moves one place along its chain (a head's value is replaced below).
+        for state in range(1, states):
+            c = column[state]
+            shifted[state] = scores[state - 1] + 0.0 + (none if c == 0 else (beat if c == 1 else down))
+        for chain in range(chains):
+            head = first[chain]
+            density = densities[frame, column[head]]
+            start = pointers[head]
+            size = pointers[head + 1] - start
+            base = band[chain]
+            # First best of the predecessors, in four lanes (k, k+1, k+2, k+3 apart).
+            b0 = b1 = b2 = b3 = -np.inf
+            c0 = c1 = c2 = c3 = 0
+            k = 0
+            while k + 4 <= size:
+                v0 = tails[base + k] + log_probs[start + k] + density
+                v1 = tails[base + k + 1] + log_probs[start + k + 1] + density
+                v2 = tails[base + k + 2] + log_probs[start + k + 2] + density
+                v3 = tails[base + k + 3] + log_probs[start + k + 3] + density
+                u0, u1, u2, u3 = v0 > b0, v1 > b1, v2 > b2, v3 > b3
+                c0 = k if u0 else c0
+                c1 = k + 1 if u1 else c1
+                c2 = k + 2 if u2 else c2
+                c3 = k + 3 if u3 else c3
+                b0 = v0 if u0 else b0
+                b1 = v1 if u1 else b1
+                b2 = v2 if u2 else b2
+                b3 = v3 if u3 else b3
+                k += 4
+            while k < size:
+                v0 = tails[base + k] + log_probs[start + k] + density
+                u0 = v0 > b0
+                c0 = k if u0 else c0
+                b0 = v0 if u0 else b0
+                k += 1
+            # The lanes' bests: the larger, and of equal ones the earlier predecessor.
+            if b1 > b0 or (b1 == b0 and c1 < c0):
+                b0, c0 = b1, c1
+            if b2 > b0 or (b2 == b0 and c2 < c0):
+                b0, c0 = b2, c2
+            if b3 > b0 or (b3 == b0 and c3 < c0):
+                b0, c0 = b3, c3
+            shifted[head] = b0
+            if chosen[chain] >= 0:
+                back[frame, chosen[chain]] = c0
+        scores, shifted = shifted, scores
+    return scores, back
+
+
+def viterbi_trace(prev_states, pointers, first, chosen, chain_of, back, state, path):
+    # ``state`` is the path's state at the stretch's last frame; returns the state at the
+    # frame before its first (the previous stretch's last).
+    frames = back.shape[0]
+    path[frames - 1] = state
+    for frame in range(frames - 1, -1, -1):
+        chain = chain_of[state]
+        offset_in = back[frame, chosen[chain]] if state == first[chain] and chosen[chain] >= 0 else 0
+        state = prev_states[pointers[state] + offset_in]
+        if frame > 0:
+            path[frame - 1] = state
+    return state
