@@ -80,19 +80,82 @@ def contrast(value: float, base: float) -> float:
 
 def cluster(similar: np.ndarray, threshold: float) -> list[int]:
     """Average-linkage clusters merged while their mean similarity is at least ``threshold``;
-    a cluster index per segment (first seen = 0)."""
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
+    a cluster index per segment (first seen = 0).
 
+    SciPy's ``fcluster(linkage(..., "average"), 1 - threshold, "distance")``, computed here:
+    importing ``scipy.cluster`` took ~0.13 s at the very end of every run with sections (the
+    merge that waits for the beats), for a few dozen segments. The same algorithm as SciPy's
+    (its nearest-neighbour chain, with its order among equal distances, and Lance-Williams'
+    update of the mean distance), so the same clusters, ties included (the tests compare them
+    with SciPy's); the clusters are the merges no higher than the cut (average linkage never
+    merges lower than a merge before it)."""
     n = len(similar)
     if n < 2:
         return [0] * n
-    distance = np.clip(1.0 - similar, 0.0, None)
-    np.fill_diagonal(distance, 0.0)
-    owner = fcluster(linkage(squareform(distance, checks=False), method="average"), t=1.0 - threshold,
-                     criterion="distance")
+    upper = np.triu(np.clip(1.0 - np.asarray(similar, dtype=np.float64), 0.0, None), 1)
+    distance = upper + upper.T  # the upper triangle, as SciPy's squareform reads it
+    merges = nearest_neighbour_chain(distance)
+    cut = 1.0 - threshold
+    owner = list(range(n))  # union-find over the segments
+
+    def root(i: int) -> int:
+        while owner[i] != i:
+            owner[i] = owner[owner[i]]
+            i = owner[i]
+        return i
+
+    members = {i: i for i in range(n)}  # cluster id (SciPy's numbering) -> a segment in it
+    for step, (x, y, height) in enumerate(merges):
+        members[n + step] = members[x]
+        if height <= cut:
+            owner[root(members[y])] = root(members[x])
     order: dict[int, int] = {}
-    return [order.setdefault(int(owner[i]), len(order)) for i in range(n)]
+    return [order.setdefault(root(i), len(order)) for i in range(n)]
+
+
+def nearest_neighbour_chain(distance: np.ndarray) -> list[tuple[int, int, float]]:
+    """Average linkage of a full distance matrix as SciPy's ``nn_chain`` computes it: the merges
+    (cluster, cluster, height) sorted by height (stably), clusters numbered as SciPy numbers them
+    (segments 0..n-1, then n + the merge that made each)."""
+    n = len(distance)
+    distance = distance.copy()
+    size = np.ones(n)
+    chain: list[int] = []
+    found = []
+    for _ in range(n - 1):
+        if not chain:
+            chain.append(int(np.flatnonzero(size > 0)[0]))
+        while True:
+            x = chain[-1]
+            if len(chain) > 1:
+                y, best = chain[-2], distance[x, chain[-2]]
+            else:
+                y, best = -1, np.inf
+            row = np.where(size > 0, distance[x], np.inf)
+            row[x] = np.inf
+            nearest = int(np.argmin(row))  # the first of the nearest, as SciPy's loop finds it
+            if row[nearest] < best:
+                best, y = row[nearest], nearest
+            if len(chain) > 1 and y == chain[-2]:
+                break
+            chain.append(y)
+        chain.pop()
+        chain.pop()
+        x, y = min(x, y), max(x, y)
+        nx, ny = size[x], size[y]
+        found.append((x, y, float(best)))
+        size[x], size[y] = 0, nx + ny
+        others = size > 0
+        others[y] = False
+        distance[others, y] = distance[y, others] = (nx * distance[others, x] + ny * distance[others, y]) / (nx + ny)
+    # SciPy sorts the merges by height (a stable sort) and then names the clusters in that order.
+    found = [found[i] for i in np.argsort([height for _, _, height in found], kind="mergesort")]
+    name = list(range(n))  # segment slot -> its current cluster's number
+    merges = []
+    for step, (x, y, height) in enumerate(found):
+        merges.append((name[x], name[y], height))
+        name[x] = name[y] = n + step
+    return merges
 
 
 def split_repeats(segments: list[tuple[int, int]], labels: list[int], novelty: np.ndarray,
