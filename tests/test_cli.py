@@ -91,9 +91,11 @@ def test_the_first_run_notice_is_for_pipelines_that_compile_librosa(tmp_path, wr
     first = mirflow("run", pipeline, song, "-o", tmp_path / "out", "--jobs", "2", env=environment)
     assert first.returncode == 0, first.stderr
     assert "first run" not in first.stderr
-    assert any((tmp_path / "cache" / "mirflow" / "numba").iterdir())  # the beat decode's kernel
-    # ... in the folder the slots share, which does not count as librosa's: a pipeline that
-    # imports librosa would still be announced on its first run after this one.
+    # The beat decode's kernels, built ahead of time (or where that fails, by numba's JIT into
+    # the folder the slots share): neither counts as librosa's, so a pipeline that imports
+    # librosa would still be announced on its first run after this one.
+    assert (list((tmp_path / "cache" / "mirflow" / "native").glob("*/mirflow_viterbi*"))
+            or list((tmp_path / "cache" / "mirflow" / "numba" / "shared").rglob("*.nbi")))
     from mirflow.caches import numba_cache_is_cold
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
