@@ -196,7 +196,7 @@ def _kernel() -> Kernels:
 
 def prepare_in_background() -> None:
     """Build the kernels in a thread while the worker analyzes its first chunks, when this
-    machine has not built them yet (~6 s that the first run would otherwise wait for at the
+    machine has not built them yet (~4 s that the first run would otherwise wait for at the
     merge). Once they are built, loading them is left to the first decode that needs it (a
     millisecond ahead of time; with numba's JIT ~0.6 s of CPU, which a background load in every
     worker took from the chunks on two cores). Not a daemon: a process that ends sooner waits
