@@ -47,8 +47,7 @@ def run_song(pipeline: str, song: Path, out: Path, device: str) -> dict:
     for step_id, step in result["steps"].items():
         if step.get("device"):
             devices.setdefault(step["device"], []).append(step_id)
-    return {"wall": wall, "cpu": cpu, "peak": peak, "devices": devices,
-            "steps": {sid: step["seconds"] for sid, step in result["steps"].items()}}
+    return {"wall": wall, "cpu": cpu, "peak": peak, "devices": devices}
 
 
 def format_row(pipeline: str, minutes: float, device: str, row: dict, cpu_wall: float | None) -> str:
