@@ -11,13 +11,14 @@ gives its results to the bit (the tests compare them).
 
 Built once per machine (~4 s), the first time a worker needs the kernels, in a child process
 (its compiler output stays off the user's terminal) under a file lock, keyed by the kernels' source,
-numba's and Python's versions and the CPU. It needs a C compiler and Python's headers: where
+numba's, NumPy's and Python's versions and the CPU. It needs a C compiler and Python's headers: where
 the build fails, the failure is kept beside it (tried once per key, not per run) and the
 kernels come from numba's JIT, as before (:func:`.viterbi._compile_shared`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -44,16 +45,22 @@ def folder() -> Path:
     return cache_root() / "native" / key()
 
 
+@functools.cache
 def key() -> str:
+    """What the build depends on: the kernels' source, numba, NumPy (whose C API the module's
+    glue is compiled against), Python and the CPU."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        numba = version("numba")
-    except PackageNotFoundError:
-        numba = "none"
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "none"
+
     here = Path(__file__).parent
-    parts = [(here / "viterbi.py").read_bytes(), Path(__file__).read_bytes(), numba.encode(),
-             sys.version.encode(), platform.machine().encode(), cpu_identity().encode()]
+    parts = [(here / "viterbi.py").read_bytes(), Path(__file__).read_bytes(), installed("numba").encode(),
+             installed("numpy").encode(), sys.version.encode(), platform.machine().encode(),
+             cpu_identity().encode()]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:20]
 
 
@@ -91,10 +98,15 @@ def kernels():
         build(where)
     if not path.exists():
         return None
-    spec = importlib.util.spec_from_file_location(MODULE, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.viterbi_forward, module.viterbi_trace
+    try:
+        spec = importlib.util.spec_from_file_location(MODULE, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.viterbi_forward, module.viterbi_trace
+    except (ImportError, OSError, AttributeError) as err:  # a build this Python cannot load: the JIT's then
+        (where / "failed.txt").write_text(f"built but not loadable: {type(err).__name__}: {err}\n")
+        path.unlink(missing_ok=True)
+        return None
 
 
 def build(where: Path) -> None:
