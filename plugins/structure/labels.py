@@ -89,14 +89,12 @@ def cluster(similar: np.ndarray, threshold: float) -> list[int]:
     merge that waits for the beats), for a few dozen segments. The same algorithm as SciPy's
     (its nearest-neighbour chain, with its order among equal distances, and Lance-Williams'
     update of the mean distance), so the same clusters, ties included (the tests compare them
-    with SciPy's); the clusters are the merges no higher than the cut (average linkage never
-    merges lower than a merge before it)."""
+    with SciPy's); the clusters are what the merges no higher than the cut join."""
     n = len(similar)
     if n < 2:
         return [0] * n
     upper = np.triu(np.clip(1.0 - np.asarray(similar, dtype=np.float64), 0.0, None), 1)
     distance = upper + upper.T  # the upper triangle, as SciPy's squareform reads it
-    merges = nearest_neighbour_chain(distance)
     cut = 1.0 - threshold
     owner = list(range(n))  # union-find over the segments
 
@@ -106,19 +104,19 @@ def cluster(similar: np.ndarray, threshold: float) -> list[int]:
             i = owner[i]
         return i
 
-    members = {i: i for i in range(n)}  # cluster id (SciPy's numbering) -> a segment in it
-    for step, (x, y, height) in enumerate(merges):
-        members[n + step] = members[x]
+    for x, y, height in nearest_neighbour_chain(distance):
         if height <= cut:
-            owner[root(members[y])] = root(members[x])
+            owner[root(y)] = root(x)
     order: dict[int, int] = {}
     return [order.setdefault(root(i), len(order)) for i in range(n)]
 
 
 def nearest_neighbour_chain(distance: np.ndarray) -> list[tuple[int, int, float]]:
     """Average linkage of a full distance matrix as SciPy's ``nn_chain`` computes it: the merges
-    (cluster, cluster, height) sorted by height (stably), clusters numbered as SciPy numbers them
-    (segments 0..n-1, then n + the merge that made each)."""
+    (x, y, height) in the order it makes them, each joining the cluster that holds segment x
+    with the one that holds segment y (a live cluster always holds the segment whose slot it
+    occupies). SciPy then sorts them by height; a flat cut needs no order: average linkage
+    never merges lower than the merges that made its two clusters."""
     n = len(distance)
     distance = distance.copy()
     size = np.ones(n)
@@ -150,14 +148,7 @@ def nearest_neighbour_chain(distance: np.ndarray) -> list[tuple[int, int, float]
         others = size > 0
         others[y] = False
         distance[others, y] = distance[y, others] = (nx * distance[others, x] + ny * distance[others, y]) / (nx + ny)
-    # SciPy sorts the merges by height (a stable sort) and then names the clusters in that order.
-    found = [found[i] for i in np.argsort([height for _, _, height in found], kind="mergesort")]
-    name = list(range(n))  # segment slot -> its current cluster's number
-    merges = []
-    for step, (x, y, height) in enumerate(found):
-        merges.append((name[x], name[y], height))
-        name[x] = name[y] = n + step
-    return merges
+    return found
 
 
 def split_repeats(segments: list[tuple[int, int]], labels: list[int], novelty: np.ndarray,
