@@ -95,6 +95,24 @@ def test_undecodable_inputs_give_one_line_errors_naming_the_file(tmp_path):
     assert "''" not in str(caught.value) and "pipe" not in str(caught.value)
 
 
+@pytest.mark.parametrize("channels, bad", [(1, np.nan), (1, -np.inf), (2, np.nan), (2, np.inf)])
+def test_non_finite_samples_anywhere_are_refused_and_nothing_is_left(tmp_path, channels, bad):
+    """The decoder looks at every sample only where a block's mix has no finite energy: a NaN
+    or infinity in any channel, in any block, must still be found."""
+    path = tmp_path / "float.wav"
+    samples = np.full((22050 * 25, channels), 0.1, dtype=np.float32)  # three 10 s blocks
+    samples[22050 * 21, channels - 1] = bad  # in the last block, in the last channel only
+    soundfile.write(path, samples, 22050, subtype="FLOAT")
+    with pytest.raises(DecodeError, match=r"float.wav: contains NaN or infinite samples$"):
+        store_audio(path, {(None, "mono"), (None, "all"), (11025, "mono")}, tmp_path)
+    assert not list(tmp_path.glob("*.f32"))
+    samples[22050 * 21, channels - 1] = 0.1
+    soundfile.write(path, samples, 22050, subtype="FLOAT")
+    stored = store_audio(path, {(None, "mono"), (None, "all")}, tmp_path)
+    assert stored.rms_db == pytest.approx(20 * np.log10(0.1), abs=1e-4)
+    np.testing.assert_array_equal(stored.samples(None, "mono"), samples.mean(axis=1, dtype=np.float32))
+
+
 def _patched_wav(tmp_path, name, offset, fmt, value):
     """A valid 8 kHz WAV whose header field at ``offset`` is overwritten (a lying header)."""
     import struct
