@@ -11,12 +11,13 @@ import json
 import time
 import traceback
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ..aggregate import Part, Track, default_aggregate
 from ..analyzer import Analyzer, Fold
-from ..audio import ChunkSpan, DecodeError, check_decodable, store_audio
+from ..audio import ChunkSpan, DecodeError, StoredAudio, check_decodable, store_audio
 from ..contract import ContractError, check_outputs
 from ..io import file_sha256
 from ..results import expected_files, write_outputs
@@ -129,14 +130,26 @@ class UnitRunner:
     def run_decode(self, unit: Unit) -> Decoded:
         path, work = unit.file, unit.work
         check_decodable(path, self.pipeline.resources.max_duration)  # the header before hours of hashing
-        sha256 = file_sha256(path)
         existing = work.existing
-        if sha256 and existing and up_to_date(existing.path, sha256, existing.pipeline_hash, existing.versions,
-                                              existing.formats, self.registry.exporters):
+
+        def decode() -> StoredAudio:
+            return store_audio(path, set(work.wanted), self.temp_dir, self.pipeline.resample_quality,
+                               max_duration=self.pipeline.resources.max_duration, stop=work.stop)
+
+        if existing is None:  # no result to compare with: hash while decoding (hashlib releases the GIL)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                hashing = pool.submit(file_sha256, path)
+                audio = decode()
+                try:
+                    return Decoded(hashing.result(), audio=audio)
+                except BaseException:
+                    audio.remove()
+                    raise
+        sha256 = file_sha256(path)
+        if sha256 and up_to_date(existing.path, sha256, existing.pipeline_hash, existing.versions,
+                                 existing.formats, self.registry.exporters):
             return Decoded(sha256, skip=True)
-        audio = store_audio(path, set(work.wanted), self.temp_dir, self.pipeline.resample_quality,
-                            max_duration=self.pipeline.resources.max_duration, stop=work.stop)
-        return Decoded(sha256, audio=audio)
+        return Decoded(sha256, audio=decode())
 
     @staticmethod
     def chunk(unit: Unit, analyzer: Analyzer):
