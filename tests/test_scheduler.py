@@ -426,6 +426,24 @@ def test_cancelling_a_file_stops_its_decode_and_removes_what_it_wrote(
     assert not thread.is_alive()
 
 
+def test_a_decode_past_its_timeout_fails_its_file_alone_and_leaves_nothing(
+        pm, registry, write_pipeline, write_clicks, tmp_path, private_tmp):
+    """Decodes run in threads of the coordinator (not in a worker that could be killed): one
+    past ``unit_timeout`` is told to stop, its file fails, and the next file is decoded."""
+    long = tmp_path / "twelve-hours.flac"  # 1 MB of silence that decodes to GBs at 22.05 kHz
+    with soundfile.SoundFile(long, "w", 8000, 1, format="FLAC") as handle:
+        for _ in range(72):
+            handle.write(np.zeros(8000 * 600, dtype=np.float32))
+    fine, _ = write_clicks(3.0, name="fine.wav")
+    pipeline = write_pipeline("resources: {max_duration: 86400, unit_timeout: 2}\nsteps: [fake.clicks]\n")
+    began = time.monotonic()
+    outcomes, (_, result), _ = run(pm, registry, pipeline, [long, fine], tmp_path / "out", jobs=2)
+    assert time.monotonic() - began < 20  # the whole decode takes about 30 s here
+    assert not outcomes[0].ok and outcomes[0].error.endswith("timed out after 2 s (resources.unit_timeout); its decode was stopped")
+    assert outcomes[1].ok and result["steps"]["clicks"]["status"] == "ok"
+    assert not list(private_tmp.glob("mirflow-audio-*"))
+
+
 def test_workers_run_the_pipeline_object_they_are_given_not_its_file(pm, registry, write_pipeline, write_clicks,
                                                                      tmp_path):
     """A pipeline changed in Python (or whose file changed or went during the run) runs as the
@@ -463,7 +481,9 @@ def test_an_idle_scheduler_stops_its_workers_and_starts_them_again_for_the_next_
 
     inbox.put(FileJob(str(first), "first"))
     assert until(lambda: len(outcomes) == 1)
-    workers = {e.data["pid"] for e in recorder.of("unit_started")}
+    workers = {e.data["pid"] for e in recorder.of("unit_started") if e.data["kind"] != "decode"}
+    assert {e.data["pid"] for e in recorder.of("unit_started") if e.data["kind"] == "decode"} == {os.getpid()}
+    assert workers and os.getpid() not in workers  # files decode in the coordinator, the rest in workers
     assert until(lambda: recorder.of("workers_stopped"), 20)
     assert recorder.of("workers_stopped")[0].data["idle_seconds"] >= 1.0
     assert until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 10)  # their memory is back
@@ -472,7 +492,7 @@ def test_an_idle_scheduler_stops_its_workers_and_starts_them_again_for_the_next_
     inbox.put(None)
     thread.join(60)
     assert all(o.ok for o in outcomes)
-    later = {e.data["pid"] for e in recorder.of("unit_started", file=str(second))}
+    later = {e.data["pid"] for e in recorder.of("unit_started", file=str(second)) if e.data["kind"] != "decode"}
     assert later and not later & workers  # fresh workers for the second file
     assert len(recorder.of("workers_started")) == 2
     result = json.loads((tmp_path / "out" / "second.json").read_text())

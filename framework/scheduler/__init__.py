@@ -100,8 +100,9 @@ def build_scheduler(pipeline, registry, pm, *, jobs: int | None = None, inline: 
             return RayExecutor(cpu_workers=workers, gpu_lane=gpu_lane, pipeline=pipeline, registry=registry, pm=pm,
                                disabled=disabled, handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir,
                                on_start=on_start, actor_cpus=actor_cpus)
-        return ProcessExecutor(cpu_workers=workers, gpu_lane=gpu_lane, pipeline=pipeline, disabled=disabled,
-                               handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir, on_start=on_start)
+        return ProcessExecutor(cpu_workers=workers, gpu_lane=gpu_lane, pipeline=pipeline, registry=registry, pm=pm,
+                               disabled=disabled, handoff=plugin_handoff(pm), device=device, temp_dir=temp_dir,
+                               on_start=on_start)
 
     return Scheduler(pipeline, registry, pm, make_executor=make_executor, output_dir=output_dir,
                      formats=formats, max_files=files, force=force, plot=plot, keep_tracebacks=keep_tracebacks,

@@ -8,7 +8,8 @@ happened and how a slot is killed.
 - :class:`ProcessExecutor` has two lanes: a pool of CPU worker processes and one
   long-lived GPU worker that keeps its models loaded. Workers are spawned, ignore
   Ctrl-C (the coordinator stops them), and a worker that dies is replaced; the unit it
-  held is retried once, then reported failed.
+  held is retried once, then reported failed. Files are decoded in threads of this
+  process, so the first decode runs while the workers start.
 - :class:`mirflow.scheduler.ray_executor.RayExecutor` runs the same lanes as Ray actors.
 """
 
@@ -17,18 +18,21 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
+import socket
 import threading
 import time
 import types
 from dataclasses import replace
 from multiprocessing.connection import wait as wait_for
 
-from ..audio import remove_raw
 from ..caches import numba_cache_dir
 from .runner import UnitRunner
 from .slots import MAX_ATTEMPTS, MAX_FAILED_STARTS, Died, Done, Ready, Slot, SlotPool, StartFailed, WorkersCannotStart
 from .units import DECODE, Completion, Unit, UnitTimeout
+
+DECODE_THREADS = 2  # files a ProcessExecutor decodes at once (reading and resampling release the GIL)
 
 __all__ = ["InlineExecutor", "MAX_ATTEMPTS", "MAX_FAILED_STARTS", "ProcessExecutor", "WorkersCannotStart",
            "plugin_handoff", "worker_plugins"]
@@ -171,12 +175,37 @@ class _Worker:
         child.close()
 
 
-class ProcessExecutor(SlotPool):
-    """A CPU lane of ``cpu_workers`` processes and, if asked, one GPU-lane process."""
+class _DecodeThread:
+    """One decode in a thread of the coordinator. Its stop event ends it between two blocks
+    (a cancel, a timeout); what it returns goes to ``done`` with the thread, so a slot that
+    has moved on can tell a stale completion from its own."""
 
-    def __init__(self, *, cpu_workers: int, gpu_lane: bool, pipeline, disabled: tuple,
+    def __init__(self, runner: UnitRunner, unit: Unit, done: queue.Queue, wake: socket.socket):
+        self.stopper = threading.Event()
+        unit = replace(unit, work=replace(unit.work, stop=self.stopper))
+
+        def work():
+            done.put((self, runner.run(unit)))
+            wake.send(b"\0")
+
+        threading.Thread(target=work, name="mirflow-decode", daemon=True).start()
+
+
+class ProcessExecutor(SlotPool):
+    """A CPU lane of ``cpu_workers`` processes, if asked one GPU-lane process, and
+    DECODE_THREADS decode threads in this process.
+
+    Decoding here rather than in a worker: the first file's decode runs while the workers
+    start (Python, numpy and mirflow take each ~0.4 s), instead of after, and the workers
+    keep their cores for analysis (the 5-minute song's first chunks started ~0.3 s sooner)."""
+
+    def __init__(self, *, cpu_workers: int, gpu_lane: bool, pipeline, registry, pm, disabled: tuple,
                  handoff: list, device: str, temp_dir: str, on_start):
         super().__init__(on_start, noun="worker")
+        self.decoder = UnitRunner(pipeline, registry, pm, device=device, temp_dir=temp_dir)
+        self.decoded: queue.Queue = queue.Queue()  # (decode thread, completion)
+        self.wake_up, self.wake = socket.socketpair()  # a decode thread's end wakes _poll
+        self.wake_up.setblocking(False)
         self.context = multiprocessing.get_context("spawn")  # never fork: CUDA/TF in a forked child deadlock
         self.args = (pipeline, tuple(disabled), handoff, device, temp_dir)
         self.temp_dir = temp_dir
@@ -188,6 +217,11 @@ class ProcessExecutor(SlotPool):
             self.add_slot(Slot("cpu", index))
         if gpu_lane:
             self.add_slot(Slot("gpu", 0))
+        for index in range(DECODE_THREADS):
+            self.add_slot(Slot(DECODE, index, counted=False))
+
+    def queue_of(self, unit: Unit) -> str:
+        return DECODE if unit.kind == DECODE else unit.lane
 
     def _start(self, slot: Slot) -> None:
         """A worker started with the thread limits in its environment (read at import time) and
@@ -197,6 +231,9 @@ class ProcessExecutor(SlotPool):
         reproduced on demand: numba's index and code files are written separately, so two
         writers can interleave them). A slot's cache lasts between runs: only a new install
         compiles."""
+        if slot.lane == DECODE:
+            slot.ready, slot.pid, slot.handle = True, os.getpid(), None
+            return
         environment = dict(self.environment)
         if "NUMBA_CACHE_DIR" not in os.environ:
             environment["NUMBA_CACHE_DIR"] = str(numba_cache_dir(f"{slot.lane}-{slot.index}"))
@@ -213,21 +250,38 @@ class ProcessExecutor(SlotPool):
                     os.environ[name] = value
 
     def _send(self, slot: Slot, unit: Unit) -> None:
-        slot.handle.conn.send(unit)
+        if slot.lane == DECODE:
+            slot.handle = _DecodeThread(self.decoder, unit, self.decoded, self.wake)
+        else:
+            slot.handle.conn.send(unit)
+
+    def _interrupt(self, slot: Slot) -> int:
+        """A cancelled file's decode is told to stop: it ends at its next block, removes what
+        it wrote, and completes as a failure the coordinator ignores."""
+        if slot.lane != DECODE:
+            return super()._interrupt(slot)
+        slot.handle.stopper.set()
+        return 0
 
     def _kill(self, slot: Slot, unit: Unit | None) -> None:
-        """Kill the worker; a decode's raw audio is removed (of no use, and it may be large)."""
+        """Kill the worker. A decode thread past its timeout is told to stop and forgotten:
+        it removes what it wrote when it stops, and what it returns is stale."""
+        if slot.lane == DECODE:
+            if slot.handle is not None:
+                slot.handle.stopper.set()
+            return
         slot.handle.process.kill()
         slot.handle.process.join(5.0)
-        if unit is not None and unit.kind == DECODE:
-            remove_raw(unit.file, self.temp_dir)
 
     def _poll(self, timeout: float | None) -> list:
         watched = {}
         for slot in self.slots:
-            watched[slot.handle.conn] = watched[slot.handle.process.sentinel] = slot
+            if slot.lane != DECODE:
+                watched[slot.handle.conn] = watched[slot.handle.process.sentinel] = slot
         happened = []
-        for ready in wait_for(list(watched), timeout):
+        for ready in wait_for([*watched, self.wake_up], 0 if not self.decoded.empty() else timeout):
+            if ready is self.wake_up:
+                continue  # the decodes are read below
             slot = watched[ready]
             worker = slot.handle
             if ready is worker.conn:
@@ -243,6 +297,21 @@ class ProcessExecutor(SlotPool):
                 else:
                     reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                     happened.append(Died(slot, f"worker process died ({reason}) running this unit, twice"))
+        return happened + self._decodes_done()
+
+    def _decodes_done(self) -> list:
+        try:
+            while self.wake_up.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        happened = []
+        while not self.decoded.empty():
+            thread, completion = self.decoded.get_nowait()
+            slot = next((s for s in self.slots if s.lane == DECODE and s.handle is thread), None)
+            if slot is not None:  # else a decode stopped for its timeout: stale
+                slot.handle = None
+                happened.append(Done(slot, completion))
         return happened
 
     def _cannot_start(self, code) -> str:
@@ -253,13 +322,17 @@ class ProcessExecutor(SlotPool):
     def close(self) -> None:
         super().close()
         for slot in self.slots:
+            if slot.lane == DECODE:
+                if slot.handle is not None:
+                    slot.handle.stopper.set()
+                continue
             try:
                 if slot.handle.process.is_alive() and slot.unit is None and slot.ready:
                     slot.handle.conn.send(None)
             except (OSError, BrokenPipeError):
                 pass
         deadline = time.monotonic() + 2.0
-        for slot in self.slots:
+        for slot in (slot for slot in self.slots if slot.lane != DECODE):
             process = slot.handle.process
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():

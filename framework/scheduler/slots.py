@@ -268,8 +268,9 @@ class SlotPool:
             self._restart(slot, unit)
             if slot.counted:
                 self.busy[unit.lane] += seconds
+            noun = "decode" if slot.lane == DECODE else self.noun  # decodes may run in threads
             completions.append(Completion(unit, False, error=f"timed out after {unit.timeout:g} s "
-                                          f"(resources.unit_timeout); its {self.noun} was stopped",
+                                          f"(resources.unit_timeout); its {noun} was stopped",
                                           seconds=seconds, worker=pid, node=node))
         return completions
 
