@@ -9,8 +9,9 @@ step: analyzer, version, params, status, device, seconds, cpu_seconds, outputs, 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,9 @@ def build_result(*, pipeline, path, source, content_hash, spans, records, regist
         },
         "pipeline": {"name": pipeline.name, "path": str(pipeline.path), "hash": pipeline.hash},
         "chunks": [asdict(span) for span in spans],
-        "steps": {sid: asdict(r) for sid, r in records.items()},
+        # Each record's fields as they are: to_jsonable copies them anyway (asdict deep-copied
+        # every output first, ~0.5 s for a 60-minute result).
+        "steps": {sid: {f.name: getattr(r, f.name) for f in fields(r)} for sid, r in records.items()},
         "summary": summary,
         "timeline": timeline,
         "errors": errors,
@@ -149,18 +152,26 @@ def subdivision_grid(beats: list[float], parts: int) -> list[float]:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy arrays to lists, numpy scalars to numbers, NaN to null."""
+    """Plain JSON types: numpy arrays to lists, numpy scalars to numbers, NaN to null.
+
+    A list's plain floats are converted in place of a call each (a 60-minute result holds
+    ~100,000 of them: ~0.8 s in the coordinator, before the file's export could start)."""
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_json_float(v) if type(v) is float else to_jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return to_jsonable(value.item())
-    if isinstance(value, float):  # 6 decimals: microseconds, and no 0.6000000000000001
-        return round(value, 6) if np.isfinite(value) else None
+    if isinstance(value, float):
+        return _json_float(value)
     return value
+
+
+def _json_float(value: float) -> float | None:
+    """6 decimals (microseconds, and no 0.6000000000000001); NaN and infinities to null."""
+    return round(value, 6) if math.isfinite(value) else None
 
 
 def output_names(paths: list[str]) -> dict[str, str]:
