@@ -166,3 +166,22 @@ def test_a_chunk_is_silent_below_the_floor_as_its_double_precision_level_says(la
     for samples in (np.zeros(1000, np.float32), np.zeros(0, np.float32)):
         assert Chunk(index=0, start=0.0, end=1.0, core_start=0.0, core_end=1.0, samples=samples,
                      sample_rate=rate, path="zeros.wav").is_silent()
+
+
+def test_a_decode_that_stops_early_leaves_no_reader_thread_behind(tmp_path):
+    """Blocks are read a few ahead in a thread: a decode stopped (cancelled) or failing
+    half-way must end that thread too, and the file's blocks must arrive whole and in order."""
+    import threading
+
+    path = tmp_path / "long.wav"
+    samples = (np.random.default_rng(1).standard_normal((22050 * 65, 1)) * 0.1).astype(np.float32)
+    soundfile.write(path, samples, 22050, subtype="FLOAT")
+    stored = store_audio(path, {(None, "mono")}, tmp_path)
+    np.testing.assert_array_equal(stored.samples(None, "mono"), samples[:, 0])  # seven blocks, in order
+    stored.remove()
+    before = threading.active_count()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(DecodeError, match="decoding stopped"):
+        store_audio(path, {(None, "mono"), (11025, "mono")}, tmp_path, stop=stop)
+    assert threading.active_count() == before and not list(tmp_path.glob("*.f32"))
