@@ -215,12 +215,6 @@ def raw_prefix(path: str | Path) -> str:
     return hashlib.sha1(str(path).encode()).hexdigest()[:12]
 
 
-def remove_raw(path: str | Path, directory: str | Path) -> None:
-    """Delete what a decode of ``path`` left in ``directory`` (a decode stopped half-way)."""
-    for raw in Path(directory).glob(f"{raw_prefix(path)}-*.f32"):
-        raw.unlink(missing_ok=True)
-
-
 def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = "HQ",
                 max_duration: float = MAX_DURATION, stop=None) -> StoredAudio:
     """Decode ``path`` block by block into raw float32 files under ``directory``.
@@ -292,9 +286,9 @@ def store_audio(path: str | Path, wanted, directory: str | Path, quality: str = 
 
 def _read_ahead(blocks, depth: int = 2):
     """``blocks`` read in a thread, up to ``depth`` ahead of the caller: reading (libsndfile,
-    which releases the GIL) runs beside resampling and writing (the 60-minute WAV's decode unit:
-    2.5-2.8 -> 2.1-2.2 s). The reader's errors come out where its block would have; a caller that stops
-    early stops the reader too."""
+    which releases the GIL) runs beside resampling and writing (the 60-minute WAV's decode
+    unit: 2.5-2.8 -> 2.1-2.2 s). The reader's errors come out where its block would have; a
+    caller that stops early stops the reader too."""
     import queue
     import threading
 

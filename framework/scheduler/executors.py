@@ -197,7 +197,8 @@ class ProcessExecutor(SlotPool):
 
     Decoding here rather than in a worker: the first file's decode runs while the workers
     start (Python, numpy and mirflow take each ~0.4 s), instead of after, and the workers
-    keep their cores for analysis (the 5-minute song's first chunks started ~0.3 s sooner)."""
+    keep their cores for analysis (the 5-minute song's first beats chunk started at 1.02 s
+    instead of 1.29 s)."""
 
     def __init__(self, *, cpu_workers: int, gpu_lane: bool, pipeline, registry, pm, disabled: tuple,
                  handoff: list, device: str, temp_dir: str, on_start):
