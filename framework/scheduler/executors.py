@@ -28,7 +28,7 @@ from dataclasses import replace
 from multiprocessing.connection import wait as wait_for
 
 from ..caches import numba_cache_dir
-from .runner import UnitRunner
+from .runner import UnitRunner, run_in_thread
 from .slots import MAX_ATTEMPTS, MAX_FAILED_STARTS, Died, Done, Ready, Slot, SlotPool, StartFailed, WorkersCannotStart
 from .units import DECODE, Completion, Unit, UnitTimeout
 
@@ -175,22 +175,6 @@ class _Worker:
         child.close()
 
 
-class _DecodeThread:
-    """One decode in a thread of the coordinator. Its stop event ends it between two blocks
-    (a cancel, a timeout); what it returns goes to ``done`` with the thread, so a slot that
-    has moved on can tell a stale completion from its own."""
-
-    def __init__(self, runner: UnitRunner, unit: Unit, done: queue.Queue, wake: socket.socket):
-        self.stopper = threading.Event()
-        unit = replace(unit, work=replace(unit.work, stop=self.stopper))
-
-        def work():
-            done.put((self, runner.run(unit)))
-            wake.send(b"\0")
-
-        threading.Thread(target=work, name="mirflow-decode", daemon=True).start()
-
-
 class ProcessExecutor(SlotPool):
     """A CPU lane of ``cpu_workers`` processes, if asked one GPU-lane process, and
     DECODE_THREADS decode threads in this process.
@@ -204,7 +188,7 @@ class ProcessExecutor(SlotPool):
                  handoff: list, device: str, temp_dir: str, on_start):
         super().__init__(on_start, noun="worker")
         self.decoder = UnitRunner(pipeline, registry, pm, device=device, temp_dir=temp_dir)
-        self.decoded: queue.Queue = queue.Queue()  # (decode thread, completion)
+        self.decoded: queue.Queue = queue.Queue()  # (the decode's stop event, its completion)
         self.wake_up, self.wake = socket.socketpair()  # a decode thread's end wakes _poll
         self.wake_up.setblocking(False)
         self.context = multiprocessing.get_context("spawn")  # never fork: CUDA/TF in a forked child deadlock
@@ -251,17 +235,23 @@ class ProcessExecutor(SlotPool):
                     os.environ[name] = value
 
     def _send(self, slot: Slot, unit: Unit) -> None:
-        if slot.lane == DECODE:
-            slot.handle = _DecodeThread(self.decoder, unit, self.decoded, self.wake)
+        if slot.lane == DECODE:  # the slot holds the decode's stop event: it tells its completion from a stale one
+            slot.handle = stopper = threading.Event()
+            run_in_thread(self.decoder, unit, lambda completion: self._decoded(stopper, completion), stopper)
         else:
             slot.handle.conn.send(unit)
+
+    def _decoded(self, stopper: threading.Event, completion: Completion) -> None:
+        """In the decode's thread: hand its completion over and wake ``_poll``."""
+        self.decoded.put((stopper, completion))
+        self.wake.send(b"\0")
 
     def _interrupt(self, slot: Slot) -> int:
         """A cancelled file's decode is told to stop: it ends at its next block, removes what
         it wrote, and completes as a failure the coordinator ignores."""
         if slot.lane != DECODE:
             return super()._interrupt(slot)
-        slot.handle.stopper.set()
+        slot.handle.set()
         return 0
 
     def _kill(self, slot: Slot, unit: Unit | None) -> None:
@@ -269,7 +259,7 @@ class ProcessExecutor(SlotPool):
         it removes what it wrote when it stops, and what it returns is stale."""
         if slot.lane == DECODE:
             if slot.handle is not None:
-                slot.handle.stopper.set()
+                slot.handle.set()
             return
         slot.handle.process.kill()
         slot.handle.process.join(5.0)
@@ -308,8 +298,8 @@ class ProcessExecutor(SlotPool):
             pass
         happened = []
         while not self.decoded.empty():
-            thread, completion = self.decoded.get_nowait()
-            slot = next((s for s in self.slots if s.lane == DECODE and s.handle is thread), None)
+            stopper, completion = self.decoded.get_nowait()
+            slot = next((s for s in self.slots if s.lane == DECODE and s.handle is stopper), None)
             if slot is not None:  # else a decode stopped for its timeout: stale
                 slot.handle = None
                 happened.append(Done(slot, completion))
@@ -325,7 +315,7 @@ class ProcessExecutor(SlotPool):
         for slot in self.slots:
             if slot.lane == DECODE:
                 if slot.handle is not None:
-                    slot.handle.stopper.set()
+                    slot.handle.set()
                 continue
             try:
                 if slot.handle.process.is_alive() and slot.unit is None and slot.ready:

@@ -39,7 +39,7 @@ from ..audio import StoredAudio, audio_key, raw_prefix
 from ..caches import numba_cache_dir
 from .executors import worker_plugins
 from .ray_cluster import cluster_slots, import_ray
-from .runner import UnitRunner
+from .runner import UnitRunner, run_in_thread
 from .slots import Died, Done, Ready, Slot, SlotPool, StartFailed, WorkersCannotStart
 from .units import DECODE, EXPORT, Completion, Unit
 
@@ -162,12 +162,7 @@ class _DriverLane:
         self.stopper: threading.Event | None = None  # ends the decode that runs
 
     def start(self, slot: Slot, unit: Unit, convert) -> None:
-        if unit.kind == DECODE:
-            self.stopper = threading.Event()
-            unit = replace(unit, work=replace(unit.work, stop=self.stopper))
-
-        def work():
-            completion = self.runner.run(unit)
+        def finished(completion: Completion):
             audio = completion.value.audio if completion.ok and unit.kind == DECODE else None
             if audio is not None:
                 try:
@@ -178,7 +173,7 @@ class _DriverLane:
                                             f"store ({type(err).__name__}: {err})", seconds=completion.seconds)
             self.done.put(Done(slot, completion))
 
-        threading.Thread(target=work, name=f"mirflow-ray-{unit.kind.value}", daemon=True).start()
+        self.stopper = run_in_thread(self.runner, unit, finished)
 
     def stop(self) -> None:
         if self.stopper is not None:

@@ -8,10 +8,12 @@ holding one of the typed values of ``units.py``, or an error message.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ from ..audio import ChunkSpan, DecodeError, StoredAudio, check_decodable, store_
 from ..contract import ContractError, check_outputs
 from ..io import file_sha256
 from ..results import expected_files, write_outputs
-from .units import (Analyzed, Batched, Completion, Decoded, Exported, Merged, Prepared, Unit, UnitTimeout)
+from .units import (DECODE, Analyzed, Batched, Completion, Decoded, Exported, Merged, Prepared, Unit,
+                    UnitTimeout)
 
 
 class SetupFailure(Exception):
@@ -204,6 +207,17 @@ class UnitRunner:
         written, errors = write_outputs(work.result, work.directory, work.name, work.formats, self.registry.exporters,
                                         track)
         return Exported(written, errors)
+
+
+def run_in_thread(runner: UnitRunner, unit: Unit, finished, stopper: threading.Event | None = None) -> threading.Event:
+    """Run ``unit`` in a daemon thread of this process (the decodes of the process executor and
+    of the Ray driver) and hand its Completion to ``finished`` there. The returned event
+    (``stopper``, if given) ends a decode between two blocks: a cancel, a timeout."""
+    stopper = stopper or threading.Event()
+    if unit.kind == DECODE:
+        unit = replace(unit, work=replace(unit.work, stop=stopper))
+    threading.Thread(target=lambda: finished(runner.run(unit)), name=f"mirflow-{unit.kind.value}", daemon=True).start()
+    return stopper
 
 
 def is_out_of_memory(error: Exception) -> bool:
