@@ -210,8 +210,8 @@ class UnitRunner:
 
 
 def run_in_thread(runner: UnitRunner, unit: Unit, finished, stopper: threading.Event | None = None) -> threading.Event:
-    """Run ``unit`` in a daemon thread of this process (the decodes of the process executor and
-    of the Ray driver) and hand its Completion to ``finished`` there. The returned event
+    """Run ``unit`` in a daemon thread of this process (the process executor's decodes, the Ray
+    driver's decodes and exports) and hand its Completion to ``finished`` there. The returned event
     (``stopper``, if given) ends a decode between two blocks: a cancel, a timeout."""
     stopper = stopper or threading.Event()
     if unit.kind == DECODE:

@@ -76,7 +76,7 @@ class DecodeWork:
     kind: ClassVar[UnitKind] = DECODE
     wanted: frozenset  # (sample rate, layout) pairs the steps want
     existing: Existing | None = None
-    stop: Any = None  # a threading.Event that ends the decode early (the Ray driver's cancel)
+    stop: Any = None  # a threading.Event that ends a decode running in a thread early (a cancel, a timeout)
 
 
 @dataclass(frozen=True)
