@@ -13,7 +13,8 @@ Built once per machine (~4 s), the first time a worker needs the kernels, in a c
 (its compiler output stays off the user's terminal) under a file lock, keyed by the kernels' source,
 numba's, NumPy's and Python's versions and the CPU. It needs a C compiler and Python's headers: where
 the build fails, the failure is kept beside it (tried once per key, not per run) and the
-kernels come from numba's JIT, as before (:func:`.viterbi._compile_shared`).
+kernels come from numba's JIT, as before (:func:`.viterbi._compile_shared`). The LSTM kernel
+(:mod:`.ensemble`) is built the same way (:func:`built`).
 """
 
 from __future__ import annotations
@@ -93,10 +94,13 @@ def kernels():
     """(forward, trace) from the built module, building it first where it was never tried for
     this key; None where it cannot be built here (the JIT's kernels are then the ones to use)."""
     where = folder()
-    path = module_path(where)
-    if not path.exists() and not (where / "failed.txt").exists():
-        build(where)
-    if not path.exists():
+    # The C the module needs besides the kernels (numba's glue and array allocation) runs
+    # a few times per decode: compiled without optimization, the build takes ~4 s, not ~6.
+    # The kernels themselves are LLVM's, optimized as numba's JIT optimizes them.
+    environment = dict(os.environ, CFLAGS=f"{os.environ.get('CFLAGS', '')} -O0".strip())
+    path = built(where, module_path(where).name, lambda temporary: [sys.executable, "-c", BUILD, str(temporary)],
+                 environment)
+    if path is None:
         return None
     try:
         spec = importlib.util.spec_from_file_location(MODULE, path)
@@ -104,37 +108,50 @@ def kernels():
         spec.loader.exec_module(module)
         return module.viterbi_forward, module.viterbi_trace
     except (ImportError, OSError, AttributeError) as err:  # a build this Python cannot load: the JIT's then
-        (where / "failed.txt").write_text(f"built but not loadable: {type(err).__name__}: {err}\n")
-        path.unlink(missing_ok=True)
+        unloadable(path, err)
         return None
 
 
-def build(where: Path) -> None:
-    """Build the module into ``where`` under a file lock (another worker may be building it:
-    then wait and use its build), or write ``failed.txt`` saying why it could not be built."""
+def built(where: Path, name: str, command, environment: dict | None = None) -> Path | None:
+    """``where/name``, built first where this key never tried: ``command(temporary)`` is the
+    command line that writes ``name`` into the folder ``temporary``. None where the build
+    failed, now or before (``failed.txt`` beside it says why; tried once per key, not per run)."""
+    path = where / name
+    if not path.exists() and not (where / "failed.txt").exists():
+        build(where, name, command, environment)
+    return path if path.exists() else None
+
+
+def unloadable(path: Path, err: Exception) -> None:
+    """A build this process cannot load: kept as failed (the fallback runs from now on)."""
+    (path.parent / "failed.txt").write_text(f"built but not loadable: {type(err).__name__}: {err}\n")
+    path.unlink(missing_ok=True)
+
+
+def build(where: Path, name: str, command, environment: dict | None = None) -> None:
+    """Build ``name`` into ``where`` under a file lock (another worker may be building it:
+    then wait and use its build), or write ``failed.txt`` saying why it could not be built.
+    The command writes into a folder of its own, moved into place whole when it succeeds."""
     where.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
-    except ImportError:  # Windows: no lock, and no build (pycc needs MSVC set up by hand there)
+    except ImportError:  # Windows: no lock, and no build (the compilers need MSVC set up by hand there)
         (where / "failed.txt").write_text("no ahead-of-time build on this platform\n")
         return
     with open(where / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if module_path(where).exists() or (where / "failed.txt").exists():
+        if (where / name).exists() or (where / "failed.txt").exists():
             return
         temporary = where / f"building-{os.getpid()}"
-        # The C the module needs besides the kernels (numba's glue and array allocation) runs
-        # a few times per decode: compiled without optimization, the build takes ~4 s, not ~6.
-        # The kernels themselves are LLVM's, optimized as numba's JIT optimizes them.
-        environment = dict(os.environ, CFLAGS=f"{os.environ.get('CFLAGS', '')} -O0".strip())
+        temporary.mkdir(exist_ok=True)
         try:
-            done = subprocess.run([sys.executable, "-c", BUILD, str(temporary)], capture_output=True, text=True,
-                                  timeout=BUILD_TIMEOUT, env=environment)
-            built = module_path(temporary)
-            if done.returncode == 0 and built.exists():
-                os.replace(built, module_path(where))
+            line = command(temporary)
+            done = subprocess.run(line, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=environment)
+            if done.returncode == 0 and (temporary / name).exists():
+                os.replace(temporary / name, where / name)
             else:
-                tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-20:]
+                said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-20:]
+                tail = said or [f"{line[0]} exited with status {done.returncode}, saying nothing"]
                 (where / "failed.txt").write_text("\n".join(tail) + "\n")
         except (OSError, subprocess.SubprocessError) as err:
             (where / "failed.txt").write_text(f"{type(err).__name__}: {err}\n")
