@@ -222,6 +222,70 @@ def test_single_precision_features_are_madmoms_rnn_input_and_activation_within_r
     assert fused_chains(tracker.rnn.signal, tracker.rnn.chains) is None
 
 
+@pytest.mark.parametrize("processor", ["RNNBeatProcessor", "RNNDownBeatProcessor"])
+def test_the_lstm_kernel_gives_onnxruntimes_ensemble_output(processor):
+    """On the CPU both trackers' ensembles (eight bidirectional LSTMs each) run in mirflow's
+    kernel (madmom_fast.ensemble, built here if no test built it yet): the averaged output is
+    onnxruntime's within float32 rounding, for the whole ensemble, for fewer members (idle
+    lanes), a single member, one frame and no frames."""
+    import madmom.features.beats
+    import madmom.features.downbeats
+
+    from mirflow.plugins.madmom_fast.ensemble import LaneEnsemble, kernel, lane_ensemble
+    from mirflow.plugins.madmom_fast.networks import BlockedRNN
+
+    make = getattr(madmom.features.beats, processor, None) or getattr(madmom.features.downbeats, processor)
+    song = make_song(["A:min", "F:maj", "C:maj"], bpm=96, duration=20.0, seed=4)
+    ours, theirs = BlockedRNN(make()), BlockedRNN(make(), kernel=False)
+    assert type(ours.after[0]) is LaneEnsemble and type(theirs.after[0]).__name__ == "NeuralNetworkEnsemble"
+    assert ours.devices == theirs.devices == {"cpu"}
+    features = ours.features(song.samples, song.sample_rate)
+    expected = theirs.network(features)
+    assert expected.std() > 0.05  # beats and silence both: a curve, not a constant
+    np.testing.assert_allclose(ours.network(features), expected, atol=2e-5)
+    for frames in (features[:1], features[:0]):  # the ensembles alone (madmom's step after them wants frames)
+        assert ours.after[0](frames).shape == theirs.after[0](frames).shape
+        np.testing.assert_allclose(ours.after[0](frames), theirs.after[0](frames), atol=2e-5)
+    networks = make().processors[1].processors[0].processors
+    sessions = theirs.after[0].processors[0].processors
+    for count in (3, 1):
+        expected = sum(session(features) for session in sessions[:count]) / count
+        np.testing.assert_allclose(LaneEnsemble(networks[:count], kernel())(features), expected, atol=5e-5)
+    # What the kernel does not run: more members than half its lanes, a layer that is not a
+    # bidirectional LSTM, anything that is not madmom's ensemble.
+    ensemble = make().processors[1]
+    ensemble.processors[0].processors.extend(make().processors[1].processors[0].processors[:1])
+    assert lane_ensemble(ensemble) is None
+    ensemble = make().processors[1]
+    first = ensemble.processors[0].processors[0]
+    first.layers[0] = first.layers[-1]
+    assert lane_ensemble(ensemble) is None
+    assert lane_ensemble(make().processors[0]) is None
+
+
+def test_a_kernel_that_cannot_be_built_leaves_the_networks_to_onnxruntime(tmp_path):
+    """No working C compiler (``CC`` is ``false``): the failure is kept beside the build with
+    the compiler's words, onnxruntime runs the networks, and the next process does not try again."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from mirflow.plugins.madmom_fast.networks import BlockedRNN\n"  # makes madmom importable first
+              "from madmom.features.downbeats import RNNDownBeatProcessor\n"
+              "rnn = BlockedRNN(RNNDownBeatProcessor())\n"
+              "print(type(rnn.after[0]).__name__, sorted(rnn.devices))\n")
+    environment = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), CC="false")
+    for attempt in range(2):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.split() == ["NeuralNetworkEnsemble", "['cpu']"]
+        (failed,) = (tmp_path / "mirflow" / "lstm").glob("*/failed.txt")
+        if attempt == 0:
+            first = (failed.stat().st_mtime_ns, failed.read_text())
+    assert (failed.stat().st_mtime_ns, failed.read_text()) == first  # not tried again
+    assert not list(failed.parent.glob("*.so")) and not list(failed.parent.glob("building-*"))
+
+
 def test_batched_stft_is_madmoms_stft_to_the_bit():
     """The block-at-a-time STFT gives madmom's frame loop's values exactly: the network frame
     sizes and the chord features' 8192, whole signals, slices (as the feature blocks take
