@@ -187,6 +187,34 @@ class Slow(mirflow.Analyzer):
         return {"slept": self.config["sleep"]}
 
 
+class Warmed(mirflow.Analyzer):
+    """Its ``warm`` leaves a mark named by the process that called it (in the folder
+    ``MIRFLOW_TEST_WARM`` names); each chunk says which process analyzed it."""
+
+    name = "fake.warmed"
+    sample_rate = 22050
+    outputs = {"pid": mirflow.SCALAR}
+
+    @classmethod
+    def warm(cls):
+        folder = os.environ.get("MIRFLOW_TEST_WARM")
+        if folder:
+            open(os.path.join(folder, f"warmed-{os.getpid()}"), "w").close()
+
+    def analyze(self, chunk, inputs):
+        return {"pid": float(os.getpid())}
+
+
+class WarmFails(Warmed):
+    """A ``warm`` that raises (a library that will not import): its set-up is what reports."""
+
+    name = "fake.warm_fails"
+
+    @classmethod
+    def warm(cls):
+        raise ImportError("no module named 'missing_for_warm'")
+
+
 class CrashOnce(mirflow.Analyzer):
     """Kills its own process the first time it sees a file named *once* (a mark beside the
     file remembers it), then works: a worker lost once, whose unit must be retried."""
@@ -249,7 +277,7 @@ class Folding(mirflow.Analyzer):
 
 
 ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, ImportsMissingLibrary, GpuCounter, EitherLane, Slow,
-       CrashOnce, CountAtMerge, Folding)
+       CrashOnce, CountAtMerge, Folding, Warmed, WarmFails)
 
 
 class FakePlugin:

@@ -107,6 +107,24 @@ def test_a_steps_record_gives_its_units_wall_and_cpu_seconds(pm, registry, write
         assert computes["cpu_seconds"] >= 0.6 and computes["seconds"] >= 0.6
 
 
+def test_workers_warm_the_steps_up_while_the_first_file_decodes(pm, registry, write_pipeline, write_clicks, tmp_path,
+                                                                monkeypatch):
+    """Each worker calls every step's ``Analyzer.warm`` once, in its own process, as soon as it
+    has started; a ``warm`` that raises changes nothing (the step still runs)."""
+    files = clicks_files(write_clicks, 4, 12.0)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("MIRFLOW_TEST_WARM", str(marks))
+    pipeline = write_pipeline("chunking: off\nsteps: [fake.warmed, fake.warm_fails, fake.slow]\n")
+    outcomes, results, _ = run(pm, registry, pipeline, files, tmp_path / "out", jobs=2)
+    assert all(o.ok for o in outcomes)
+    workers = {int(r["summary"][f"{step}.pid"]["value"]) for r in results for step in ("warmed", "warm_fails")}
+    warmed = {int(mark.name.split("-")[1]) for mark in marks.iterdir()}
+    assert os.getpid() not in warmed and len(warmed) == 2  # each of the two workers, not the coordinator
+    assert workers <= warmed
+    assert all(r["steps"]["warm_fails"]["status"] == "ok" for r in results)
+
+
 def test_gpu_out_of_memory_halves_the_batch(pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
     import fakes
 

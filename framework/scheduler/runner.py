@@ -111,6 +111,15 @@ class UnitRunner:
             return Completion(unit, False, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
                               **spent())
 
+    def warm(self) -> None:
+        """Every step's :meth:`Analyzer.warm`, in pipeline order (a worker's thread, while it
+        waits for its first unit). A failure is left for the step's set-up to report."""
+        for step in self.pipeline.steps:
+            try:
+                self.registry.get(step.analyzer).warm()
+            except Exception:  # noqa: BLE001 - the set-up raises it again, as a SetupFailure of the step
+                pass
+
     def analyzer(self, step_id: str, role: str) -> Analyzer:
         """The step's analyzer, set up for ``role`` (``model`` on the device, ``features``
         for the CPU half of a gpu step, ``cpu`` otherwise) on first use."""

@@ -89,6 +89,13 @@ class MadmomRecognizer(ChordRecognizer):
         raise NotImplementedError
 
     @classmethod
+    def warm(cls):
+        """madmom and onnxruntime, which every set-up of these recognizers imports."""
+        import madmom.audio.chroma  # noqa: F401
+        import madmom.features.chords  # noqa: F401
+        import onnxruntime  # noqa: F401
+
+    @classmethod
     def gpu_problem(cls):
         return cuda_problem()
 

@@ -109,6 +109,17 @@ class RNNTracker(mirflow.Analyzer):
         self.layouts: dict[float, list] = {}  # slowest tempo -> its HMMs laid out for the kernel (built once)
 
     @classmethod
+    def warm(cls):
+        """madmom (~0.4 s, most of it SciPy's ndimage) and the LSTM kernel (built here on a
+        machine's first run)."""
+        import madmom.features.beats  # noqa: F401
+        import madmom.features.downbeats  # noqa: F401
+
+        from .ensemble import kernel
+
+        kernel()
+
+    @classmethod
     def check_params(cls, values):
         if values["min_bpm"] >= values["max_bpm"]:
             raise mirflow.ParamError(f"min_bpm ({values['min_bpm']:g}) must be below max_bpm ({values['max_bpm']:g})")
