@@ -12,8 +12,9 @@ Dynamic quantization (activation ranges measured on every call) was 5x *slower* 
 network, so the activations' ranges are measured once, on calibration songs from mirflow's own
 synthesizer (:func:`calibration_inputs`: never the corpora the accuracy tables score), and the
 quantized model is written to the user's cache, keyed by the float model, onnxruntime's version
-and CALIBRATION_VERSION. Building it needs the ``onnx`` package (a core dependency): where it is missing and nothing is cached, the step's
-set-up fails saying what to install (the default, ``network_precision: float32``, needs none).
+and CALIBRATION_VERSION. Building it needs the ``onnx`` package (a core dependency): where it
+is missing and nothing is cached, the step's set-up fails saying what to install (the default,
+``network_precision: float32``, needs none).
 onnxruntime's pre-processing step is left out: it imported torch where torch is installed (~4 s)
 and gave the same outputs to the bit. On the GM test split the two networks' chords score within
 0.001 (benchmarks/chords_gm.py).
