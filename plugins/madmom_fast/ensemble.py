@@ -275,8 +275,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _output_activation(function):
-    name = getattr(function, "__name__", None) if function is not None else "linear"
-    return {"softmax": _softmax, "sigmoid": _sigmoid, "linear": lambda x: x}[name]
+    return {"softmax": _softmax, "sigmoid": _sigmoid, "linear": lambda x: x}[_name(function)]
 
 
 def lane_ensemble(ensemble) -> LaneEnsemble | None:
