@@ -200,9 +200,10 @@ class Analyzer:
         for its pipeline's steps in a thread as soon as it has started, while the coordinator
         is still decoding the first file, so that its first chunk does not begin with the
         library's import (madmom's: ~0.4 s). Imports only: no models, no state, nothing that
-        costs a worker that never runs this step more than the import (a unit may set this
-        analyzer up at the same moment; Python's import locks make the two safe). A failure
-        is ignored here: the step's set-up reports it. Default: nothing."""
+        costs a worker that never runs this step more than the import. The worker's first unit
+        waits for every step's warm to end (two threads importing one package at once can
+        deadlock in Python's import system), so a warm that blocks delays that unit, up to two
+        minutes. A failure is ignored here: the step's set-up reports it. Default: nothing."""
 
     def compiles_on_first_run(self) -> bool:
         """Whether set-up compiles code once per machine (numba, when importing librosa: ~40 s

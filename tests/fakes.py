@@ -215,6 +215,35 @@ class WarmFails(Warmed):
         raise ImportError("no module named 'missing_for_warm'")
 
 
+class WarmImportsACycle(mirflow.Analyzer):
+    """Its ``warm`` imports one of two modules that import each other (in the folder
+    ``MIRFLOW_TEST_CYCLE`` names, each sleeping before it imports the other), its set-up the
+    other: the two imports at once deadlock in Python's import system, as ``madmom``'s did."""
+
+    name = "fake.warm_cycle"
+    sample_rate = 22050
+    outputs = {"imported": mirflow.SCALAR}
+
+    @classmethod
+    def warm(cls):
+        import importlib
+        import sys
+
+        sys.path.insert(0, os.environ["MIRFLOW_TEST_CYCLE"])
+        importlib.import_module("cycle_first")
+
+    def setup(self, device):
+        import importlib
+        import sys
+
+        sys.path.insert(0, os.environ["MIRFLOW_TEST_CYCLE"])
+        importlib.import_module("cycle_second")
+        self.device = "cpu"
+
+    def analyze(self, chunk, inputs):
+        return {"imported": 1.0}
+
+
 class CrashOnce(mirflow.Analyzer):
     """Kills its own process the first time it sees a file named *once* (a mark beside the
     file remembers it), then works: a worker lost once, whose unit must be retried."""
@@ -277,7 +306,8 @@ class Folding(mirflow.Analyzer):
 
 
 ALL = (Clicks, Level, Sections, Tonic, Broken, NeedsMissingLibrary, ImportsMissingLibrary, GpuCounter, EitherLane, Slow,
-       CrashOnce, CountAtMerge, Folding, Warmed, WarmFails)
+       CrashOnce, CountAtMerge, Folding, Warmed, WarmFails,
+       WarmImportsACycle)
 
 
 class FakePlugin:

@@ -125,6 +125,25 @@ def test_workers_warm_the_steps_up_while_the_first_file_decodes(pm, registry, wr
     assert all(r["steps"]["warm_fails"]["status"] == "ok" for r in results)
 
 
+def test_a_units_set_up_waits_for_the_warm_up_so_their_imports_cannot_deadlock(
+        pm, registry, write_pipeline, write_clicks, tmp_path, monkeypatch):
+    """The warm-up imports one module of a cycle, the set-up the other: run at once, one of
+    them fails with Python's ``_DeadlockError`` ("deadlock detected by _ModuleLock"), as the
+    downbeat step's set-up once did beside its warm-up (CI, 3 December 2026)."""
+    cycle = tmp_path / "cycle"
+    cycle.mkdir()
+    # importlib, not an import statement, for the way back: the statement accepts a module
+    # another thread is still initializing, importlib waits for its lock (and finds the cycle).
+    (cycle / "cycle_first.py").write_text("import time\ntime.sleep(1.5)\nimport cycle_second\n")
+    (cycle / "cycle_second.py").write_text("import importlib, time\ntime.sleep(1.5)\n"
+                                           "importlib.import_module('cycle_first')\n")
+    monkeypatch.setenv("MIRFLOW_TEST_CYCLE", str(cycle))
+    pipeline = write_pipeline("chunking: off\nsteps: [fake.warm_cycle]\n")
+    outcomes, results, _ = run(pm, registry, pipeline, clicks_files(write_clicks, 2, 2.0), tmp_path / "out", jobs=2)
+    assert [r["errors"] for r in results] == [[], []]
+    assert all(o.ok for o in outcomes) and all(r["summary"]["imported"]["value"] == 1.0 for r in results)
+
+
 def test_gpu_out_of_memory_halves_the_batch(pm, registry, recorder, write_pipeline, write_clicks, tmp_path):
     import fakes
 
@@ -284,7 +303,8 @@ def test_ctrl_c_or_sigterm_leave_only_complete_result_files(tmp_path, private_tm
     printed = {line.split()[0] for line in stdout.splitlines() if line.startswith("song")}
     assert printed and printed <= {f"{p.stem}.wav" for p in results}
     for path in results:
-        assert json.loads(path.read_text())["timeline"]["chords"]  # complete, parseable
+        result = json.loads(path.read_text())  # complete, parseable
+        assert result["timeline"]["chords"], result["errors"]
     leftovers = [p.name for p in out.iterdir() if p.suffix in (".tmp", ".claim") or p.name.startswith(".")]
     assert leftovers == []
     time.sleep(0.5)

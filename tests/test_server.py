@@ -166,8 +166,9 @@ def test_analyze_gives_the_same_result_as_the_cli(server, song, tmp_path):
     result = response.json()
     assert result["source"]["name"] == "loop.wav" and result["source"]["path"] == "loop.wav"
     done = subprocess.run([MIRFLOW, "-q", "run", "default", str(song), "-o", str(tmp_path)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    cli = json.loads((tmp_path / "loop.json").read_text())
+    written = tmp_path / "loop.json"
+    assert done.returncode == 0, (done.stderr, written.exists() and json.loads(written.read_text())["errors"])
+    cli = json.loads(written.read_text())
     assert comparable(result) == comparable(cli)
     assert len(result["timeline"]["beats"]) > 30 and result["timeline"]["chords"]
 

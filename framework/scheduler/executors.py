@@ -128,9 +128,7 @@ def _worker_main(conn, lane: str, pipeline, disabled: tuple, handoff: list, devi
     pm, registry = worker_plugins(disabled, handoff)
     runner = UnitRunner(pipeline, registry, pm, device=device, temp_dir=temp_dir)
     conn.send(("ready", os.getpid()))
-    # The steps' libraries imported while the coordinator decodes the first file (a daemon:
-    # a worker told to stop does not wait for an import it will never use).
-    threading.Thread(target=runner.warm, name="mirflow-warm", daemon=True).start()
+    runner.start_warming()  # the steps' libraries imported while the coordinator decodes the first file
     while True:
         unit = conn.recv()
         if unit is None:

@@ -120,7 +120,7 @@ class UnitActor:
         pm, registry = worker_plugins(disabled, handoff)
         self.run_name = run
         self.runner = UnitRunner(pipeline, registry, pm, device=device, temp_dir=str(node_scratch(run)))
-        threading.Thread(target=self.runner.warm, name="mirflow-warm", daemon=True).start()  # as a process worker does
+        self.runner.start_warming()  # as a process worker does
 
     def where(self) -> tuple[int, str]:
         """(process id, node id): the unit events name both."""

@@ -27,6 +27,9 @@ from .units import (DECODE, Analyzed, Batched, Completion, Decoded, Exported, Me
                     UnitTimeout)
 
 
+WARM_WAIT = 120  # seconds the first unit waits for the worker's warm-up imports (a first run compiles some)
+
+
 class SetupFailure(Exception):
     """An analyzer that could not be set up (missing library, no GPU, ...)."""
 
@@ -95,8 +98,23 @@ class UnitRunner:
         self.temp_dir = temp_dir
         self._analyzers: dict[tuple[str, str], Analyzer | SetupFailure] = {}
         self.setups: Counter = Counter()  # (step, role) -> set-ups in this process (kept: one each)
+        self._warming: threading.Thread | None = None
+
+    def start_warming(self) -> None:
+        """:meth:`warm` in a thread of its own, started as the worker starts, while the
+        coordinator is still decoding the first file. The first unit waits for it to end
+        (:meth:`run`): two threads importing at once can deadlock in Python's import system
+        (a package whose modules import each other: one thread holds ``madmom``'s import lock
+        and waits for a submodule's, the other the reverse, and Python raises ``_DeadlockError``
+        in one of them), so the imports are never concurrent with a unit's own. The wait costs
+        nothing the worker would not spend anyway: it imports those libraries for its units."""
+        self._warming = threading.Thread(target=self.warm, name="mirflow-warm", daemon=True)
+        self._warming.start()
 
     def run(self, unit: Unit) -> Completion:
+        if self._warming is not None:
+            self._warming.join(WARM_WAIT)  # past it (a plugin's warm that hangs), the unit goes on
+            self._warming = None
         began, cpu = time.perf_counter(), time.process_time()
 
         def spent() -> dict:
@@ -112,8 +130,9 @@ class UnitRunner:
                               **spent())
 
     def warm(self) -> None:
-        """Every step's :meth:`Analyzer.warm`, in pipeline order (a worker's thread, while it
-        waits for its first unit). A failure is left for the step's set-up to report."""
+        """Every step's :meth:`Analyzer.warm`, in pipeline order (in :meth:`start_warming`'s
+        thread, while the worker waits for its first unit). A failure is left for the step's
+        set-up to report."""
         for step in self.pipeline.steps:
             try:
                 self.registry.get(step.analyzer).warm()
