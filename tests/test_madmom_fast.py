@@ -286,6 +286,28 @@ def test_a_kernel_that_cannot_be_built_leaves_the_networks_to_onnxruntime(tmp_pa
     assert not list(failed.parent.glob("*.so")) and not list(failed.parent.glob("building-*"))
 
 
+def test_a_build_stopped_from_outside_is_no_failure_and_is_built_next_time(tmp_path):
+    """A compiler killed by SIGTERM (a Ctrl-C or a service stop during a worker's first
+    build) leaves no ``failed.txt``: the next process builds the kernel."""
+    import os
+    import subprocess
+    import sys
+
+    compiler = tmp_path / "cc.sh"
+    compiler.write_text("#!/bin/sh\nkill -TERM $$\n")
+    compiler.chmod(0o755)
+    script = "from mirflow.plugins.madmom_fast import ensemble\nprint(ensemble.kernel() is not None)\n"
+    environment = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), CC=str(compiler))
+    built = []
+    for attempt in range(2):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
+        assert done.returncode == 0, done.stderr[-3000:]
+        built.append(done.stdout.strip())
+        assert not list((tmp_path / "mirflow" / "lstm").glob("*/failed.txt"))
+        compiler.write_text('#!/bin/sh\nexec cc "$@"\n')  # the compiler works again
+    assert built == ["False", "True"]
+
+
 def test_batched_stft_is_madmoms_stft_to_the_bit():
     """The block-at-a-time STFT gives madmom's frame loop's values exactly: the network frame
     sizes and the chord features' 8192, whole signals, slices (as the feature blocks take

@@ -25,12 +25,14 @@ import importlib.machinery
 import importlib.util
 import os
 import platform
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 MODULE = "mirflow_viterbi"
 BUILD_TIMEOUT = 600  # seconds; a build takes ~4 s on this 2-core machine
+STOPPED = {signal.SIGINT, signal.SIGTERM, signal.SIGKILL, signal.SIGHUP}  # a build killed by these was not a failure
 # The exported kernels and their one signature each (the JIT's, in :func:`.viterbi._compile_shared`).
 SIGNATURES = {
     "viterbi_forward": "Tuple((f8[::1], u1[:, ::1]))(i8[::1], i8[::1], f8[::1], i8[::1], i8[::1], i8[::1], "
@@ -149,6 +151,8 @@ def build(where: Path, name: str, command, environment: dict | None = None) -> N
             done = subprocess.run(line, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=environment)
             if done.returncode == 0 and (temporary / name).exists():
                 os.replace(temporary / name, where / name)
+            elif -done.returncode in STOPPED:
+                pass  # stopped from outside (Ctrl-C, a service stopping): not this machine's failure, built next time
             else:
                 said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-20:]
                 tail = said or [f"{line[0]} exited with status {done.returncode}, saying nothing"]
