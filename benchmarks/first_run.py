@@ -8,7 +8,8 @@ core) with ``XDG_CACHE_HOME`` pointing at an empty folder, so mirflow's numba ca
 after ``pip install``; the same command then runs ``--warm`` more times with those caches (each
 ``--force``d into a fresh output folder). What compiles on a first run: librosa's numba
 functions when a step imports librosa (``Analyzer.compiles_on_first_run``), mirflow's beat
-Viterbi kernels (built ahead of time, once per machine) and the 8-bit chord network.
+Viterbi and LSTM kernels (built in C, once per machine) and, where a pipeline asks for it, the
+8-bit chord network.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_the_first_run_notice_is_for_pipelines_that_compile_librosa(tmp_path, wr
     first = mirflow("run", pipeline, song, "-o", tmp_path / "out", "--jobs", "2", env=environment)
     assert first.returncode == 0, first.stderr
     assert "first run" not in first.stderr
-    # The beat decode's kernels, built ahead of time (or where that fails, by numba's JIT into
+    # The beat decode's kernels, built in C (or where that fails, by numba's JIT into
     # the folder the slots share): neither counts as librosa's, so a pipeline that imports
     # librosa would still be announced on its first run after this one.
     assert (list((tmp_path / "cache" / "mirflow" / "native").glob("*/mirflow_viterbi*"))

@@ -8,8 +8,8 @@ Tempo and its curve are derived from the decoded beats, not estimated separately
 Modules: :mod:`.networks` (the RNNs per chunk, pitch classes, stitching), :mod:`.beats`
 (the trackers and their shared decode), :mod:`.peaks` (beats from
 the activation around the decoded frames), :mod:`.metre` (bar phase and the level a musician
-writes), :mod:`.tempo`, :mod:`.viterbi` (the decoder; :mod:`.native` builds its kernels ahead
-of time); the block-at-a-time STFT is
+writes), :mod:`.tempo`, :mod:`.viterbi` (the decoder; :mod:`.native` builds its kernels in C
+once per machine); the block-at-a-time STFT is
 :mod:`mirflow.plugins._stft` (shared with the chord recognizers).
 """
 

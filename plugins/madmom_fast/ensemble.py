@@ -24,11 +24,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import os
-import shlex
-import sys
-import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -145,8 +140,7 @@ def kernel():
     where it cannot be built or loaded here (onnxruntime runs the networks then)."""
     from . import native
 
-    where = folder()
-    path = native.built(where, LIBRARY, compile_command)
+    path = native.c_library(folder(), LIBRARY, SOURCE)
     if path is None:
         return None
     try:
@@ -162,26 +156,9 @@ def kernel():
 
 def folder() -> Path:
     """This machine's build: one folder per key (the source, the compiler asked for, the CPU)."""
-    from mirflow.caches import cache_root
+    from .native import key_folder
 
-    from .native import cpu_identity
-
-    parts = [SOURCE.encode(), " ".join(compiler()).encode(), sys.platform.encode(), cpu_identity().encode()]
-    return cache_root() / "lstm" / hashlib.sha256(b"\0".join(parts)).hexdigest()[:20]
-
-
-def compiler() -> list[str]:
-    """The C compiler: ``CC`` as the user set it, else the one Python was built with, else ``cc``."""
-    return shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
-
-
-def compile_command(temporary: Path) -> list[str]:
-    """The command line that builds the kernel into ``temporary``: optimized for this CPU's
-    vector instructions (the build is per machine), ``errno`` left alone by the math."""
-    source = temporary / "mirflow_lstm.c"
-    source.write_text(SOURCE)
-    return [*compiler(), "-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-o",
-            str(temporary / LIBRARY), str(source)]
+    return key_folder("lstm", SOURCE)
 
 
 class LaneEnsemble:

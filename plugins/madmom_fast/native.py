@@ -1,70 +1,146 @@
-"""The Viterbi kernels (:mod:`.viterbi`) compiled ahead of time into a small extension module in
-the user's cache, so that a worker loads them in a millisecond instead of importing numba.
+"""The Viterbi kernels (:mod:`.viterbi`) in C, compiled once per machine with the system's C
+compiler into a small shared library in the user's cache, so that a worker loads them in a
+millisecond instead of importing numba (~0.7 s of CPU per worker that decodes).
 
-Loading the kernels from numba's own cache still imports numba (~0.3 s) and its CPU target's
-registries, which import SciPy's linear algebra for a BLAS check (~0.4 s): ~0.7 s of CPU in
-every worker that decodes, on the critical path of a short file (its merge) and in both
-workers of a long one (their folds). numba's ahead-of-time compiler (``numba.pycc``) turns the
-same Python source into an extension module that needs only NumPy to load; built for this
-machine's CPU and its instruction set (as numba's JIT does), it runs at the JIT's speed and
-gives its results to the bit (the tests compare them).
+The C is :func:`.viterbi.viterbi_forward` and :func:`.viterbi.viterbi_trace` line for line:
+additions and comparisons of doubles in the same order, no multiplications to contract into
+fused ones and no ``-ffast-math``, so the scores, back-pointers and paths are numba's JIT's
+to the bit (the tests compare them) and madmom's (so are those). It builds in ~0.3 s; until 3
+December 2026 numba's ahead-of-time compiler (``numba.pycc``, deprecated) built an extension
+module from the Python source, ~4 s on a first run.
 
-Built once per machine (~4 s), the first time a worker needs the kernels, in a child process
-(its compiler output stays off the user's terminal) under a file lock, keyed by the kernels' source,
-numba's, NumPy's and Python's versions and the CPU. It needs a C compiler and Python's headers: where
-the build fails, the failure is kept beside it (tried once per key, not per run) and the
-kernels come from numba's JIT, as before (:func:`.viterbi._compile_shared`). The LSTM kernel
-(:mod:`.ensemble`) is built the same way (:func:`built`).
+Built the first time a worker needs the kernels, in a child process under a file lock
+(:func:`build`), keyed by the C source, the compiler and the CPU (``-march=native``). Where the
+build fails (no C compiler), the failure is kept beside it (tried once per key, not per run)
+and the kernels come from numba's JIT (:func:`.viterbi._compile_shared`). The LSTM kernel
+(:mod:`.ensemble`) is built the same way (:func:`c_library`).
 """
 
 from __future__ import annotations
 
-import functools
+import ctypes
 import hashlib
-import importlib.machinery
-import importlib.util
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
-MODULE = "mirflow_viterbi"
-BUILD_TIMEOUT = 600  # seconds; a build takes ~4 s on this 2-core machine
+import numpy as np
+
+LIBRARY = "mirflow_viterbi.so"
+BUILD_TIMEOUT = 600  # seconds; a build takes well under a second
 STOPPED = {signal.SIGINT, signal.SIGTERM, signal.SIGKILL, signal.SIGHUP}  # a build killed by these was not a failure
-# The exported kernels and their one signature each (the JIT's, in :func:`.viterbi._compile_shared`).
-SIGNATURES = {
-    "viterbi_forward": "Tuple((f8[::1], u1[:, ::1]))(i8[::1], i8[::1], f8[::1], i8[::1], i8[::1], i8[::1], "
-                       "i8[::1], i4[::1], f8[::1], f8[:, ::1], i8)",
-    "viterbi_trace": "i8(i8[::1], i8[::1], i8[::1], i8[::1], i8[::1], u1[:, ::1], i8, u4[::1])",
+
+SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* viterbi.viterbi_forward: the recursion over `frames` frames of `densities` (frames x 3),
+   from `scores` (the scores after the frame before them), which it leaves holding the scores
+   after the last frame; `back` (frames x columns) gets each frame's back-pointers. `shifted`
+   (states) and `tails` (chains) are work space. */
+void viterbi_forward(const int64_t *prev_states, const int64_t *pointers, const double *log_probs,
+                     const int64_t *first, const int64_t *length, const int64_t *band, const int64_t *chosen,
+                     const int32_t *column, long states, long chains, long frames, long columns,
+                     const double *densities, double *scores, double *shifted, double *tails, uint8_t *back) {
+    double *now = scores, *next = shifted;
+    (void)prev_states;
+    for (long frame = 0; frame < frames; frame++) {
+        const double *d = densities + frame * 3;
+        double none = d[0], beat = d[1], down = d[2];
+        for (long chain = 0; chain < chains; chain++) tails[chain] = now[first[chain] + length[chain] - 1];
+        /* Every state moves one place along its chain (a head's value is replaced below). */
+        for (long state = 1; state < states; state++) {
+            int32_t c = column[state];
+            next[state] = now[state - 1] + 0.0 + (c == 0 ? none : (c == 1 ? beat : down));
+        }
+        for (long chain = 0; chain < chains; chain++) {
+            long head = first[chain];
+            double density = d[column[head]];
+            long start = pointers[head], size = pointers[head + 1] - start, base = band[chain];
+            /* First best of the predecessors, in four lanes (k, k+1, k+2, k+3 apart). */
+            double b0 = -INFINITY, b1 = -INFINITY, b2 = -INFINITY, b3 = -INFINITY;
+            long c0 = 0, c1 = 0, c2 = 0, c3 = 0, k = 0;
+            for (; k + 4 <= size; k += 4) {
+                double v0 = tails[base + k] + log_probs[start + k] + density;
+                double v1 = tails[base + k + 1] + log_probs[start + k + 1] + density;
+                double v2 = tails[base + k + 2] + log_probs[start + k + 2] + density;
+                double v3 = tails[base + k + 3] + log_probs[start + k + 3] + density;
+                /* Selects, not branches: the compiler keeps them branch-free (~1.5x quicker). */
+                int u0 = v0 > b0, u1 = v1 > b1, u2 = v2 > b2, u3 = v3 > b3;
+                c0 = u0 ? k : c0; c1 = u1 ? k + 1 : c1; c2 = u2 ? k + 2 : c2; c3 = u3 ? k + 3 : c3;
+                b0 = u0 ? v0 : b0; b1 = u1 ? v1 : b1; b2 = u2 ? v2 : b2; b3 = u3 ? v3 : b3;
+            }
+            for (; k < size; k++) {
+                double v0 = tails[base + k] + log_probs[start + k] + density;
+                if (v0 > b0) { b0 = v0; c0 = k; }
+            }
+            /* The lanes' bests: the larger, and of equal ones the earlier predecessor. */
+            if (b1 > b0 || (b1 == b0 && c1 < c0)) { b0 = b1; c0 = c1; }
+            if (b2 > b0 || (b2 == b0 && c2 < c0)) { b0 = b2; c0 = c2; }
+            if (b3 > b0 || (b3 == b0 && c3 < c0)) { b0 = b3; c0 = c3; }
+            next[head] = b0;
+            if (chosen[chain] >= 0) back[frame * columns + chosen[chain]] = (uint8_t)c0;
+        }
+        double *swap = now; now = next; next = swap;
+    }
+    if (now != scores) memcpy(scores, now, sizeof(double) * states);
 }
+
+/* viterbi.viterbi_trace: back through one stretch's `frames` rows of back-pointers from
+   `state` (the path's state at its last frame), writing `path`; returns the state at the
+   frame before its first. */
+long viterbi_trace(const int64_t *prev_states, const int64_t *pointers, const int64_t *first, const int64_t *chosen,
+                   const int64_t *chain_of, const uint8_t *back, long frames, long columns, long state,
+                   uint32_t *path) {
+    path[frames - 1] = (uint32_t)state;
+    for (long frame = frames - 1; frame >= 0; frame--) {
+        long chain = chain_of[state];
+        long offset = (state == first[chain] && chosen[chain] >= 0) ? back[frame * columns + chosen[chain]] : 0;
+        state = prev_states[pointers[state] + offset];
+        if (frame > 0) path[frame - 1] = (uint32_t)state;
+    }
+    return state;
+}
+"""
 
 
 def folder() -> Path:
-    """This machine's build: one folder per key (see the module's docstring)."""
+    """This machine's build: one folder per key (the source, the compiler, the CPU)."""
+    return key_folder("native", SOURCE)
+
+
+def key_folder(kind: str, source: str) -> Path:
+    """``~/.cache/mirflow/KIND/KEY``: what a C library's build depends on, its source, the
+    compiler asked for, the platform and the CPU (it is built with ``-march=native``: code
+    built for one CPU's features must not be loaded on another sharing the cache)."""
     from mirflow.caches import cache_root
 
-    return cache_root() / "native" / key()
-
-
-@functools.cache
-def key() -> str:
-    """What the build depends on: the kernels' source, numba, NumPy (whose C API the module's
-    glue is compiled against), Python and the CPU."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "none"
-
-    here = Path(__file__).parent
-    parts = [(here / "viterbi.py").read_bytes(), Path(__file__).read_bytes(), installed("numba").encode(),
-             installed("numpy").encode(), sys.version.encode(), platform.machine().encode(),
+    parts = [source.encode(), " ".join(compiler()).encode(), sys.platform.encode(), platform.machine().encode(),
              cpu_identity().encode()]
-    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:20]
+    return cache_root() / kind / hashlib.sha256(b"\0".join(parts)).hexdigest()[:20]
+
+
+def compiler() -> list[str]:
+    """The C compiler: ``CC`` as the user set it, else the one Python was built with, else ``cc``."""
+    return shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+
+
+def c_library(where: Path, name: str, source: str) -> Path | None:
+    """``where/name`` built from ``source`` (optimized for this CPU's vector instructions,
+    ``errno`` left alone by the math) where this key never tried; None where the build failed."""
+    def command(temporary: Path) -> list[str]:
+        written = temporary / f"{Path(name).stem}.c"
+        written.write_text(source)
+        return [*compiler(), "-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-o",
+                str(temporary / name), str(written)]
+
+    return built(where, name, command)
 
 
 def cpu_identity() -> str:
@@ -78,13 +154,9 @@ def cpu_identity() -> str:
     return "\n".join(dict.fromkeys(wanted))  # the first core's lines (the others repeat them)
 
 
-def module_path(where: Path) -> Path:
-    return where / f"{MODULE}{importlib.machinery.EXTENSION_SUFFIXES[0]}"
-
-
 def ready() -> bool:
     """Whether this machine has the built module (the kernels need no compiling)."""
-    return module_path(folder()).exists()
+    return (folder() / LIBRARY).exists()
 
 
 def failed() -> bool:
@@ -93,34 +165,76 @@ def failed() -> bool:
 
 
 def kernels():
-    """(forward, trace) from the built module, building it first where it was never tried for
-    this key; None where it cannot be built here (the JIT's kernels are then the ones to use)."""
-    where = folder()
-    # The C the module needs besides the kernels (numba's glue and array allocation) runs
-    # a few times per decode: compiled without optimization, the build takes ~4 s, not ~6.
-    # The kernels themselves are LLVM's, optimized as numba's JIT optimizes them.
-    environment = dict(os.environ, CFLAGS=f"{os.environ.get('CFLAGS', '')} -O0".strip())
-    path = built(where, module_path(where).name, lambda temporary: [sys.executable, "-c", BUILD, str(temporary)],
-                 environment)
+    """(forward, trace) from the built library, building it first where it was never tried for
+    this key; None where it cannot be built or loaded here (the JIT's kernels are then the ones
+    to use). Each takes and returns what :func:`.viterbi.viterbi_forward` and
+    :func:`.viterbi.viterbi_trace` do; ctypes releases the GIL while they run (the 3/4 and 4/4
+    decodes run in two threads)."""
+    path = c_library(folder(), LIBRARY, SOURCE)
     if path is None:
         return None
     try:
-        spec = importlib.util.spec_from_file_location(MODULE, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.viterbi_forward, module.viterbi_trace
-    except (ImportError, OSError, AttributeError) as err:  # a build this Python cannot load: the JIT's then
+        library = ctypes.CDLL(str(path))
+        forward, trace = library.viterbi_forward, library.viterbi_trace
+    except (OSError, AttributeError) as err:  # a build this process cannot load: the JIT's then
         unloadable(path, err)
         return None
+    pointer, number = ctypes.c_void_p, ctypes.c_long
+    forward.argtypes, forward.restype = [pointer] * 8 + [number] * 4 + [pointer] * 5, None
+    trace.argtypes, trace.restype = [pointer] * 6 + [number] * 3 + [pointer], number
+    return _forward(forward), _trace(trace)
 
 
-def built(where: Path, name: str, command, environment: dict | None = None) -> Path | None:
+def _address(array: np.ndarray, dtype) -> int:
+    """The data of ``array``, which must already be C-contiguous ``dtype`` (the numba kernels'
+    signatures enforce the same: a copy here would hide a caller's mistake, or lose an output)."""
+    if array.dtype != dtype or not array.flags.c_contiguous:
+        raise TypeError(f"the Viterbi kernel needs C-contiguous {np.dtype(dtype).name}, not {array.dtype} "
+                        f"({'contiguous' if array.flags.c_contiguous else 'strided'})")
+    return array.ctypes.data
+
+
+def _forward(function):
+    def viterbi_forward(prev_states, pointers, log_probs, first, length, band, chosen, column, initial, densities,
+                        columns):
+        states, chains, frames = len(pointers) - 1, len(first), densities.shape[0]
+        if densities.ndim != 2 or densities.shape[1] != 3 or len(initial) != states:
+            raise ValueError("the Viterbi kernel needs frames x 3 densities and a score per state")
+        back = np.zeros((frames, columns), np.uint8)
+        scores = np.array(initial, dtype=np.float64)  # a copy: the kernel leaves the last frame's scores in it
+        shifted, tails = np.empty(states), np.empty(chains)
+        i8, f8 = np.int64, np.float64
+        function(_address(prev_states, i8), _address(pointers, i8), _address(log_probs, f8), _address(first, i8),
+                 _address(length, i8), _address(band, i8), _address(chosen, i8), _address(column, np.int32),
+                 states, chains, frames, columns, _address(densities, f8), scores.ctypes.data, shifted.ctypes.data,
+                 tails.ctypes.data, back.ctypes.data)
+        return scores, back
+
+    return viterbi_forward
+
+
+def _trace(function):
+    def viterbi_trace(prev_states, pointers, first, chosen, chain_of, back, state, path):
+        frames = back.shape[0]
+        if frames == 0:
+            return state
+        if len(path) != frames or back.ndim != 2:
+            raise ValueError("the Viterbi backtrace needs a path as long as its back-pointers")
+        i8 = np.int64
+        return function(_address(prev_states, i8), _address(pointers, i8), _address(first, i8), _address(chosen, i8),
+                        _address(chain_of, i8), _address(back, np.uint8), frames, back.shape[1], int(state),
+                        _address(path, np.uint32))
+
+    return viterbi_trace
+
+
+def built(where: Path, name: str, command) -> Path | None:
     """``where/name``, built first where this key never tried: ``command(temporary)`` is the
     command line that writes ``name`` into the folder ``temporary``. None where the build
     failed, now or before (``failed.txt`` beside it says why; tried once per key, not per run)."""
     path = where / name
     if not path.exists() and not (where / "failed.txt").exists():
-        build(where, name, command, environment)
+        build(where, name, command)
     return path if path.exists() else None
 
 
@@ -130,7 +244,7 @@ def unloadable(path: Path, err: Exception) -> None:
     path.unlink(missing_ok=True)
 
 
-def build(where: Path, name: str, command, environment: dict | None = None) -> None:
+def build(where: Path, name: str, command) -> None:
     """Build ``name`` into ``where`` under a file lock (another worker may be building it:
     then wait and use its build), or write ``failed.txt`` saying why it could not be built.
     The command writes into a folder of its own, moved into place whole when it succeeds."""
@@ -138,7 +252,7 @@ def build(where: Path, name: str, command, environment: dict | None = None) -> N
     try:
         import fcntl
     except ImportError:  # Windows: no lock, and no build (the compilers need MSVC set up by hand there)
-        (where / "failed.txt").write_text("no ahead-of-time build on this platform\n")
+        (where / "failed.txt").write_text("no C build on this platform\n")
         return
     with open(where / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -148,7 +262,7 @@ def build(where: Path, name: str, command, environment: dict | None = None) -> N
         temporary.mkdir(exist_ok=True)
         try:
             line = command(temporary)
-            done = subprocess.run(line, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=environment)
+            done = subprocess.run(line, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
             if done.returncode == 0 and (temporary / name).exists():
                 os.replace(temporary / name, where / name)
             elif -done.returncode in STOPPED:
@@ -164,36 +278,3 @@ def build(where: Path, name: str, command, environment: dict | None = None) -> N
                 leftover.unlink()
             if temporary.exists():
                 temporary.rmdir()
-
-
-# Run in the child process: numba's AOT compiler with two settings its API does not expose,
-# both what numba's JIT does for these kernels: the GIL released while they run (``nogil``:
-# the 3/4 and 4/4 decodes run in two threads), and this CPU's instruction-set features (the
-# AOT compiler names the CPU model only, which left the kernels ~30 % slower).
-BUILD = r'''
-import sys
-import numba.pycc.compiler as aot
-from numba.core import codegen
-from numba.core.compiler import Flags
-
-
-class ReleaseGil(Flags):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.release_gil = True
-
-
-aot.Flags = ReleaseGil
-codegen.AOTCPUCodegen._customize_tm_features = lambda self: self._get_host_cpu_features()
-
-from numba.pycc import CC
-
-from mirflow.plugins.madmom_fast import native, viterbi
-
-cc = CC(native.MODULE)
-cc.output_dir = sys.argv[1]
-cc.target_cpu = "host"
-for name, signature in native.SIGNATURES.items():
-    cc.export(name, signature)(getattr(viterbi, name))
-cc.compile()
-'''

@@ -181,8 +181,8 @@ class Kernels(NamedTuple):
 
 
 def _kernel() -> Kernels:
-    """The compiled recursion (forward pass and backtrace), once per process: built ahead of
-    time for this machine (:mod:`.native`: loads without numba), else numba's JIT compiled
+    """The compiled recursion (forward pass and backtrace), once per process: built in C for
+    this machine (:mod:`.native`: loads without numba), else numba's JIT compiled
     once per machine (:func:`_compile_shared`)."""
     global _compiled
     with _compiling:
@@ -196,8 +196,8 @@ def _kernel() -> Kernels:
 
 def prepare_in_background() -> None:
     """Build the kernels in a thread while the worker analyzes its first chunks, when this
-    machine has not built them yet (~4 s that the first run would otherwise wait for at the
-    merge). Once they are built, loading them is left to the first decode that needs it (a
+    machine has not built them yet (~0.2 s in C; ~4 s for numba's JIT where there is no C
+    compiler, which the first run would otherwise wait for at the merge). Once they are built, loading them is left to the first decode that needs it (a
     millisecond ahead of time; with numba's JIT ~0.6 s of CPU, which a background load in every
     worker took from the chunks on two cores). Not a daemon: a process that ends sooner waits
     for the build rather than leaving a compiler mid-way. A failure here is left for the
@@ -215,7 +215,7 @@ def prepare_in_background() -> None:
 
 
 def compiled_here() -> bool:
-    """Whether the kernels need no compiling here: built ahead of time (:mod:`.native`), or, where
+    """Whether the kernels need no compiling here: built in C (:mod:`.native`), or, where
     that build failed, in numba's shared cache, written after this module's source last changed (numba's index files;
     a stale one only costs a compile at the first decode)."""
     from pathlib import Path
@@ -240,7 +240,7 @@ def compiled_here() -> bool:
 def _compile_shared() -> Kernels:
     """The kernels (:func:`_define`) compiled by numba's JIT for the one signature each is called
     with, in the shared cache folder while holding its lock (the slot's own cache on Windows):
-    where the ahead-of-time build (:mod:`.native`) cannot be made.
+    where the C build (:mod:`.native`) cannot be made.
 
     Each worker slot has a numba cache of its own (librosa's ~50 functions compiling into
     one cache from two processes corrupted it), so this kernel, cached there, compiled ~4 s
@@ -288,8 +288,9 @@ def _define() -> Kernels:
     return Kernels(njit(cache=True, nogil=True)(viterbi_forward), njit(cache=True, nogil=True)(viterbi_trace))
 
 
-# The kernels' source: plain Python over arrays, compiled by numba (``_define``, or ahead of
-# time by :mod:`.native`); called uncompiled it is the same recursion, only far slower.
+# The kernels' source: plain Python over arrays, compiled by numba (``_define``) where the C
+# build (:mod:`.native`, the same recursion line for line) cannot be made; called uncompiled
+# it is the same recursion, only far slower. A change here is a change there too.
 
 
 def viterbi_forward(prev_states, pointers, log_probs, first, length, band, chosen, column, initial, densities,
