@@ -5,7 +5,7 @@ millisecond instead of importing numba (~0.7 s of CPU per worker that decodes).
 The C is :func:`.viterbi.viterbi_forward` and :func:`.viterbi.viterbi_trace` line for line:
 additions and comparisons of doubles in the same order, no multiplications to contract into
 fused ones and no ``-ffast-math``, so the scores, back-pointers and paths are numba's JIT's
-to the bit (the tests compare them) and madmom's (so are those). It builds in ~0.3 s; until 3
+to the bit (the tests compare them) and madmom's (so are those). It builds in ~0.2 s; until 3
 December 2026 numba's ahead-of-time compiler (``numba.pycc``, deprecated) built an extension
 module from the Python source, ~4 s on a first run.
 
