@@ -155,7 +155,7 @@ def cpu_identity() -> str:
 
 
 def ready() -> bool:
-    """Whether this machine has the built module (the kernels need no compiling)."""
+    """Whether this machine has the built library (the kernels need no compiling)."""
     return (folder() / LIBRARY).exists()
 
 
