@@ -33,7 +33,8 @@ import numpy as np
 
 LIBRARY = "mirflow_viterbi.so"
 BUILD_TIMEOUT = 600  # seconds; a build takes well under a second
-STOPPED = {signal.SIGINT, signal.SIGTERM, signal.SIGKILL, signal.SIGHUP}  # a build killed by these was not a failure
+# A build killed by these was stopped from outside, not a failure (Windows lacks some of them).
+STOPPED = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGKILL", "SIGHUP") if hasattr(signal, name)}
 
 SOURCE = r"""
 #include <math.h>
