@@ -1,5 +1,6 @@
 """Where mirflow keeps what it compiles on the user's machine: numba's code, one folder per
-worker slot and one shared folder; chords.cnn_crf's 8-bit network.
+worker slot and one shared folder; chords.cnn_crf's 8-bit network; madmom_fast's C kernels;
+and the file lock under which one worker builds each of them while the others wait.
 
 Its own module because the scheduler (which gives each worker slot its folder), the CLI (which
 tells a first run that numba will compile) and plugins (madmom_fast's Viterbi kernel, compiled
@@ -9,6 +10,7 @@ the scheduler's internals to find a folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -16,6 +18,22 @@ from pathlib import Path
 def cache_root() -> Path:
     """mirflow's folder in the user's cache folder (XDG_CACHE_HOME, else ~/.cache)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mirflow"
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on the file ``path`` (made if missing) while the block runs: what one
+    worker builds into the cache once per machine, the others wait for and then read. Where
+    there is no ``fcntl`` (Windows) the block runs unlocked: builders write their result whole
+    (``os.replace``), so two of them only cost the work twice."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def numba_cache_root() -> Path:

@@ -22,7 +22,6 @@ and gave the same outputs to the bit. On the GM test split the two networks' cho
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import tempfile
@@ -78,8 +77,10 @@ def quantized_model(model: bytes, prepare) -> bytes | None:
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     except ImportError:
         return None
+    from mirflow.caches import locked
+
     folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder / f"{target.name}.lock"):
+    with locked(folder / f"{target.name}.lock"):
         if target.exists():  # another worker made it while this one waited
             return target.read_bytes()
         inputs = calibration_inputs(prepare)
@@ -99,14 +100,3 @@ def quantized_model(model: bytes, prepare) -> bytes | None:
             os.replace(quantized, target)  # whole or not at all, for the other workers
         return target.read_bytes()
 
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    try:
-        import fcntl
-    except ImportError:  # Windows: two workers may both build it; each writes it whole (os.replace)
-        yield
-        return
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield

@@ -249,14 +249,13 @@ def build(where: Path, name: str, command) -> None:
     """Build ``name`` into ``where`` under a file lock (another worker may be building it:
     then wait and use its build), or write ``failed.txt`` saying why it could not be built.
     The command writes into a folder of its own, moved into place whole when it succeeds."""
+    from mirflow.caches import locked
+
     where.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock, and no build (the compilers need MSVC set up by hand there)
+    if sys.platform == "win32":  # no build there (the compilers need MSVC set up by hand)
         (where / "failed.txt").write_text("no C build on this platform\n")
         return
-    with open(where / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(where / "build.lock"):
         if (where / name).exists() or (where / "failed.txt").exists():
             return
         temporary = where / f"building-{os.getpid()}"
