@@ -103,13 +103,20 @@ class BlockedRNN:
 def pitch_classes(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Loudness per pitch class (frames x 12, CHROMA_FPS frames per second): the magnitude
     spectrum from 55 to 1760 Hz folded onto the twelve semitones, square-root compressed. Only
-    where the harmony changes matters here, so no tuning estimate or harmonic model."""
+    where the harmony changes matters here, so no tuning estimate or harmonic model.
+
+    SciPy's real FFT, not NumPy's: both transform float32 frames in single precision, but
+    SciPy's runs a block of frames side by side in vector lanes (a 120 s chunk's 1,200 frames
+    of 8192: ~0.07 instead of ~0.16 s on one core; values within ~1e-7 of each other)."""
+    import scipy.fft
+
     hop = sample_rate // CHROMA_FPS
     size = CHROMA_FFT * sample_rate // 44100
     count = max(1, int(round(len(samples) / hop)))
     padded = np.pad(samples.astype(np.float32, copy=False), (size // 2, size))
     freqs = np.fft.rfftfreq(size, 1 / sample_rate)
     band = (freqs >= 55) & (freqs <= 1760)
+    low, high = np.flatnonzero(band)[[0, -1]]
     classes = ((np.round(12 * np.log2(freqs[band] / 440.0)) + 9) % 12).astype(int)
     fold = np.zeros((int(band.sum()), 12), dtype=np.float32)
     fold[np.arange(len(classes)), classes] = 1.0
@@ -118,7 +125,8 @@ def pitch_classes(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     for first in range(0, count, CHROMA_BLOCK):
         starts = hop * np.arange(first, min(count, first + CHROMA_BLOCK))
         frames = np.lib.stride_tricks.sliding_window_view(padded, size)[starts] * window
-        out[first:first + len(starts)] = np.abs(np.fft.rfft(frames, axis=1))[:, band] @ fold
+        spectrum = scipy.fft.rfft(frames, axis=1, overwrite_x=True)[:, low:high + 1]
+        out[first:first + len(starts)] = np.abs(spectrum) @ fold
     return np.sqrt(out)
 
 
