@@ -145,6 +145,13 @@ for model, hmm in zip(tracker.chain_models(55.0), tracker.hmms(tracker.dbn(55.0)
     for kernels, path in zip((built, jit), paths):
         kernels.trace(model.prev_states, model.pointers, model.first, model.chosen, model.chain_of, back, state, path)
     assert np.array_equal(*paths) and len(set(paths[0][-1000:])) > 100
+    # Every predecessor of every head ties (equal scores, transitions and densities): the first wins.
+    flat = np.zeros_like(model.log_probs)
+    even = np.zeros_like(model.log_initial)
+    ties = (model.prev_states, model.pointers, flat, model.first, model.length, model.band, model.chosen,
+            model.column, even, np.zeros((50, 3)), model.columns)
+    (scores, back), (jit_scores, jit_back) = built.forward(*ties), jit.forward(*ties)
+    assert np.array_equal(scores, jit_scores) and np.array_equal(back, jit_back) and not back.any()
 print(built.forward.__module__, type(jit.forward).__name__)
 """
 
