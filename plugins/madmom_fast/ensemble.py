@@ -35,6 +35,14 @@ GATES = ("input_gate", "output_gate", "forget_gate", "cell")  # the kernel's (an
 SOURCE = r"""
 #include <string.h>
 #define L 16
+/* The gates' sums are made ROWS rows at a time: ROWS independent chains of multiply-adds in
+   registers (one chain per row is bound by the adds' latency): ten 16-wide accumulators where
+   there are 32 vector registers (AVX-512), four elsewhere (two registers each with AVX). */
+#if defined(__AVX512F__)
+#define ROWS 10
+#else
+#define ROWS 4
+#endif
 typedef float v16 __attribute__((vector_size(64)));
 typedef int i16 __attribute__((vector_size(64)));
 
@@ -84,7 +92,10 @@ static inline v16 blend(v16 a, v16 b, i16 take_b) { return (v16)((take_b & (i16)
    per sequence: member m's forward sequence in lane m, its backward one in lane M + m (M =
    members <= L / 2); the lanes from 2M on have zero weights and are never written out. Every
    lane's gates (rows: input, output, forget gate, cell; 4H of them) sum its input projection,
-   its biases b (4H x L) and its recurrent weights r (4H x H x L) times its previous output.
+   its biases b (4H x L) and its recurrent weights r times its previous output: r holds the
+   rows in blocks of ROWS (the last may be shorter), block by block, each unit k's weights of
+   the block's rows side by side (H x n x L for a block of n rows), so a block streams them in
+   order (:func:`lstm_rows` says ROWS; ``LaneEnsemble.pack`` lays them out).
    The input projections: with offsets NULL, gx is T x 4H x L (lane last, in time order); else
    lane s's 4H values of frame f are at gx + offsets[s] + f * strides[s] (every lane's offset
    and stride given, the idle ones any valid row). p: peepholes (3 x H x L: input, output,
@@ -97,22 +108,37 @@ void lstm_lanes(const float *gx, const long *offsets, const long *strides, long 
     float lanes[L];
     for (long s = 0; s < L; s++) lanes[s] = (s >= members && s < 2 * members) ? 1.0f : 0.0f;
     i16 back = load(lanes) != splat(0.0f);  /* the lanes that run backwards in time */
-    long rows[L];
     memset(work, 0, sizeof(float) * 6 * H * L);
     for (long t = 0; t < T; t++) {
         long forward_row = t, backward_row = T - 1 - t;
-        if (offsets) {
-            for (long s = 0; s < L; s++) rows[s] = offsets[s] + (lanes[s] != 0.0f ? backward_row : forward_row) * strides[s];
-            for (long j = 0; j < 4 * H; j++)
-                for (long s = 0; s < L; s++) g[j * L + s] = gx[rows[s] + j];
+        if (offsets) {  /* each lane's 4H values, copied into its place in g */
+            for (long s = 0; s < L; s++) {
+                const float *row = gx + offsets[s] + (lanes[s] != 0.0f ? backward_row : forward_row) * strides[s];
+                for (long j = 0; j < 4 * H; j++) g[j * L + s] = row[j];
+            }
         }
-        for (long j = 0; j < 4 * H; j++) {
-            v16 sum = offsets ? load(g + j * L)
-                              : blend(load(gx + (forward_row * 4 * H + j) * L), load(gx + (backward_row * 4 * H + j) * L), back);
-            sum += load(b + j * L);
-            const float *rj = r + j * H * L;
-            for (long k = 0; k < H; k++) sum += load(h + k * L) * load(rj + k * L);
-            store(g + j * L, sum);
+        for (long j0 = 0; j0 < 4 * H; j0 += ROWS) {
+            long n = 4 * H - j0 < ROWS ? 4 * H - j0 : ROWS;
+            const float *rb = r + j0 * H * L;
+            v16 sum[ROWS];
+            for (long jj = 0; jj < n; jj++) {
+                long j = j0 + jj;
+                sum[jj] = offsets ? load(g + j * L)
+                                  : blend(load(gx + (forward_row * 4 * H + j) * L), load(gx + (backward_row * 4 * H + j) * L), back);
+                sum[jj] += load(b + j * L);
+            }
+            if (n == ROWS) {  /* a whole block: a constant count, so the sums stay in registers */
+                for (long k = 0; k < H; k++) {
+                    v16 hk = load(h + k * L);
+                    for (long jj = 0; jj < ROWS; jj++) sum[jj] += hk * load(rb + (k * ROWS + jj) * L);
+                }
+            } else {
+                for (long k = 0; k < H; k++) {
+                    v16 hk = load(h + k * L);
+                    for (long jj = 0; jj < n; jj++) sum[jj] += hk * load(rb + (k * n + jj) * L);
+                }
+            }
+            for (long jj = 0; jj < n; jj++) store(g + (j0 + jj) * L, sum[jj]);
         }
         for (long j = 0; j < H; j++) {
             long a = j * L;
@@ -131,6 +157,9 @@ void lstm_lanes(const float *gx, const long *offsets, const long *strides, long 
         }
     }
 }
+
+/* The rows per block of r (lstm_lanes). */
+long lstm_rows(void) { return ROWS; }
 """
 
 
@@ -144,10 +173,13 @@ def kernel():
     if path is None:
         return None
     try:
-        function = ctypes.CDLL(str(path)).lstm_lanes
+        library = ctypes.CDLL(str(path))
+        function, rows = library.lstm_lanes, library.lstm_rows
     except (OSError, AttributeError) as err:
         native.unloadable(path, err)
         return None
+    rows.argtypes, rows.restype = [], ctypes.c_long
+    function.rows = int(rows())  # how the recurrent weights are laid out for it (LaneEnsemble.pack)
     function.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] + [ctypes.c_void_p] * 3 + [ctypes.c_long] * 2 \
         + [ctypes.c_void_p] * 2
     function.restype = None
@@ -176,7 +208,8 @@ class LaneEnsemble:
 
     def __init__(self, networks: list, function):
         self.function, self.members = function, len(networks)
-        self.layers = [self.pack([network.layers[index] for network in networks], first=index == 0)
+        self.layers = [self.pack([network.layers[index] for network in networks], first=index == 0,
+                                 rows=function.rows)
                        for index in range(len(networks[0].layers) - 1)]
         dense = [network.layers[-1] for network in networks]
         self.dense_weights = np.stack([layer.weights for layer in dense]).astype(np.float32)
@@ -184,8 +217,9 @@ class LaneEnsemble:
         self.dense_activation = _output_activation(dense[0].activation_fn)
 
     @staticmethod
-    def pack(layers: list, first: bool) -> dict:
-        """One layer's weights in lanes: (..., LANES) arrays, idle lanes zero."""
+    def pack(layers: list, first: bool, rows: int) -> dict:
+        """One layer's weights in lanes: (..., LANES) arrays, idle lanes zero; the recurrent
+        weights in blocks of ``rows`` gate rows, as the kernel streams them."""
         lstms = [layer.fwd_layer for layer in layers] + [layer.bwd_layer for layer in layers]  # lane order
 
         def lanes_last(per_lane):
@@ -198,8 +232,8 @@ class LaneEnsemble:
         packed = {"hidden": lstms[0].cell.bias.size, "first": first,
                   "bias": lanes_last([np.concatenate([np.ravel(getattr(lstm, gate).bias) for gate in GATES])
                                       for lstm in lstms]),
-                  "recurrent": lanes_last([np.hstack([getattr(lstm, gate).recurrent_weights for gate in GATES]).T
-                                           for lstm in lstms]),
+                  "recurrent": blocked(lanes_last([np.hstack([getattr(lstm, gate).recurrent_weights
+                                                              for gate in GATES]).T for lstm in lstms]), rows),
                   "peepholes": lanes_last([np.stack([np.ravel(getattr(lstm, gate).peephole_weights)
                                                      for gate in GATES[:3]]) for lstm in lstms])}
         if first:  # (inputs, 4H x LANES): the product with the features is laid out as the kernel reads it
@@ -235,6 +269,13 @@ class LaneEnsemble:
             prediction = prediction.squeeze()  # as a network's output is
             total = prediction if total is None else total + prediction
         return total / np.float32(members) if members > 1 else total
+
+
+def blocked(recurrent: np.ndarray, rows: int) -> np.ndarray:
+    """Recurrent weights (4H x H x LANES) as the kernel reads them: blocks of ``rows`` gate rows
+    (the last may be shorter), each block unit-major (H x rows x LANES), one after the other."""
+    blocks = [recurrent[first:first + rows].transpose(1, 0, 2) for first in range(0, len(recurrent), rows)]
+    return np.ascontiguousarray(np.concatenate([block.reshape(-1) for block in blocks]))
 
 
 def _pointer(array) -> int | None:
