@@ -761,3 +761,37 @@ def test_the_double_tempo_re_decode_after_folds_is_the_unfolded_one():
         track.folded = folded
         assert tracker.merge(parts, track) == merged
         assert 60 / np.median(np.diff([b["time"] for b in merged["beats"]])) == pytest.approx(184, rel=0.03)
+
+
+def test_the_lstm_kernel_runs_any_number_of_units():
+    """Networks whose gate rows do not fill the kernel's blocks of rows (7 units: 28 rows, so a
+    build that sums ten at a time ends with a block of eight): madmom's own numpy networks, two
+    members of two layers, give the same averaged output within float32 rounding."""
+    from madmom.ml.nn import NeuralNetwork, NeuralNetworkEnsemble
+    from madmom.ml.nn.activations import softmax
+    from madmom.ml.nn.layers import BidirectionalLayer, Cell, FeedForwardLayer, Gate, LSTMLayer
+
+    from mirflow.plugins.madmom_fast.ensemble import LaneEnsemble, kernel, lane_ensemble
+
+    rng = np.random.default_rng(7)
+    units, inputs = 7, 5
+
+    def weights(*shape):
+        return (rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+    def lstm(size):
+        gates = [Gate(weights(size, units), weights(units), weights(units, units), weights(units))
+                 for _ in range(3)]
+        return LSTMLayer(gates[0], gates[1], Cell(weights(size, units), weights(units), weights(units, units)),
+                         gates[2])
+
+    networks = [NeuralNetwork([BidirectionalLayer(lstm(inputs), lstm(inputs)),
+                               BidirectionalLayer(lstm(2 * units), lstm(2 * units)),
+                               FeedForwardLayer(weights(2 * units, 3), weights(3), softmax)]) for _ in range(2)]
+    ensemble = NeuralNetworkEnsemble(networks)
+    ours = lane_ensemble(ensemble)
+    assert type(ours) is LaneEnsemble and kernel().rows in (4, 10)
+    features = weights(400, inputs)
+    expected = ensemble(features)
+    assert expected.std() > 0.01
+    np.testing.assert_allclose(ours(features), expected, atol=2e-5)
