@@ -88,8 +88,8 @@ void viterbi_forward(const int64_t *prev_states, const int64_t *pointers, const 
             long head = first[chain];
             double density = d[column[head]];
             long start = pointers[head], size = pointers[head + 1] - start, base = band[chain];
-            /* First best of the predecessors, in eight lanes (k, k+8, k+16, ... in lane k):
-               each lane keeps its first best, so the earliest of the lanes' equal bests is the
+            /* First best of the predecessors, in eight lanes (lane j: predecessors j, j + 8,
+               j + 16, ...): each lane keeps its first best, so the earliest of the lanes' equal bests is the
                first best of all, as the Python's four lanes find it. The lanes are compared
                and chosen with vector operations, without branches: the four lanes reduced
                with branches made the pass ~1.5x slower (~420 chain heads a frame in the two
