@@ -48,7 +48,7 @@ SOURCE = r"""
 typedef double v8d __attribute__((vector_size(64)));
 typedef long long v8l __attribute__((vector_size(64)));
 static const v8l LANES = {0, 1, 2, 3, 4, 5, 6, 7};
-#define NONE ((v8d){-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY})
+#define MINUS_INF ((v8d){-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY})
 /* Lane by lane, a where `up` is set (all ones), else b. */
 #define CHOOSE(up, a, b) ((v8d)(((v8l)(a) & (up)) | ((v8l)(b) & ~(up))))
 #if defined(__clang__)
@@ -95,7 +95,7 @@ void viterbi_forward(const int64_t *prev_states, const int64_t *pointers, const 
                with branches made the pass ~1.5x slower (~420 chain heads a frame in the two
                bar models). */
             v8d dv = {density, density, density, density, density, density, density, density};
-            v8d best = NONE, t, p;
+            v8d best = MINUS_INF, t, p;
             v8l index = {0, 0, 0, 0, 0, 0, 0, 0};
             for (long k = 0; k < size; k += 8) {
                 if (k + 8 <= size) {
@@ -117,10 +117,8 @@ void viterbi_forward(const int64_t *prev_states, const int64_t *pointers, const 
             FOLD_LANES(best, index, 4, 5, 6, 7, 0, 1, 2, 3);
             FOLD_LANES(best, index, 2, 3, 0, 1, 6, 7, 4, 5);
             FOLD_LANES(best, index, 1, 0, 3, 2, 5, 4, 7, 6);
-            double b0 = best[0];
-            long c0 = (long)index[0];
-            next[head] = b0;
-            if (chosen[chain] >= 0) back[frame * columns + chosen[chain]] = (uint8_t)c0;
+            next[head] = best[0];
+            if (chosen[chain] >= 0) back[frame * columns + chosen[chain]] = (uint8_t)index[0];
         }
         double *swap = now; now = next; next = swap;
     }
