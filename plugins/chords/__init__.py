@@ -104,7 +104,8 @@ class MadmomRecognizer(ChordRecognizer):
         reporting the CPU where onnxruntime could not start it (an error for ``gpu``)."""
         quiet_onnxruntime()  # before the sessions exist
         self.features, self.decoder = self.processors()
-        used = configure_sessions(self.features, mirflow.threads_per_worker(), providers_for(device))
+        # One network: its arena keeps the activations' buffers from chunk to chunk (configure_sessions).
+        used = configure_sessions(self.features, mirflow.threads_per_worker(), providers_for(device), arena=True)
         self.device = network_device(device, used)
 
     def setup_features(self):
@@ -195,7 +196,7 @@ def quantize_network(processor):
     model = quantized_model(chain[at].model, SequentialProcessor(chain[:at]))
     if model is None:
         raise ImportError("network_precision int8 needs the onnx package to build the quantized network", name="onnx")
-    chain[at] = OnnxNetwork(model, chain[at].threads, chain[at].providers)
+    chain[at] = OnnxNetwork(model, chain[at].threads, chain[at].providers, chain[at].arena)
     return chain[at]
 
 
