@@ -53,6 +53,26 @@ def test_store_audio_mixes_and_resamples_once_per_wanted_rate(tmp_path):
     assert not list(tmp_path.glob("*.f32"))
 
 
+@pytest.mark.parametrize("name, subtype, channels", [
+    ("a.wav", "PCM_16", 2), ("a.wav", "PCM_16", 1), ("a.aiff", "PCM_16", 3), ("a.wav", "PCM_24", 2),
+    ("a.flac", "PCM_16", 2), ("a.wav", "FLOAT", 2)])
+def test_the_stored_samples_are_libsndfiles_float32_and_numpys_mean_to_the_bit(tmp_path, name, subtype, channels):
+    """16-bit WAV and AIFF are read as stored and scaled here, and a stereo mix is one addition
+    and a halving: the same numbers as libsndfile's own float32 reading and NumPy's mean."""
+    path = tmp_path / name
+    rate = 44100
+    samples = np.random.default_rng(channels).standard_normal((rate * 12 + 17, channels)) * 0.3
+    samples[rate:rate + 500] = [1.0] + [-1.0] * (channels - 1)  # full scale both ways
+    soundfile.write(path, np.clip(samples, -1, 1), rate, subtype=subtype)
+    stored = store_audio(path, {(None, "mono"), (None, "all")}, tmp_path)
+    expected, _ = soundfile.read(path, dtype="float32", always_2d=True)
+    assert np.array_equal(stored.samples(rate, "all"), expected.T)
+    mono = stored.samples(rate, "mono")
+    assert np.array_equal(mono, expected[:, 0] if channels == 1 else expected.mean(axis=1, dtype=np.float32))
+    assert mono.std() > 0.1
+    stored.remove()
+
+
 def test_decoding_a_long_file_holds_one_block_at_a_time(tmp_path):
     path = tmp_path / "long.wav"
     rate, minutes = 22050, 10
