@@ -255,8 +255,8 @@ def test_the_lstm_kernel_gives_onnxruntimes_ensemble_output(processor):
     for frames in (features[:1], features[:0]):  # the ensembles alone (madmom's step after them wants frames)
         assert ours.after[0](frames).shape == theirs.after[0](frames).shape
         np.testing.assert_allclose(ours.after[0](frames), theirs.after[0](frames), atol=2e-5)
-    # The kernel's arrays are kept from call to call, one set per thread: after shorter calls,
-    # and in threads calling at once (the kernel releases the GIL), the same output to the bit.
+    # After shorter calls, and in threads calling at once (the kernel releases the GIL; each
+    # call has its own arrays), the same output to the bit.
     assert np.array_equal(ours.network(features), first)
     part = ours.network(features[:700])
     with ThreadPoolExecutor(3) as pool:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +215,6 @@ class LaneEnsemble:
         self.dense_weights = np.stack([layer.weights for layer in dense]).astype(np.float32)
         self.dense_bias = np.stack([np.ravel(layer.bias) for layer in dense]).astype(np.float32)
         self.dense_activation = _output_activation(dense[0].activation_fn)
-        self._local = threading.local()
 
     @staticmethod
     def pack(layers: list, first: bool, rows: int) -> dict:
@@ -246,35 +244,20 @@ class LaneEnsemble:
                 np.hstack([weights[:, :, m].T, weights[:, :, members + m].T]) for m in range(members)]))
         return packed
 
-    def scratch(self) -> "Scratch":
-        """This thread's arrays for the projections and layer outputs, kept from call to call:
-        a 120 s chunk's are ~120 MB (the projections 77 MB), and fresh ones are mapped and then
-        zeroed by the kernel page by page on every call (in a 60-minute run the beats units
-        spent ~2.2 s in the kernel, ~0.05 s a chunk, most of it here). Per thread, so two
-        threads calling one ensemble never share them."""
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = Scratch()
-        return scratch
-
-
     def __call__(self, features: np.ndarray) -> np.ndarray:
         data = np.ascontiguousarray(features, dtype=np.float32)
         frames, members = len(data), self.members
         previous = offsets = strides = None
-        scratch = self.scratch()
-        for number, layer in enumerate(self.layers):
+        for layer in self.layers:
             hidden = layer["hidden"]
-            if layer["first"]:  # frames x 4H x LANES
-                projected = np.matmul(data, layer["projection"],
-                                      out=scratch.array("projected", (frames, layer["projection"].shape[1])))
+            if layer["first"]:
+                projected = data @ layer["projection"]  # frames x 4H x LANES
             else:  # members x frames x 8H: lane (d, m) in m's rows, from column d * 4H
-                projected = np.matmul(previous, layer["projection"],
-                                      out=scratch.array("projected", (members, frames, 8 * hidden)))
+                projected = np.matmul(previous, layer["projection"])
                 lane = np.arange(LANES) % (2 * members)  # the idle lanes read lane 0's rows
                 offsets = (lane % members) * frames * 8 * hidden + (lane // members) * 4 * hidden
                 strides = np.full(LANES, 8 * hidden, dtype=np.int64)
-            outputs = scratch.array(f"outputs{number % 2}", (members, frames, 2 * hidden))
+            outputs = np.empty((members, frames, 2 * hidden), dtype=np.float32)
             work = np.empty(6 * hidden * LANES, dtype=np.float32)
             self.function(projected.ctypes.data, _pointer(offsets), _pointer(strides), members,
                           layer["bias"].ctypes.data, layer["recurrent"].ctypes.data, layer["peepholes"].ctypes.data,
@@ -286,21 +269,6 @@ class LaneEnsemble:
             prediction = prediction.squeeze()  # as a network's output is
             total = prediction if total is None else total + prediction
         return total / np.float32(members) if members > 1 else total
-
-
-class Scratch:
-    """Named float32 arrays reused from call to call, each as large as the largest asked for."""
-
-    def __init__(self):
-        self.buffers: dict[str, np.ndarray] = {}
-
-    def array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """An uninitialized ``shape`` array, a view of the buffer ``name``."""
-        size = int(np.prod(shape))
-        buffer = self.buffers.get(name)
-        if buffer is None or buffer.size < size:
-            buffer = self.buffers[name] = np.empty(size, dtype=np.float32)
-        return buffer[:size].reshape(shape)
 
 
 def blocked(recurrent: np.ndarray, rows: int) -> np.ndarray:
