@@ -56,15 +56,21 @@ def role(pid: int, root: int) -> str:
 
 def run_song(pipeline: str, song: Path, out: Path) -> dict:
     """Wall seconds, peak MB in total and per role, and CPU and unit seconds per step of one run."""
-    peaks: dict[str, float] = {}
     roles: dict[int, str] = {}
+    highest: dict[int, float] = {}  # MB per process
 
     def each(pid: int, root: int, mb: float) -> None:
-        name = roles.setdefault(pid, role(pid, root))
-        peaks[name] = max(peaks.get(name, 0.0), mb)
+        # A process sampled between its fork and its exec still shows its parent's environment:
+        # "other" is asked again at the next sample (a worker once read as "other" for good).
+        if roles.get(pid, "other") == "other":
+            roles[pid] = role(pid, root)
+        highest[pid] = max(highest.get(pid, 0.0), mb)
 
     wall, peak, _, cpu = measure_cpu([MIRFLOW, "run", pipeline, str(song), "-o", str(out), "--force", "--format",
                                       "json"], each=each)
+    peaks: dict[str, float] = {}
+    for pid, mb in highest.items():
+        peaks[roles[pid]] = max(peaks.get(roles[pid], 0.0), mb)
     result = json.loads((out / f"{song.stem}.json").read_text())
     steps = {sid: (step["cpu_seconds"], step["seconds"]) for sid, step in result["steps"].items()}
     return {"wall": wall, "cpu": cpu, "peak": peak, "peaks": peaks, "steps": steps}
