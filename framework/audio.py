@@ -300,6 +300,68 @@ def mix(block: np.ndarray) -> np.ndarray:
     return block.mean(axis=1, dtype=np.float32, keepdims=True)
 
 
+def _offer(ahead, item, done) -> bool:
+    """Put ``item`` on the queue ``ahead`` unless ``done`` is set first (then False)."""
+    import queue
+
+    while not done.is_set():
+        try:
+            ahead.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            pass
+    return False
+
+
+def _interleaved(path: str, blocksize: int, frames: int, readers: int = 2):
+    """A FLAC file's float32 blocks decoded by ``readers`` threads, each with its own handle
+    (block k by reader k % readers), yielded in order: FLAC's decoder is the slowest part of
+    its decode (~5 s of one core for a stereo hour, which every chunk waits for), and seeking in
+    FLAC is exact to the sample, so these are the blocks one reader would give. Stops at the
+    first short block, as one reader does; a file longer than its header says is read on to its
+    end by one reader. A stereo 60-minute FLAC's decode: 5.9-6.6 -> 3.7-4.3 s."""
+    import queue
+    import threading
+
+    import soundfile
+
+    count = -(-frames // blocksize)
+    queues = [queue.Queue(maxsize=2) for _ in range(readers)]
+    done = threading.Event()
+
+    def read(reader: int):
+        try:
+            with soundfile.SoundFile(path) as source:
+                for index in range(reader, count, readers):
+                    source.seek(index * blocksize)
+                    block = source.read(blocksize, dtype="float32", always_2d=True)
+                    if not _offer(queues[reader], (block, None), done) or len(block) < blocksize:
+                        return
+        except BaseException as err:
+            _offer(queues[reader], (None, err), done)
+
+    threads = [threading.Thread(target=read, args=(k,), name=f"mirflow-read-{k}", daemon=True)
+               for k in range(readers)]
+    for thread in threads:
+        thread.start()
+    try:
+        for index in range(count):
+            block, error = queues[index % readers].get()
+            if error is not None:
+                raise error
+            if len(block):
+                yield block
+            if len(block) < blocksize:
+                return
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    with soundfile.SoundFile(path) as source:  # past what the header declared, if anything is
+        source.seek(count * blocksize)
+        yield from source.blocks(blocksize=blocksize, dtype="float32", always_2d=True)
+
+
 def _read_ahead(blocks, depth: int = 2):
     """``blocks`` read in a thread, up to ``depth`` ahead of the caller: reading (libsndfile,
     which releases the GIL) runs beside resampling and writing (the 60-minute WAV's decode
@@ -311,23 +373,16 @@ def _read_ahead(blocks, depth: int = 2):
     ahead: queue.Queue = queue.Queue(maxsize=depth)
     done = threading.Event()
 
-    def offer(item) -> bool:
-        while not done.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
     def read():
         try:
             for block in blocks:
-                if not offer((block, None)):
+                if not _offer(ahead, (block, None), done):
                     return
-            offer((None, None))
+            _offer(ahead, (None, None), done)
         except BaseException as err:
-            offer((None, err))
+            _offer(ahead, (None, err), done)
+        finally:
+            getattr(blocks, "close", lambda: None)()  # a generator's own threads and files end here
 
     reader = threading.Thread(target=read, name="mirflow-read", daemon=True)
     reader.start()
@@ -377,6 +432,8 @@ def _open_blocks(path: str, max_duration: float = MAX_DURATION):
     blocksize = max(1024, int(BLOCK_SECONDS * info.samplerate))
     if info.format in PCM_FILES and info.subtype == "PCM_16":
         blocks = _scaled(soundfile.blocks(path, blocksize=blocksize, dtype="int16", always_2d=True))
+    elif info.format == "FLAC" and info.frames > 4 * blocksize:
+        blocks = _interleaved(path, blocksize, info.frames)
     else:
         blocks = soundfile.blocks(path, blocksize=blocksize, dtype="float32", always_2d=True)
     return _guarded(blocks, path), info.samplerate, info.channels

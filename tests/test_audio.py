@@ -53,6 +53,31 @@ def test_store_audio_mixes_and_resamples_once_per_wanted_rate(tmp_path):
     assert not list(tmp_path.glob("*.f32"))
 
 
+@pytest.mark.parametrize("frames", [8000 * 50, 8000 * 50 + 1, 8000 * 57 + 313])
+def test_a_flacs_blocks_decoded_by_two_threads_are_one_readers_blocks(tmp_path, frames):
+    """A FLAC file is decoded by two threads, each its own handle, alternate blocks (seeking
+    in FLAC is exact): the blocks one reader gives, in order, whatever the last block's length,
+    and a stop half-way ends both threads."""
+    import threading
+
+    from mirflow.audio import _interleaved
+
+    path = tmp_path / "a.flac"
+    samples = np.random.default_rng(frames).standard_normal((frames, 2)) * 0.3
+    soundfile.write(path, np.clip(samples, -1, 1), 8000, subtype="PCM_16")
+    one = list(soundfile.blocks(path, blocksize=80000, dtype="float32", always_2d=True))
+    before = threading.active_count()
+    two = list(_interleaved(str(path), 80000, frames))
+    assert len(two) == len(one) >= 5 and all(np.array_equal(a, b) for a, b in zip(one, two))
+    blocks = _interleaved(str(path), 80000, frames)
+    assert np.array_equal(next(blocks), one[0])
+    blocks.close()
+    assert threading.active_count() == before
+    stored = store_audio(path, {(None, "all")}, tmp_path)
+    assert np.array_equal(stored.samples(8000, "all"), np.vstack(one).T)
+    stored.remove()
+
+
 @pytest.mark.parametrize("name, subtype, channels", [
     ("a.wav", "PCM_16", 2), ("a.wav", "PCM_16", 1), ("a.aiff", "PCM_16", 3), ("a.wav", "PCM_24", 2),
     ("a.flac", "PCM_16", 2), ("a.wav", "FLOAT", 2)])
@@ -188,14 +213,17 @@ def test_a_chunk_is_silent_below_the_floor_as_its_double_precision_level_says(la
                      sample_rate=rate, path="zeros.wav").is_silent()
 
 
-def test_a_decode_that_stops_early_leaves_no_reader_thread_behind(tmp_path):
-    """Blocks are read a few ahead in a thread: a decode stopped (cancelled) or failing
-    half-way must end that thread too, and the file's blocks must arrive whole and in order."""
+@pytest.mark.parametrize("name, subtype", [("long.wav", "FLOAT"), ("long.flac", "PCM_16")])
+def test_a_decode_that_stops_early_leaves_no_reader_thread_behind(tmp_path, name, subtype):
+    """Blocks are read a few ahead in a thread (a FLAC's by two threads): a decode stopped
+    (cancelled) or failing half-way must end those threads too, and the file's blocks must
+    arrive whole and in order."""
     import threading
 
-    path = tmp_path / "long.wav"
+    path = tmp_path / name
     samples = (np.random.default_rng(1).standard_normal((22050 * 65, 1)) * 0.1).astype(np.float32)
-    soundfile.write(path, samples, 22050, subtype="FLOAT")
+    soundfile.write(path, samples, 22050, subtype=subtype)
+    samples, _ = soundfile.read(path, dtype="float32", always_2d=True)  # as stored (16 bits for FLAC)
     stored = store_audio(path, {(None, "mono")}, tmp_path)
     np.testing.assert_array_equal(stored.samples(None, "mono"), samples[:, 0])  # seven blocks, in order
     stored.remove()
